@@ -1,0 +1,119 @@
+"""`uet`: the command line of the product.
+
+  uet run [--data-dir D] [--output-dir O] [--config FILE] [--beam-arg ARG ...]
+"""
+
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional
+
+# Before anything imports TensorFlow: Keras 2 for TFRS/TFT/TFMA, and quiet C++ logs.
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+
+
+def _add_run_parser(sub) -> None:
+  p = sub.add_parser("run", help="run the whole pipeline locally (Beam DirectRunner)",
+                     description="Ingest, validate, transform, train the unified candidate "
+                     "and the hash baseline, evaluate, and push the candidate if blessed.")
+  p.add_argument("--data-dir", help="a MovieLens-100K-layout directory (u.data, u.user); "
+                 "default: the official MovieLens-100K release, verified by MD5")
+  p.add_argument("--mirror", help="local copy of the official ml-100k files to use instead "
+                 "of downloading from GroupLens (ignored with --data-dir)")
+  p.add_argument("--output-dir", help="where artifacts, metadata and pushed models go "
+                 "(default: ./output)")
+  p.add_argument("--config", help="JSON config file (keys of PipelineConfig; see README)")
+  p.add_argument("--beam-arg", action="append", default=None, metavar="ARG",
+                 help="a Beam pipeline argument, e.g. --beam-arg=--direct_num_workers=2 "
+                 "(repeatable; replaces the defaults)")
+  p.add_argument("--epochs", type=int, help="training epochs of both models")
+  p.add_argument("--min-auc-gain", type=float, help="AUC the candidate must gain over the "
+                 "baseline to be pushed (default 0.01)")
+  p.add_argument("--auc-floor", type=float, help="minimum candidate AUC (default 0.70)")
+  p.add_argument("--max-bad-rows", type=int, help="quarantine up to N malformed ratings rows "
+                 "(to OUTPUT/quarantine.tsv) instead of failing on the first")
+  p.add_argument("--collisionless", action="store_true", default=None,
+                 help="also train the collisionless reference model")
+  p.add_argument("--no-cache", action="store_true", help="re-run every component")
+
+
+def build_run_config(args: argparse.Namespace):
+  """The PipelineConfig of `uet run`: config file, then flags; resolves the dataset."""
+  from pipeline import config as config_lib, data  # pylint: disable=g-import-not-at-top
+  values = config_lib.load_file(args.config) if args.config else {}
+  output_dir = os.path.abspath(args.output_dir or values.get("output_dir") or "output")
+  data_dir = args.data_dir or values.get("data_dir")
+  if data_dir:
+    data_dir = data.check_movielens_dir(data_dir)
+  else:
+    mirror = args.mirror or values.pop("mirror", None)
+    data_dir = data.fetch_ml100k(os.path.join(output_dir, "data", "ml-100k"), mirror=mirror)
+  values.pop("mirror", None)
+  training = dict(values.pop("training", {}) or {})
+  if args.epochs is not None:
+    training["epochs"] = args.epochs
+  evaluation = dict(values.pop("evaluation", {}) or {})
+  if args.min_auc_gain is not None:
+    evaluation["min_auc_gain"] = args.min_auc_gain
+  if args.auc_floor is not None:
+    evaluation["auc_floor"] = args.auc_floor
+  return config_lib.from_mapping(
+      values, data_dir=data_dir, output_dir=output_dir, training=training,
+      evaluation=evaluation,
+      beam_args=tuple(args.beam_arg) if args.beam_arg else None,
+      enable_cache=False if args.no_cache else None,
+      max_bad_rows=args.max_bad_rows, train_collisionless=args.collisionless)
+
+
+def print_summary(summary, stream=sys.stdout) -> None:
+  def fmt(x):
+    return "n/a" if x is None else f"{x:.4f}"
+  print("", file=stream)
+  print(f"candidate (unified) AUC: {fmt(summary['candidate_auc'])}  "
+        f"LogLoss: {fmt(summary['candidate_logloss'])}", file=stream)
+  print(f"baseline  (hash)    AUC: {fmt(summary['baseline_auc'])}  "
+        f"LogLoss: {fmt(summary['baseline_logloss'])}", file=stream)
+  print(f"blessed: {'yes' if summary['blessed'] else 'no'}", file=stream)
+  print(f"pushed to: {summary['pushed_model_dir'] or '(not pushed)'}", file=stream)
+  print(f"wall time: {summary['seconds']}s; summary: "
+        f"{os.path.join(summary['output_dir'], 'last_run.json')}", file=stream)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+  from pipeline import data, local_runner  # pylint: disable=g-import-not-at-top
+  try:
+    config = build_run_config(args)
+  except (ValueError, data.DatasetError) as e:
+    print(f"uet run: error: {e}", file=sys.stderr)
+    return EXIT_USAGE
+  print(f"uet run: data {config.data_dir} -> output {config.output_dir}", file=sys.stderr)
+  try:
+    summary = local_runner.run(config)
+  except local_runner.RunLockedError as e:
+    print(f"uet run: error: {e}", file=sys.stderr)
+    return EXIT_LOCKED
+  except local_runner.PipelineRunError as e:
+    print(f"\nuet run: FAILED: {e}", file=sys.stderr)
+    print(f"full log: see {config.output_dir}/logs/; summary in "
+          f"{config.output_dir}/last_run.json", file=sys.stderr)
+    return EXIT_FAILED
+  print_summary(summary)
+  return EXIT_OK
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  parser = argparse.ArgumentParser(
+      prog="uet", description="Unified-embedding recommender pipeline on TFX.")
+  sub = parser.add_subparsers(dest="command", required=True)
+  _add_run_parser(sub)
+  args = parser.parse_args(argv)
+  handlers = {"run": cmd_run}
+  return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,169 @@
+"""Runs `create_pipeline(config)` locally: LocalDagRunner, Beam DirectRunner, SQLite MLMD.
+
+Shows each component as it starts and how long it took, then reads the outcome from ML
+Metadata and writes it to OUTPUT/last_run.json.
+"""
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any, Dict, Iterator, List, Optional, TextIO
+
+from tfx import v1 as tfx
+
+from pipeline import results
+from pipeline.config import PipelineConfig
+from pipeline.pipeline import create_pipeline
+
+LOCK_FILE = ".uet.lock"
+SUMMARY_FILE = "last_run.json"
+
+
+class RunLockedError(RuntimeError):
+  """Another `uet run` holds the output directory."""
+
+
+class PipelineRunError(RuntimeError):
+  """A component failed; `component` names it."""
+
+  def __init__(self, component: Optional[str], cause: BaseException):
+    self.component = component
+    self.cause = cause
+    where = f"component {component} failed" if component else "the pipeline failed"
+    super().__init__(f"{where}: {type(cause).__name__}: {cause}")
+
+
+@contextlib.contextmanager
+def output_lock(output_dir: str) -> Iterator[None]:
+  """Exclusive, non-blocking lock on the output directory (one SQLite writer at a time)."""
+  os.makedirs(output_dir, exist_ok=True)
+  path = os.path.join(output_dir, LOCK_FILE)
+  with open(path, "a+") as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      holder = f.read().strip() or "another process"
+      raise RunLockedError(
+          f"{output_dir} is in use by {holder}: another `uet run` is writing there. Wait "
+          "for it to finish, or use another --output-dir") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"uet run (pid {os.getpid()})")
+    f.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class ProgressReporter(logging.Handler):
+  """Turns LocalDagRunner's log records into one line per component start and finish."""
+
+  def __init__(self, stream: TextIO):
+    super().__init__(level=logging.INFO)
+    self.stream = stream
+    self.timings: Dict[str, float] = {}
+    self.cached: List[str] = []
+    self.current: Optional[str] = None
+    self._started = 0.0
+    self._run_start = time.perf_counter()
+
+  def emit(self, record: logging.LogRecord) -> None:
+    msg, args = record.msg, record.args
+    if not isinstance(msg, str) or not args:
+      return
+    if msg == "Component %s is running.":
+      self.current, self._started = str(args[0]), time.perf_counter()
+      self._print(f"{self.current} ...")
+    elif msg == "A cached execution %d is used." and self.current:
+      self.cached.append(self.current)
+    elif msg == "Component %s is finished." and str(args[0]) == self.current:
+      seconds = time.perf_counter() - self._started
+      self.timings[self.current] = seconds
+      note = " (cached)" if self.current in self.cached else ""
+      self._print(f"{self.current} done in {seconds:.1f}s{note}")
+      self.current = None
+    elif msg == "Skipping component %s.":
+      self._print(f"{args[0]} skipped (condition not met)")
+
+  def _print(self, text: str) -> None:
+    elapsed = time.perf_counter() - self._run_start
+    self.stream.write(f"[{elapsed:6.1f}s] {text}\n")
+    self.stream.flush()
+
+
+def run(config: PipelineConfig, stream: TextIO = sys.stderr,
+        log_file: Optional[str] = None) -> Dict[str, Any]:
+  """Runs the pipeline and returns (and saves) its summary.
+
+  Args:
+    config: the run's configuration.
+    stream: where progress lines go.
+    log_file: where TFX's full INFO log goes (default OUTPUT/logs/run-<time>.log).
+
+  Returns:
+    The summary dict written to OUTPUT/last_run.json.
+
+  Raises:
+    RunLockedError: another run holds the output directory.
+    PipelineRunError: a component failed (the summary is still written, with the error).
+  """
+  with output_lock(config.output_dir):
+    pipeline = create_pipeline(config)
+    pipeline.metadata_connection_config = (
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+    log_file = log_file or os.path.join(
+        config.output_dir, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
+    os.makedirs(os.path.dirname(log_file), exist_ok=True)
+    reporter = ProgressReporter(stream)
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    absl_logger = logging.getLogger("absl")
+    tf_logger = logging.getLogger("tensorflow")
+    saved = [(lg, lg.level, lg.propagate) for lg in (absl_logger, tf_logger)]
+    # Library logs go to the log file only; the terminal gets one line per component.
+    absl_logger.setLevel(logging.INFO)
+    for lg in (absl_logger, tf_logger):
+      lg.propagate = False
+      lg.addHandler(file_handler)
+    absl_logger.addHandler(reporter)
+    start = time.perf_counter()
+    error: Optional[PipelineRunError] = None
+    try:
+      tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as e:  # the failing component is named, then the run stops
+      error = PipelineRunError(reporter.current, e)
+    elapsed = time.perf_counter() - start
+    try:
+      summary = results.summarize(config.metadata_path, config.pipeline_name)
+    finally:
+      absl_logger.removeHandler(reporter)
+      for lg, level, propagate in saved:
+        lg.removeHandler(file_handler)
+        lg.setLevel(level)
+        lg.propagate = propagate
+      file_handler.close()
+    summary.update({
+        "succeeded": error is None,
+        "error": str(error) if error else None,
+        "failed_component": error.component if error else None,
+        "seconds": round(elapsed, 1),
+        "component_seconds": {k: round(v, 1) for k, v in reporter.timings.items()},
+        "cached_components": sorted(set(reporter.cached)),
+        "data_dir": config.data_dir,
+        "output_dir": config.output_dir,
+        "log_file": log_file,
+        "config": config.to_dict(),
+    })
+    tmp = os.path.join(config.output_dir, SUMMARY_FILE + ".tmp")
+    with open(tmp, "w") as f:
+      json.dump(summary, f, indent=2, sort_keys=True)
+    os.replace(tmp, os.path.join(config.output_dir, SUMMARY_FILE))
+    if error:
+      raise error
+    return summary

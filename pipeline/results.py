@@ -1,0 +1,140 @@
+"""Reads what a finished run produced from ML Metadata: AUCs, blessing, pushed model.
+
+Works the same for fresh and cached executions: a cached execution is linked to the output
+artifacts it reused.
+"""
+
+import dataclasses
+import os
+from typing import Any, Dict, List, Optional
+
+import ml_metadata as mlmd
+import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import pipeline as pipeline_lib
+
+_EXECUTION_STATES = {
+    metadata_store_pb2.Execution.COMPLETE: "complete",
+    metadata_store_pb2.Execution.CACHED: "cached",
+    metadata_store_pb2.Execution.FAILED: "failed",
+    metadata_store_pb2.Execution.RUNNING: "running",
+    metadata_store_pb2.Execution.NEW: "new",
+    metadata_store_pb2.Execution.CANCELED: "canceled",
+}
+
+
+@dataclasses.dataclass
+class NodeRun:
+  execution_id: int
+  state: str
+  outputs: Dict[str, List[metadata_store_pb2.Artifact]]
+
+
+def open_store(metadata_path: str) -> mlmd.MetadataStore:
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = metadata_path
+  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+  return mlmd.MetadataStore(config)
+
+
+def latest_run_id(store: mlmd.MetadataStore) -> Optional[str]:
+  runs = store.get_contexts_by_type("pipeline_run")
+  if not runs:
+    return None
+  return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)).name
+
+
+def node_runs(store: mlmd.MetadataStore, pipeline_name: str,
+              run_id: str) -> Dict[str, NodeRun]:
+  """node id -> the node's execution in pipeline run `run_id`, with its output artifacts."""
+  run = store.get_context_by_type_and_name("pipeline_run", run_id)
+  if run is None:
+    return {}
+  in_run = {e.id: e for e in store.get_executions_by_context(run.id)}
+  result = {}
+  for node in store.get_contexts_by_type("node"):
+    prefix = f"{pipeline_name}."
+    if not node.name.startswith(prefix):
+      continue
+    node_id = node.name[len(prefix):]
+    executions = [e for e in store.get_executions_by_context(node.id) if e.id in in_run]
+    if not executions:
+      continue
+    execution = max(executions, key=lambda e: e.id)
+    outputs: Dict[str, List[metadata_store_pb2.Artifact]] = {}
+    events = [ev for ev in store.get_events_by_execution_ids([execution.id])
+              if ev.type in (metadata_store_pb2.Event.OUTPUT,
+                             metadata_store_pb2.Event.DECLARED_OUTPUT)]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([ev.artifact_id for ev in events])}
+    for ev in events:
+      key = ev.path.steps[0].key if ev.path.steps else ""
+      outputs.setdefault(key, []).append(artifacts[ev.artifact_id])
+    result[node_id] = NodeRun(execution.id,
+                              _EXECUTION_STATES.get(execution.last_known_state, "unknown"),
+                              outputs)
+  return result
+
+
+def _metric(value) -> Optional[float]:
+  if value.HasField("double_value"):
+    return value.double_value.value
+  return None
+
+
+def evaluation_metrics(evaluation_uri: str) -> Dict[str, Dict[str, Dict[str, float]]]:
+  """slice name -> model name -> metric name -> value, from the Evaluator's output."""
+  out: Dict[str, Dict[str, Dict[str, float]]] = {}
+  for metrics_for_slice in tfma.load_metrics(evaluation_uri):
+    parts = [f"{c.column}={c.bytes_value.decode() if c.HasField('bytes_value') else c.int64_value if c.HasField('int64_value') else c.float_value}"
+             for c in metrics_for_slice.slice_key.single_slice_keys]
+    slice_name = ",".join(parts) or "overall"
+    for kv in metrics_for_slice.metric_keys_and_values:
+      if kv.key.is_diff:
+        continue
+      value = _metric(kv.value)
+      if value is None:
+        continue
+      model = kv.key.model_name or pipeline_lib.CANDIDATE_MODEL
+      out.setdefault(slice_name, {}).setdefault(model, {})[kv.key.name] = value
+  return out
+
+
+def summarize(metadata_path: str, pipeline_name: str) -> Dict[str, Any]:
+  """The summary of the latest run: keys `candidate_auc`, `baseline_auc`, `blessed`,
+  `pushed_model_dir`, plus LogLoss, sliced metrics and each component's state."""
+  nodes: Dict[str, NodeRun] = {}
+  run_id = None
+  if os.path.exists(metadata_path):
+    store = open_store(metadata_path)
+    run_id = latest_run_id(store)
+    nodes = node_runs(store, pipeline_name, run_id) if run_id else {}
+  summary: Dict[str, Any] = {
+      "run_id": run_id,
+      "components": {k: v.state for k, v in sorted(nodes.items())},
+      "candidate_auc": None, "baseline_auc": None,
+      "candidate_logloss": None, "baseline_logloss": None,
+      "blessed": False, "pushed_model_dir": None, "sliced_metrics": {},
+  }
+  evaluator = nodes.get(pipeline_lib.EVALUATOR)
+  if evaluator:
+    evaluation = evaluator.outputs.get("evaluation", [])
+    if evaluation:
+      metrics = evaluation_metrics(evaluation[0].uri)
+      overall = metrics.get("overall", {})
+      for role in (pipeline_lib.CANDIDATE_MODEL, pipeline_lib.BASELINE_MODEL):
+        summary[f"{role}_auc"] = overall.get(role, {}).get("auc")
+        summary[f"{role}_logloss"] = overall.get(role, {}).get("logloss")
+      summary["sliced_metrics"] = metrics
+    blessing = evaluator.outputs.get("blessing", [])
+    if blessing:
+      blessed = blessing[0].custom_properties.get("blessed")
+      summary["blessed"] = bool(blessed and blessed.int_value == 1)
+  pusher = nodes.get(pipeline_lib.PUSHER)
+  if pusher:
+    pushed = pusher.outputs.get("pushed_model", [])
+    if pushed:
+      props = pushed[0].custom_properties
+      if props.get("pushed") and props["pushed"].int_value == 1:
+        summary["pushed_model_dir"] = props["pushed_destination"].string_value
+  return summary

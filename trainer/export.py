@@ -1,0 +1,45 @@
+"""Exports the trained model with the Transform graph inside (no train/serve skew).
+
+Signatures (as in TFX's penguin example):
+  * `serving_default`: serialized raw tf.Examples (no `rating`) -> {"probability": [batch]}.
+  * `transform_features`: serialized raw tf.Examples -> transformed features, for the
+    Evaluator's `preprocessing_function_names`.
+"""
+
+from typing import Dict
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from trainer import features
+
+
+def make_signatures(model: tf.keras.Model,
+                    tf_transform_output: tft.TFTransformOutput) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+  """The two serving signatures of the exported SavedModel."""
+  # Tracked as an attribute so the Transform graph and its assets are saved with the model.
+  model.tft_layer = tf_transform_output.transform_features_layer()
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  def serve_tf_examples(serialized):
+    raw_spec = tf_transform_output.raw_feature_spec()
+    raw_spec.pop(features.RAW_LABEL)
+    raw = tf.io.parse_example(serialized, raw_spec)
+    transformed = model.tft_layer(raw)
+    inputs = {k: tf.reshape(transformed[k], [-1]) for k in features.MODEL_FEATURES}
+    return {"probability": tf.reshape(model(inputs), [-1])}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  def transform_features(serialized):
+    raw = tf.io.parse_example(serialized, tf_transform_output.raw_feature_spec())
+    return model.tft_layer(raw)
+
+  return {"serving_default": serve_tf_examples.get_concrete_function(),
+          "transform_features": transform_features.get_concrete_function()}
+
+
+def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
+                         export_dir: str) -> None:
+  """Writes the SavedModel with both signatures to `export_dir`."""
+  signatures = make_signatures(model, tf_transform_output)
+  tf.saved_model.save(model, export_dir, signatures=signatures)

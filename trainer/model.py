@@ -1,0 +1,100 @@
+"""The ranking model: an embedding layer (unified, hash or collisionless) under an MLP."""
+
+from typing import Dict, Mapping, Optional, Sequence
+
+import tensorflow as tf
+
+from trainer import embeddings, features
+from trainer.config import TrainingConfig
+
+
+def embedding_spec(config: TrainingConfig,
+                   vocabularies: Optional[Mapping[str, Sequence[str]]] = None
+                   ) -> embeddings.EmbeddingSpec:
+  """The embedding spec `config.model_type` asks for.
+
+  Unified and hash are sized from the same `embedding_budget`; collisionless needs the
+  vocabularies (Transform's) and ignores the budget.
+  """
+  if config.model_type == "unified":
+    return embeddings.unified_spec_from_budget(
+        config.embedding_budget, config.chunks_per_feature, config.dim_per_table,
+        config.num_tables)
+  if config.model_type == "hash":
+    return embeddings.hash_spec_from_budget(
+        config.embedding_budget, dict(config.hash_bucket_weights), config.embedding_dim,
+        features.MODEL_FEATURES)
+  if config.model_type == "collisionless":
+    if vocabularies is None:
+      raise ValueError("the collisionless model needs vocabularies (from Transform)")
+    return embeddings.collisionless_spec(
+        {f: vocabularies[f] for f in features.MODEL_FEATURES}, config.embedding_dim)
+  raise ValueError(f"unknown model_type {config.model_type!r}")
+
+
+class RankingModel(tf.keras.Model):
+  """P(rating >= 3 | features): concatenated embeddings -> ReLU MLP -> sigmoid."""
+
+  def __init__(self, spec: embeddings.EmbeddingSpec, layer_sizes: Sequence[int],
+               embedding_optimizer=None, **kwargs):
+    """Args:
+      spec: the embedding spec (or its dict).
+      layer_sizes: hidden layer widths.
+      embedding_optimizer: TPU-embedding optimizer, needed only under TPUStrategy.
+      **kwargs: Keras model arguments.
+    """
+    super().__init__(**kwargs)
+    self.embedding = embeddings.SpecEmbedding(spec, optimizer=embedding_optimizer,
+                                              name="embedding")
+    self.layer_sizes = [int(x) for x in layer_sizes]
+    self.hidden = [tf.keras.layers.Dense(n, activation="relu", name=f"dense_{i}")
+                   for i, n in enumerate(self.layer_sizes)]
+    self.logit = tf.keras.layers.Dense(1, activation="sigmoid", name="probability")
+
+  @property
+  def spec(self) -> embeddings.EmbeddingSpec:
+    return self.embedding.spec
+
+  def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    x = tf.concat(self.embedding(inputs), axis=-1)
+    for layer in self.hidden:
+      x = layer(x)
+    return self.logit(x)
+
+  def get_config(self) -> Dict:
+    return {"spec": self.spec.to_dict(), "layer_sizes": self.layer_sizes}
+
+  @classmethod
+  def from_config(cls, config: Dict) -> "RankingModel":
+    return cls(spec=config["spec"], layer_sizes=config["layer_sizes"])
+
+
+def build_model(config: TrainingConfig, spec: embeddings.EmbeddingSpec,
+                under_tpu: bool = False) -> RankingModel:
+  """Builds and compiles the model in the current strategy scope.
+
+  Args:
+    config: training configuration.
+    spec: embedding spec (see `embedding_spec`).
+    under_tpu: whether the current strategy is a TPUStrategy; then the embedding tables are
+      trained by a TPU-embedding translation of the same Adam.
+
+  Returns:
+    A compiled model (binary cross-entropy; AUC and LogLoss metrics).
+  """
+  # The legacy Adam is the one TFRS' TPU embedding translation supports; on CPU/GPU it
+  # trains the tables like any other variable.
+  optimizer = tf.keras.optimizers.legacy.Adam(config.learning_rate)
+  embedding_optimizer = None
+  if under_tpu:
+    import tensorflow_recommenders as tfrs  # pylint: disable=g-import-not-at-top
+    embedding_optimizer = (
+        tfrs.layers.embedding.tpu_embedding_layer.translate_keras_optimizer(optimizer))
+  model = RankingModel(spec, config.layer_sizes, embedding_optimizer=embedding_optimizer)
+  model.compile(
+      optimizer=optimizer,
+      loss=tf.keras.losses.BinaryCrossentropy(),
+      metrics=[tf.keras.metrics.AUC(name="auc"),
+               tf.keras.metrics.BinaryCrossentropy(name="logloss")],
+      steps_per_execution=1 if not under_tpu else 32)
+  return model

@@ -1,0 +1,48 @@
+"""TFX Trainer entry point: reads the config, then builds, trains and exports one model."""
+
+import json
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from absl import logging
+from tfx import v1 as tfx
+
+from trainer import export, features, model as model_lib, strategy as strategy_lib, train
+from trainer.config import TrainingConfig
+
+
+def _vocabularies(tf_transform_output: tft.TFTransformOutput):
+  return {f: [v.decode("utf-8") if isinstance(v, bytes) else v
+              for v in tf_transform_output.vocabulary_by_name(features.vocabulary_name(f))]
+          for f in features.MODEL_FEATURES}
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+  """Trains the model `custom_config["training"]` describes and exports it for serving."""
+  custom = fn_args.custom_config or {}
+  config = TrainingConfig.from_dict(custom.get("training"))
+  logging.info("Training config: %s (code %s)", config, custom.get("code_fingerprint"))
+  tf.keras.utils.set_random_seed(config.seed)
+  tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+  feature_spec = tf_transform_output.transformed_feature_spec()
+
+  strategy, description = strategy_lib.choose_strategy(custom.get("tpu"))
+  train_ds = train.make_dataset(fn_args.train_files, feature_spec, config.batch_size,
+                                config.shuffle_buffer, config.seed)
+  eval_ds = train.make_dataset(fn_args.eval_files, feature_spec, config.eval_batch_size)
+
+  vocabularies = _vocabularies(tf_transform_output) \
+      if config.model_type == "collisionless" else None
+  spec = model_lib.embedding_spec(config, vocabularies)
+  with strategy.scope():
+    model = model_lib.build_model(config, spec, under_tpu=strategy_lib.is_tpu(strategy))
+  result = train.fit(model, train_ds, config, eval_ds)
+  result.update({"model_type": config.model_type, "strategy": description,
+                 "embedding_parameters": spec.num_parameters})
+
+  export.export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)
+  tf.io.gfile.makedirs(fn_args.model_run_dir)
+  with tf.io.gfile.GFile(f"{fn_args.model_run_dir}/training_result.json", "w") as f:
+    json.dump(result, f, indent=2)
+  logging.info("Exported %s model (%d embedding parameters) to %s", config.model_type,
+               spec.num_parameters, fn_args.serving_model_dir)
