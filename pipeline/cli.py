@@ -105,14 +105,34 @@ def cmd_run(args: argparse.Namespace) -> int:
   return EXIT_OK
 
 
+# Other subcommands live beside the code they drive. Each module has
+# `add_parser(subparsers)` (which sets `func` via set_defaults) and is imported lazily here
+# only to declare its flags; heavy imports happen inside the command function.
+SUBCOMMAND_MODULES = (
+    "kubeflow.cli",          # uet compile, uet schedule
+    "trainer.collisions",    # uet collisions
+    "pipeline.simulate",     # uet simulate
+)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+  import importlib  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(
       prog="uet", description="Unified-embedding recommender pipeline on TFX.")
   sub = parser.add_subparsers(dest="command", required=True)
   _add_run_parser(sub)
+  for name in SUBCOMMAND_MODULES:
+    try:
+      module = importlib.import_module(name)
+    except ModuleNotFoundError as e:
+      if e.name != name:
+        raise
+      continue
+    module.add_parser(sub)
   args = parser.parse_args(argv)
-  handlers = {"run": cmd_run}
-  return handlers[args.command](args)
+  if args.command == "run":
+    return cmd_run(args)
+  return args.func(args)
 
 
 if __name__ == "__main__":

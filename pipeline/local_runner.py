@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any, Dict, Iterator, List, Optional, TextIO
 
+import absl.logging
 from tfx import v1 as tfx
 
 from pipeline import results
@@ -126,8 +127,11 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
     absl_logger = logging.getLogger("absl")
     tf_logger = logging.getLogger("tensorflow")
     saved = [(lg, lg.level, lg.propagate) for lg in (absl_logger, tf_logger)]
+    saved_verbosity = absl.logging.get_verbosity()
     # Library logs go to the log file only; the terminal gets one line per component.
-    absl_logger.setLevel(logging.INFO)
+    # Through absl's verbosity, not the logger's level: TFX components re-apply the
+    # verbosity to the logger while they run (Transform does).
+    absl.logging.set_verbosity(absl.logging.INFO)
     for lg in (absl_logger, tf_logger):
       lg.propagate = False
       lg.addHandler(file_handler)
@@ -143,6 +147,7 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
       summary = results.summarize(config.metadata_path, config.pipeline_name)
     finally:
       absl_logger.removeHandler(reporter)
+      absl.logging.set_verbosity(saved_verbosity)
       for lg, level, propagate in saved:
         lg.removeHandler(file_handler)
         lg.setLevel(level)
