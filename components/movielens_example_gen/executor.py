@@ -56,9 +56,11 @@ def options_from_exec_properties(exec_properties: Dict[str, Any]) -> Dict[str, A
 def read_examples(ratings_path: str, input_base: str, max_bad_rows: int = 0,
                   quarantine_path: str = "") -> List[bytes]:
   """Serialized examples of one ratings file; quarantines malformed rows if allowed."""
+  # Deterministic serialization: the train/eval split hashes these bytes, and proto maps
+  # (tf.Example features) otherwise serialize in an order that varies between runs.
   users = reader.read_users(reader.user_file_for(ratings_path, input_base))
   bad_rows: List[reader.BadRow] = []
-  examples = [to_example(r, u).SerializeToString()
+  examples = [to_example(r, u).SerializeToString(deterministic=True)
               for r, u in reader.read_ratings(ratings_path, users, max_bad_rows, bad_rows)]
   if bad_rows:
     logging.warning("Quarantined %d malformed rows of %s (limit %d)%s", len(bad_rows),

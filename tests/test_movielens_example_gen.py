@@ -1,0 +1,115 @@
+"""The MovieLens ExampleGen: parsing, the join, errors that name file and line, and the
+executor writing deterministic 80/20 splits from a small real directory."""
+
+import os
+
+import pytest
+import tensorflow as tf
+from tfx.components.example_gen import utils as example_gen_utils
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.utils import proto_utils
+
+from components.movielens_example_gen import component, executor, reader
+from tests.conftest import write_movielens_slice
+
+
+def _write(directory, ratings, users="1|24|M|technician|85711\n2|53|F|other|94043\n"):
+  directory.mkdir(parents=True, exist_ok=True)
+  (directory / "u.data").write_bytes(ratings if isinstance(ratings, bytes) else ratings.encode())
+  if users is not None:
+    (directory / "u.user").write_bytes(users if isinstance(users, bytes) else users.encode())
+  return directory
+
+
+def test_rating_joined_with_user_demographics(tmp_path):
+  d = _write(tmp_path, "1\t242\t3\t881250949\n2\t302\t5\t891717742\n")
+  examples = [tf.train.Example.FromString(s)
+              for s in executor.read_examples(str(d / "u.data"), str(d))]
+  first = examples[0].features.feature
+  assert first["user_id"].bytes_list.value == [b"1"]
+  assert first["movie_id"].bytes_list.value == [b"242"]
+  assert first["rating"].int64_list.value == [3]
+  assert first["timestamp"].int64_list.value == [881250949]
+  assert first["user_age"].int64_list.value == [24]
+  assert first["user_gender"].bytes_list.value == [b"M"]
+  assert first["user_occupation"].bytes_list.value == [b"technician"]
+  assert first["user_zip_code"].bytes_list.value == [b"85711"]
+  assert examples[1].features.feature["user_gender"].bytes_list.value == [b"F"]
+
+
+@pytest.mark.parametrize("ratings, message", [
+    ("1\t242\t3\n", "u.data:1: expected 4 tab-separated fields"),
+    ("1\t242\t3\t881250949\n1\t242\tfive\t881250949\n", "u.data:2: rating 'five' is not an integer"),
+    ("3\t242\t3\t881250949\n", "u.data:1: user_id '3' is not in u.user"),
+    ("", "no valid ratings; the file is empty"),
+])
+def test_malformed_ratings_name_file_and_line(tmp_path, ratings, message):
+  d = _write(tmp_path, ratings)
+  with pytest.raises(reader.MovieLensFormatError, match=message):
+    executor.read_examples(str(d / "u.data"), str(d))
+
+
+def test_missing_user_file_is_named(tmp_path):
+  d = _write(tmp_path, "1\t242\t3\t881250949\n", users=None)
+  with pytest.raises(reader.MovieLensFormatError, match="u.user: file not found"):
+    executor.read_examples(str(d / "u.data"), str(d))
+
+
+def test_non_utf8_user_field_names_line(tmp_path):
+  d = _write(tmp_path, "1\t242\t3\t881250949\n",
+             users=b"1|24|M|technician|85711\n2|53|F|oth\xffer|94043\n")
+  with pytest.raises(reader.MovieLensFormatError, match=r"u.user:2: not valid UTF-8"):
+    executor.read_examples(str(d / "u.data"), str(d))
+
+
+def test_quarantine_keeps_good_rows_up_to_the_limit(tmp_path):
+  d = _write(tmp_path, "1\t242\t3\t881250949\n1\tbad\n2\t302\t5\t891717742\n")
+  quarantine = tmp_path / "q" / "quarantine.tsv"
+  examples = executor.read_examples(str(d / "u.data"), str(d), max_bad_rows=1,
+                                    quarantine_path=str(quarantine))
+  assert len(examples) == 2
+  rows = quarantine.read_text().splitlines()
+  assert rows[0] == "file\tline\treason\trow"
+  assert rows[1].split("\t")[1] == "2" and "expected 4 tab-separated fields" in rows[1]
+  with pytest.raises(reader.MovieLensFormatError, match="more than --max-bad-rows=1"):
+    _write(tmp_path, "1\tbad\n1\tworse\n1\t242\t3\t881250949\n", users=None)
+    executor.read_examples(str(d / "u.data"), str(d), max_bad_rows=1)
+
+
+def _run_executor(input_base, output_dir):
+  examples = standard_artifacts.Examples()
+  examples.uri = str(output_dir)
+  gen = component.MovieLensExampleGen(input_base=str(input_base))
+  exec_properties = dict(gen.exec_properties)
+  for key in (standard_component_specs.INPUT_CONFIG_KEY,
+              standard_component_specs.OUTPUT_CONFIG_KEY,
+              standard_component_specs.CUSTOM_CONFIG_KEY):
+    if not isinstance(exec_properties[key], str):
+      exec_properties[key] = proto_utils.proto_to_json(exec_properties[key])
+  input_config = example_gen_pb2.Input()
+  proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
+                            input_config)
+  exec_properties[example_gen_utils.SPAN_PROPERTY_NAME] = 0
+  exec_properties[example_gen_utils.FINGERPRINT_PROPERTY_NAME] = ""
+  executor.Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]},
+                         exec_properties)
+  counts = {}
+  for split in ("train", "eval"):
+    uri = artifact_utils.get_split_uri([examples], split)
+    files = tf.io.gfile.glob(os.path.join(uri, "*"))
+    counts[split] = [tf.train.Example.FromString(r.numpy()).SerializeToString()
+                     for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+  return counts
+
+
+def test_executor_writes_deterministic_80_20_splits(tmp_path):
+  data = write_movielens_slice(tmp_path / "ml", 2000)
+  first = _run_executor(data, tmp_path / "out1")
+  second = _run_executor(data, tmp_path / "out2")
+  total = len(first["train"]) + len(first["eval"])
+  assert total == 2000
+  assert 0.75 < len(first["train"]) / total < 0.85
+  assert sorted(first["train"]) == sorted(second["train"])
+  assert sorted(first["eval"]) == sorted(second["eval"])
+  assert not set(first["train"]) & set(first["eval"])

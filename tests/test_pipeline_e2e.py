@@ -1,0 +1,124 @@
+"""End to end: the real pipeline on a slice of MovieLens-100K with LocalDagRunner.
+
+Asserts on ML Metadata, scores raw tf.Examples through the pushed model, re-runs to see every
+component cached, and shows that a candidate that cannot clear the bar is not pushed while the
+earlier pushed model stays.
+"""
+
+import json
+import os
+
+import ml_metadata as mlmd
+import pytest
+import tensorflow as tf
+from ml_metadata.proto import metadata_store_pb2
+
+from components.movielens_example_gen import executor as example_gen_executor
+from components.movielens_example_gen import reader
+from pipeline import config as config_lib, local_runner
+from pipeline import pipeline as pipeline_lib
+from tests.conftest import write_movielens_slice
+
+ALL_COMPONENTS = {
+    pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN, pipeline_lib.SCHEMA_GEN,
+    pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.VALIDATION_GATE, pipeline_lib.TRANSFORM,
+    pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.BASELINE_TRAINER, pipeline_lib.EVALUATOR,
+    pipeline_lib.PUSHER,
+}
+
+
+def _config(data_dir, output_dir, **evaluation):
+  return config_lib.from_mapping(
+      {"training": {"epochs": 2, "batch_size": 512},
+       "evaluation": evaluation or {"min_auc_gain": -1.0, "auc_floor": 0.0}},
+      data_dir=str(data_dir), output_dir=str(output_dir))
+
+
+def _store(config):
+  c = metadata_store_pb2.ConnectionConfig()
+  c.sqlite.filename_uri = config.metadata_path
+  c.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+  return mlmd.MetadataStore(c)
+
+
+def _serialized_raw_examples(data_dir, n):
+  users = reader.read_users(os.path.join(data_dir, "u.user"))
+  out = []
+  for rating, user in reader.read_ratings(os.path.join(data_dir, "u.data"), users):
+    example = example_gen_executor.to_example(rating, user)
+    del example.features.feature["rating"]  # serving requests carry no label
+    out.append(example.SerializeToString())
+    if len(out) == n:
+      break
+  return out
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+  root = tmp_path_factory.mktemp("e2e")
+  data = write_movielens_slice(root / "ml", 4000, every=25)
+  config = _config(data, root / "out")
+  summary = local_runner.run(config)
+  return config, summary
+
+
+def test_first_run_executes_every_component_and_pushes(first_run):
+  config, summary = first_run
+  assert summary["succeeded"]
+  assert summary["components"] == {c: "complete" for c in ALL_COMPONENTS}
+  assert summary["blessed"] is True
+  assert 0.0 < summary["candidate_auc"] < 1.0 and 0.0 < summary["baseline_auc"] < 1.0
+  pushed = summary["pushed_model_dir"]
+  assert pushed and os.path.dirname(pushed) == config.serving_dir
+  assert os.listdir(config.serving_dir) == [os.path.basename(pushed)]
+  with open(os.path.join(config.output_dir, "last_run.json")) as f:
+    saved = json.load(f)
+  for key in ("candidate_auc", "baseline_auc", "blessed", "pushed_model_dir"):
+    assert saved[key] == summary[key]
+  # Sliced LogLoss for both models, by gender and by age bucket.
+  slices = summary["sliced_metrics"]
+  assert {"user_gender=M", "user_gender=F"} <= set(slices)
+  assert any(name.startswith("user_age_bucket=") for name in slices)
+  assert "logloss" in slices["user_gender=F"]["candidate"]
+  assert "logloss" in slices["user_gender=F"]["baseline"]
+
+
+def test_metadata_records_the_run(first_run):
+  config, _ = first_run
+  store = _store(config)
+  executions = store.get_executions()
+  assert all(e.last_known_state == metadata_store_pb2.Execution.COMPLETE for e in executions)
+  assert len(executions) == len(ALL_COMPONENTS)
+  pushed = [a for a in store.get_artifacts_by_type("PushedModel")]
+  assert len(pushed) == 1 and pushed[0].custom_properties["pushed"].int_value == 1
+  models = store.get_artifacts_by_type("Model")
+  assert len(models) == 2  # candidate and baseline
+
+
+def test_pushed_model_scores_raw_examples_without_rating(first_run):
+  config, summary = first_run
+  loaded = tf.saved_model.load(summary["pushed_model_dir"])
+  serialized = _serialized_raw_examples(config.data_dir, 7)
+  scores = loaded.signatures["serving_default"](examples=tf.constant(serialized))
+  probability = scores["probability"].numpy()
+  assert probability.shape == (7,)
+  assert ((probability >= 0.0) & (probability <= 1.0)).all()
+
+
+def test_second_run_is_fully_cached_then_a_worse_candidate_is_not_pushed(first_run):
+  config, first = first_run
+  again = local_runner.run(config)
+  assert again["components"] == {c: "cached" for c in ALL_COMPONENTS}
+  assert set(again["cached_components"]) == ALL_COMPONENTS
+  assert again["pushed_model_dir"] == first["pushed_model_dir"]
+
+  # A bar no candidate can clear: the Evaluator re-runs, does not bless, the Pusher is
+  # skipped, and the model pushed before stays where it was.
+  strict = config.replace(evaluation=config_lib.EvaluationConfig(min_auc_gain=1.0))
+  result = local_runner.run(strict)
+  assert result["succeeded"] and result["blessed"] is False
+  assert result["pushed_model_dir"] is None
+  assert result["components"][pipeline_lib.EVALUATOR] == "complete"
+  assert result["components"][pipeline_lib.CANDIDATE_TRAINER] == "cached"
+  assert pipeline_lib.PUSHER not in result["components"]
+  assert os.listdir(config.serving_dir) == [os.path.basename(first["pushed_model_dir"])]
