@@ -1,0 +1,90 @@
+"""The typed config: defaults are the tutorial's, files and flags override, typos fail."""
+
+import json
+
+import pytest
+
+from pipeline import config as config_lib
+from pipeline import fingerprint
+from pipeline import pipeline as pipeline_lib
+from trainer import features
+from trainer.config import TrainingConfig
+
+
+def test_defaults_are_the_tutorials():
+  c = config_lib.PipelineConfig(data_dir="/d", output_dir="/o")
+  assert c.candidate.model_type == "unified" and c.baseline.model_type == "hash"
+  for t in (c.candidate, c.baseline):
+    assert (t.layer_sizes, t.learning_rate, t.batch_size, t.epochs) == ((128, 64), 0.01, 8192, 5)
+  assert (c.candidate.num_tables, c.candidate.dim_per_table) == (2, 8)
+  assert set(c.candidate.chunks_per_feature.values()) == {2}
+  assert c.evaluation.min_auc_gain == 0.01 and c.evaluation.auc_floor == 0.70
+  assert c.serving_dir == "/o/serving" and c.metadata_path == "/o/metadata.sqlite"
+
+
+def test_training_section_applies_to_both_and_roles_override():
+  c = config_lib.from_mapping(
+      {"training": {"epochs": 3}, "baseline": {"epochs": 1},
+       "evaluation": {"min_auc_gain": 0.02}}, data_dir="/d", output_dir="/o")
+  assert c.candidate.epochs == 3 and c.baseline.epochs == 1
+  assert c.evaluation.min_auc_gain == 0.02
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"trainig": {}}, "unknown config keys \\['trainig'\\]"),
+    ({"training": {"epoch": 3}}, "unknown training config keys \\['epoch'\\]"),
+    ({"evaluation": {"min_gain": 1}}, "unknown evaluation keys"),
+    ({"training": {"model_type": "mlp"}}, "model_type must be one of"),
+    ({"candidate": {"model_type": "hash"}}, "must be different model types"),
+    ({"training": {"chunks": {"movie": 3}}}, "unknown features \\['movie'\\]"),
+])
+def test_bad_config_is_a_clear_error(values, message):
+  with pytest.raises(ValueError, match=message):
+    config_lib.from_mapping(values, data_dir="/d", output_dir="/o")
+
+
+def test_config_file_errors_name_the_file_and_line(tmp_path):
+  bad = tmp_path / "c.json"
+  bad.write_text('{\n  "training": {"epochs": 3,}\n}\n')
+  with pytest.raises(ValueError, match=r"c.json:2:.*invalid JSON"):
+    config_lib.load_file(str(bad))
+
+
+def test_training_config_round_trips_through_json():
+  t = TrainingConfig(chunks=((features.MOVIE_ID, 3),), layer_sizes=(64,))
+  assert TrainingConfig.from_dict(json.loads(json.dumps(t.to_dict()))) == t
+
+
+def test_trainer_cache_key_carries_the_code_fingerprint(tmp_path):
+  p = pipeline_lib.create_pipeline(config_lib.PipelineConfig(data_dir="/d", output_dir="/o"))
+  trainers = [c for c in p.components if c.id in (pipeline_lib.CANDIDATE_TRAINER,
+                                                   pipeline_lib.BASELINE_TRAINER)]
+  assert len(trainers) == 2
+  for t in trainers:
+    assert fingerprint.trainer_fingerprint() in t.exec_properties["custom_config"]
+  transform = next(c for c in p.components if c.id == pipeline_lib.TRANSFORM)
+  assert fingerprint.transform_fingerprint() in transform.exec_properties["custom_config"]
+
+
+def test_fingerprint_changes_with_one_edited_line(tmp_path):
+  (tmp_path / "a.py").write_text("x = 1\n")
+  (tmp_path / "b.py").write_text("y = 2\n")
+  files = [tmp_path / "a.py", tmp_path / "b.py"]
+  before = fingerprint.fingerprint(files, root=tmp_path)
+  assert fingerprint.fingerprint(list(reversed(files)), root=tmp_path) == before
+  (tmp_path / "b.py").write_text("y = 3\n")
+  assert fingerprint.fingerprint(files, root=tmp_path) != before
+
+
+def test_pipeline_graph_wires_candidate_against_baseline():
+  p = pipeline_lib.create_pipeline(config_lib.PipelineConfig(data_dir="/d", output_dir="/o"))
+  ids = {c.id for c in p.components}
+  assert {pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.BASELINE_TRAINER,
+          pipeline_lib.VALIDATION_GATE, pipeline_lib.PUSHER} <= ids
+  by_id = {c.id: c for c in p.components}
+  evaluator = by_id[pipeline_lib.EVALUATOR]
+  assert evaluator.inputs["model"].producer_component_id == pipeline_lib.CANDIDATE_TRAINER
+  assert evaluator.inputs["baseline_model"].producer_component_id == \
+      pipeline_lib.BASELINE_TRAINER
+  # Transform waits for the gate, so bad data never reaches training.
+  assert pipeline_lib.VALIDATION_GATE in {n.id for n in by_id[pipeline_lib.TRANSFORM].upstream_nodes}
