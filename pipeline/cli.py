@@ -38,7 +38,40 @@ def _add_run_parser(sub) -> None:
                  "(to OUTPUT/quarantine.tsv) instead of failing on the first")
   p.add_argument("--collisionless", action="store_true", default=None,
                  help="also train the collisionless reference model")
+  p.add_argument("--window-spans", type=int, help="with a spans directory: train on the "
+                 "newest K spans (default 1: the newest only)")
+  p.add_argument("--cold-start", action="store_true", default=None,
+                 help="train the candidate from scratch instead of warm-starting from the "
+                 "model in production")
   p.add_argument("--no-cache", action="store_true", help="re-run every component")
+
+
+def _add_spans_parser(sub) -> None:
+  p = sub.add_parser("spans", help="cut a ratings file into time-window spans (span-N/u.data)",
+                     description="Writes OUT/u.user and OUT/span-1/u.data, span-2/..., in "
+                     "time order; `uet run --data-dir OUT` then ingests the newest span.")
+  p.add_argument("--data-dir", required=True, help="a MovieLens directory (u.data, u.user)")
+  p.add_argument("--out", required=True, help="directory to write (replaced)")
+  group = p.add_mutually_exclusive_group(required=True)
+  group.add_argument("--spans", type=int, help="N windows of equal duration")
+  group.add_argument("--span-days", type=float, help="windows of this many days")
+  p.set_defaults(func=cmd_spans)
+
+
+def cmd_spans(args: argparse.Namespace) -> int:
+  from components.movielens_example_gen import spans  # pylint: disable=g-import-not-at-top
+  try:
+    written = spans.write_time_spans(args.data_dir, args.out, num_spans=args.spans,
+                                     span_days=args.span_days)
+  except (ValueError, OSError) as e:
+    print(f"uet spans: error: {e}", file=sys.stderr)
+    return EXIT_USAGE
+  import datetime  # pylint: disable=g-import-not-at-top
+  for s in written:
+    start = datetime.datetime.utcfromtimestamp(s.start).strftime("%Y-%m-%d")
+    end = datetime.datetime.utcfromtimestamp(s.end).strftime("%Y-%m-%d")
+    print(f"span {s.number}: {start} .. {end}  {s.num_ratings:6d} ratings  {s.path}")
+  return EXIT_OK
 
 
 def build_run_config(args: argparse.Namespace):
@@ -53,6 +86,9 @@ def build_run_config(args: argparse.Namespace):
     mirror = args.mirror or values.pop("mirror", None)
     data_dir = data.fetch_ml100k(os.path.join(output_dir, "data", "ml-100k"), mirror=mirror)
   values.pop("mirror", None)
+  from components.movielens_example_gen import spans  # pylint: disable=g-import-not-at-top
+  if spans.list_spans(data_dir) and not values.get("span_pattern"):
+    values["span_pattern"] = spans.SPAN_PATTERN
   training = dict(values.pop("training", {}) or {})
   if args.epochs is not None:
     training["epochs"] = args.epochs
@@ -66,7 +102,9 @@ def build_run_config(args: argparse.Namespace):
       evaluation=evaluation,
       beam_args=tuple(args.beam_arg) if args.beam_arg else None,
       enable_cache=False if args.no_cache else None,
-      max_bad_rows=args.max_bad_rows, train_collisionless=args.collisionless)
+      max_bad_rows=args.max_bad_rows, train_collisionless=args.collisionless,
+      window_spans=args.window_spans,
+      warm_start=False if args.cold_start else None)
 
 
 def print_summary(summary, stream=sys.stdout) -> None:
@@ -77,6 +115,15 @@ def print_summary(summary, stream=sys.stdout) -> None:
         f"LogLoss: {fmt(summary['candidate_logloss'])}", file=stream)
   print(f"baseline  (hash)    AUC: {fmt(summary['baseline_auc'])}  "
         f"LogLoss: {fmt(summary['baseline_logloss'])}", file=stream)
+  gate = summary.get("production_gate")
+  if gate and gate.get("production_auc") is not None:
+    print(f"production (current) AUC: {fmt(gate['production_auc'])}  (candidate "
+          f"{fmt(gate['candidate_auc'])} on the same data; gate "
+          f"{'passed' if gate['blessed'] else 'FAILED'})", file=stream)
+  elif gate:
+    print("production gate: skipped (no model in production yet)", file=stream)
+  if summary.get("warm_started_from"):
+    print(f"candidate warm-started from: {summary['warm_started_from']}", file=stream)
   print(f"blessed: {'yes' if summary['blessed'] else 'no'}", file=stream)
   print(f"pushed to: {summary['pushed_model_dir'] or '(not pushed)'}", file=stream)
   print(f"wall time: {summary['seconds']}s; summary: "
@@ -121,6 +168,7 @@ def main(argv: Optional[List[str]] = None) -> int:
       prog="uet", description="Unified-embedding recommender pipeline on TFX.")
   sub = parser.add_subparsers(dest="command", required=True)
   _add_run_parser(sub)
+  _add_spans_parser(sub)
   for name in SUBCOMMAND_MODULES:
     try:
       module = importlib.import_module(name)

@@ -27,9 +27,12 @@ class EvaluationConfig:
   Attributes:
     min_auc_gain: the candidate's AUC must exceed the baseline's by at least this (absolute).
     auc_floor: and be at least this.
+    max_auc_regression: the production gate: the candidate's AUC may be at most this much
+      below the model currently in production (the latest pushed one), on the new data.
   """
   min_auc_gain: float = 0.01
   auc_floor: float = 0.70
+  max_auc_regression: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +53,12 @@ class PipelineConfig:
     enable_cache: reuse executions whose inputs, code and config are unchanged.
     max_bad_rows: malformed ratings rows quarantined before failing (0: fail fast).
     tpu: TPU name/address for the Trainers (None: detect).
+    span_pattern: ratings file pattern relative to data_dir with `{SPAN}` (e.g.
+      `span-{SPAN}/u.data`): each run ingests the newest span. None: one file, `u.data`.
+    window_spans: Transform and the Trainers read the newest this many spans (a rolling
+      window, local runner only; Vertex cannot compile SpanRangeStrategy).
+    warm_start: the candidate starts from the model in production (the latest pushed one)
+      when there is one; False trains from scratch every run.
   """
 
   data_dir: str
@@ -64,8 +73,18 @@ class PipelineConfig:
   enable_cache: bool = True
   max_bad_rows: int = 0
   tpu: Optional[str] = None
+  span_pattern: Optional[str] = None
+  window_spans: int = 1
+  warm_start: bool = True
 
   def __post_init__(self):
+    if self.window_spans < 1:
+      raise ValueError(f"window_spans must be >= 1, got {self.window_spans}")
+    if self.window_spans > 1 and not self.span_pattern:
+      raise ValueError("window_spans > 1 needs spans: a data_dir with span-N/ directories "
+                       "(see `uet spans`) or a span_pattern containing {SPAN}")
+    if self.span_pattern and "{SPAN}" not in self.span_pattern:
+      raise ValueError(f"span_pattern {self.span_pattern!r} must contain {{SPAN}}")
     if self.candidate.model_type == self.baseline.model_type:
       raise ValueError("candidate and baseline must be different model types, both are "
                        f"{self.candidate.model_type!r}")
@@ -101,6 +120,8 @@ class PipelineConfig:
         "evaluation": dataclasses.asdict(self.evaluation),
         "beam_args": list(self.beam_args), "enable_cache": self.enable_cache,
         "max_bad_rows": self.max_bad_rows, "tpu": self.tpu,
+        "span_pattern": self.span_pattern, "window_spans": self.window_spans,
+        "warm_start": self.warm_start,
     }
 
 

@@ -13,7 +13,7 @@ import urllib.request
 import zipfile
 from typing import Dict, Optional
 
-from components.movielens_example_gen import reader
+from components.movielens_example_gen import reader, spans
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 # MD5 of the official MovieLens-100K files (GroupLens release; also ../shared/.../MD5SUMS).
@@ -50,10 +50,15 @@ def verify_ml100k(directory: str) -> None:
 
 
 def check_movielens_dir(directory: str) -> str:
-  """A user's directory must hold the ratings and user files; returns its absolute path."""
+  """A user's directory must hold the ratings and user files; returns its absolute path.
+
+  Either layout: `u.data` + `u.user`, or spans (`span-N/u.data` + `u.user`, see `uet spans`).
+  """
   directory = os.path.abspath(directory)
   if not os.path.isdir(directory):
     raise DatasetError(f"--data-dir {directory}: not a directory")
+  if spans.list_spans(directory) and os.path.isfile(os.path.join(directory, reader.USERS_FILE)):
+    return directory
   for name in (reader.RATINGS_FILE, reader.USERS_FILE):
     if not os.path.isfile(os.path.join(directory, name)):
       raise DatasetError(f"{os.path.join(directory, name)}: missing; a MovieLens directory "

@@ -12,9 +12,11 @@ from typing import List, Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.proto import range_config_pb2
 from tfx.types import channel
 
-from components.movielens_example_gen.component import MovieLensExampleGen
+from components.movielens_example_gen.component import MovieLensExampleGen, make_input_config
+from components.movielens_example_gen.reader import RATINGS_FILE
 from components.validation_gate.component import ValidationGate
 from pipeline import fingerprint
 from pipeline.config import EvaluationConfig, PipelineConfig
@@ -35,10 +37,14 @@ CANDIDATE_TRAINER = "CandidateTrainer"
 BASELINE_TRAINER = "BaselineTrainer"
 COLLISIONLESS_TRAINER = "CollisionlessTrainer"
 EVALUATOR = "Evaluator"
+PRODUCTION_EVALUATOR = "ProductionEvaluator"
 PUSHER = "Pusher"
+SPAN_WINDOW = "SpanWindow"
+PRODUCTION_MODEL = "ProductionModel"
 
 CANDIDATE_MODEL = "candidate"
 BASELINE_MODEL = "baseline"
+PRODUCTION_MODEL_NAME = "production"
 
 
 def make_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
@@ -72,12 +78,42 @@ def make_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
       ])])
 
 
+def make_production_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
+  """Candidate vs the model in production, on the new span: no regression beyond
+  `max_auc_regression`. Without a production model TFX drops the change threshold, and the
+  AUC floor alone decides (the first run)."""
+  return tfma.EvalConfig(
+      model_specs=[
+          tfma.ModelSpec(name=CANDIDATE_MODEL, signature_name="serving_default",
+                         label_key=features.LABEL,
+                         preprocessing_function_names=["transform_features"]),
+          tfma.ModelSpec(name=PRODUCTION_MODEL_NAME, signature_name="serving_default",
+                         label_key=features.LABEL,
+                         preprocessing_function_names=["transform_features"],
+                         is_baseline=True),
+      ],
+      slicing_specs=[tfma.SlicingSpec()],
+      metrics_specs=[tfma.MetricsSpec(metrics=[
+          tfma.MetricConfig(class_name="ExampleCount"),
+          tfma.MetricConfig(
+              class_name="AUC", config='{"name": "auc"}',
+              threshold=tfma.MetricThreshold(
+                  value_threshold=tfma.GenericValueThreshold(
+                      lower_bound={"value": evaluation.auc_floor}),
+                  change_threshold=tfma.GenericChangeThreshold(
+                      direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                      absolute={"value": -evaluation.max_auc_regression}))),
+          tfma.MetricConfig(class_name="BinaryCrossentropy", config='{"name": "logloss"}'),
+      ])])
+
+
 def _trainer(config: PipelineConfig, training: TrainingConfig, transform,
-             component_id: str) -> tfx.components.Trainer:
+             component_id: str, base_model=None) -> tfx.components.Trainer:
   return tfx.components.Trainer(
       run_fn=RUN_FN,
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
+      base_model=base_model,
       custom_config={
           "training": training.to_dict(),
           # Part of the cache key: an edit of trainer/ re-runs the Trainers.
@@ -97,7 +133,9 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     A `tfx.dsl.Pipeline` without a metadata connection; runners add theirs.
   """
   example_gen = MovieLensExampleGen(
-      input_base=config.data_dir, max_bad_rows=config.max_bad_rows,
+      input_base=config.data_dir,
+      input_config=make_input_config(config.span_pattern or RATINGS_FILE),
+      max_bad_rows=config.max_bad_rows,
       quarantine_path=config.quarantine_path if config.max_bad_rows else "",
   ).with_id(EXAMPLE_GEN)
   statistics_gen = tfx.components.StatisticsGen(
@@ -110,8 +148,32 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
   gate = ValidationGate(
       anomalies=example_validator.outputs["anomalies"]).with_id(VALIDATION_GATE)
 
+  components: List = [example_gen, statistics_gen, schema_gen, example_validator, gate]
+  # Validation looks at the new span only; training reads a rolling window of spans.
+  training_examples = example_gen.outputs["examples"]
+  if config.window_spans > 1:
+    window = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.SpanRangeStrategy,
+        config={"range_config": range_config_pb2.RangeConfig(
+            rolling_range=range_config_pb2.RollingRange(num_spans=config.window_spans))},
+        examples=example_gen.outputs["examples"],
+    ).with_id(SPAN_WINDOW)
+    components.append(window)
+    training_examples = window.outputs["examples"]
+
+  # The model in production: the latest candidate that passed both gates (and so was
+  # pushed). The candidate warm-starts from it and must not regress against it.
+  production = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=channel.Channel(type=tfx.types.standard_artifacts.Model,
+                            producer_component_id=CANDIDATE_TRAINER),
+      model_blessing=channel.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                     producer_component_id=PRODUCTION_EVALUATOR),
+  ).with_id(PRODUCTION_MODEL)
+  components.append(production)
+
   transform = tfx.components.Transform(
-      examples=example_gen.outputs["examples"],
+      examples=training_examples,
       schema=schema_gen.outputs["schema"],
       preprocessing_fn=PREPROCESSING_FN,
       custom_config={"code_fingerprint": fingerprint.transform_fingerprint()},
@@ -119,10 +181,10 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
   # Nothing is transformed, trained or pushed from data that failed validation.
   transform.add_upstream_node(gate)
 
-  candidate = _trainer(config, config.candidate, transform, CANDIDATE_TRAINER)
+  candidate = _trainer(config, config.candidate, transform, CANDIDATE_TRAINER,
+                       base_model=production.outputs["model"] if config.warm_start else None)
   baseline = _trainer(config, config.baseline, transform, BASELINE_TRAINER)
-  components: List = [example_gen, statistics_gen, schema_gen, example_validator, gate,
-                      transform, candidate, baseline]
+  components += [transform, candidate, baseline]
   if config.train_collisionless:
     components.append(_trainer(
         config, config.candidate.replace(model_type="collisionless"), transform,
@@ -136,16 +198,26 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
   ).with_id(EVALUATOR)
   components.append(evaluator)
 
+  # Gate 1: beat the hash baseline. Gate 2 (only then): do not regress against production
+  # (skipped on the first run, when nothing is in production). Push only after both.
   with tfx.dsl.Cond(evaluator.outputs["blessing"].future()[0]
                     .custom_property("blessed") == 1):
-    pusher = tfx.components.Pusher(
+    production_evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
         model=candidate.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=config.serving_dir)),
-    ).with_id(PUSHER)
-  components.append(pusher)
+        baseline_model=production.outputs["model"],
+        eval_config=make_production_eval_config(config.evaluation),
+    ).with_id(PRODUCTION_EVALUATOR)
+    with tfx.dsl.Cond(production_evaluator.outputs["blessing"].future()[0]
+                      .custom_property("blessed") == 1):
+      pusher = tfx.components.Pusher(
+          model=candidate.outputs["model"],
+          model_blessing=production_evaluator.outputs["blessing"],
+          push_destination=tfx.proto.PushDestination(
+              filesystem=tfx.proto.PushDestination.Filesystem(
+                  base_directory=config.serving_dir)),
+      ).with_id(PUSHER)
+  components += [production_evaluator, pusher]
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

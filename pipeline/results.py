@@ -5,12 +5,14 @@ artifacts it reused.
 """
 
 import dataclasses
+import json
 import os
 from typing import Any, Dict, List, Optional
 
 import ml_metadata as mlmd
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
+from tfx.utils import path_utils
 
 from pipeline import pipeline as pipeline_lib
 
@@ -115,7 +117,20 @@ def summarize(metadata_path: str, pipeline_name: str) -> Dict[str, Any]:
       "candidate_auc": None, "baseline_auc": None,
       "candidate_logloss": None, "baseline_logloss": None,
       "blessed": False, "pushed_model_dir": None, "sliced_metrics": {},
+      "production_gate": None,
+      "candidate_model_dir": None, "baseline_model_dir": None, "warm_started_from": None,
   }
+  for role, node_id in (("candidate", pipeline_lib.CANDIDATE_TRAINER),
+                        ("baseline", pipeline_lib.BASELINE_TRAINER)):
+    trainer = nodes.get(node_id)
+    if trainer and trainer.outputs.get("model"):
+      summary[f"{role}_model_dir"] = path_utils.serving_model_path(
+          trainer.outputs["model"][0].uri)
+    if role == "candidate" and trainer and trainer.outputs.get("model_run"):
+      result_file = os.path.join(trainer.outputs["model_run"][0].uri, "training_result.json")
+      if os.path.exists(result_file):
+        with open(result_file) as f:
+          summary["warm_started_from"] = json.load(f).get("warm_started_from")
   evaluator = nodes.get(pipeline_lib.EVALUATOR)
   if evaluator:
     evaluation = evaluator.outputs.get("evaluation", [])
@@ -130,6 +145,25 @@ def summarize(metadata_path: str, pipeline_name: str) -> Dict[str, Any]:
     if blessing:
       blessed = blessing[0].custom_properties.get("blessed")
       summary["blessed"] = bool(blessed and blessed.int_value == 1)
+  production = nodes.get(pipeline_lib.PRODUCTION_EVALUATOR)
+  if production:
+    # Gate 2 ran (gate 1 passed): the candidate against the model in production.
+    gate: Dict[str, Any] = {"blessed": False, "candidate_auc": None, "production_auc": None}
+    evaluation = production.outputs.get("evaluation", [])
+    if evaluation:
+      overall = evaluation_metrics(evaluation[0].uri).get("overall", {})
+      gate["candidate_auc"] = overall.get(pipeline_lib.CANDIDATE_MODEL, {}).get("auc")
+      gate["production_auc"] = overall.get(pipeline_lib.PRODUCTION_MODEL_NAME, {}).get("auc")
+    blessing = production.outputs.get("blessing", [])
+    if blessing:
+      blessed = blessing[0].custom_properties.get("blessed")
+      gate["blessed"] = bool(blessed and blessed.int_value == 1)
+    summary["production_gate"] = gate
+  # Blessed = passed every gate that applies, i.e. what the Pusher acted on.
+  summary["baseline_gate_blessed"] = summary["blessed"]
+  if summary["blessed"]:
+    summary["blessed"] = bool(summary["production_gate"] and
+                              summary["production_gate"]["blessed"])
   pusher = nodes.get(pipeline_lib.PUSHER)
   if pusher:
     pushed = pusher.outputs.get("pushed_model", [])

@@ -8,6 +8,7 @@ from absl import logging
 from tfx import v1 as tfx
 
 from trainer import export, features, model as model_lib, strategy as strategy_lib, train
+from trainer import warm_start
 from trainer.config import TrainingConfig
 
 
@@ -36,11 +37,20 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   spec = model_lib.embedding_spec(config, vocabularies)
   with strategy.scope():
     model = model_lib.build_model(config, spec, under_tpu=strategy_lib.is_tpu(strategy))
+    warm = None
+    if fn_args.base_model:
+      # The pipeline passes the model in production here (unless warm_start is off).
+      warm = warm_start.warm_start(model, fn_args.base_model)
+      logging.info("Warm start: restored %d variables from %s", warm["variables"],
+                   fn_args.base_model)
+      print(f"trainer: warm start from {fn_args.base_model}", flush=True)
   result = train.fit(model, train_ds, config, eval_ds)
   result.update({"model_type": config.model_type, "strategy": description,
-                 "embedding_parameters": spec.num_parameters})
+                 "embedding_parameters": spec.num_parameters,
+                 "warm_started_from": warm["from"] if warm else None})
 
   export.export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)
+  warm_start.write_model_config(fn_args.serving_model_dir, model.get_config())
   tf.io.gfile.makedirs(fn_args.model_run_dir)
   with tf.io.gfile.GFile(f"{fn_args.model_run_dir}/training_result.json", "w") as f:
     json.dump(result, f, indent=2)

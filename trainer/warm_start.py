@@ -1,0 +1,97 @@
+"""Warm start: continue training the model in production on the new window.
+
+A hashed model's rows do not depend on the vocabulary (salts derive from feature names), so
+the embedding tables and the MLP of the previous model stay meaningful when new users and
+items appear: they are restored as they are, and training continues.
+
+Each exported model carries its architecture in `assets.extra/uet_model.json`; a warm start
+from a model whose architecture differs stops with a message listing the differences.
+"""
+
+import json
+import os
+from typing import Any, Dict, List
+
+import tensorflow as tf
+
+from trainer import embeddings
+
+MODEL_CONFIG_PATH = os.path.join("assets.extra", "uet_model.json")
+
+
+class WarmStartError(ValueError):
+  """The base model cannot seed this model; the message says what differs and what to do."""
+
+
+def write_model_config(export_dir: str, model_config: Dict[str, Any]) -> None:
+  """Stores the model's architecture (RankingModel.get_config()) beside the SavedModel."""
+  path = os.path.join(export_dir, MODEL_CONFIG_PATH)
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  with tf.io.gfile.GFile(path, "w") as f:
+    json.dump(model_config, f, indent=1, sort_keys=True)
+
+
+def read_model_config(model_dir: str) -> Dict[str, Any]:
+  path = os.path.join(model_dir, MODEL_CONFIG_PATH)
+  if not tf.io.gfile.exists(path):
+    raise WarmStartError(f"{model_dir} has no {MODEL_CONFIG_PATH}: it was not exported by "
+                         "this trainer, so its tables cannot be matched; cold start instead "
+                         "(warm_start: false)")
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
+  """Human-readable differences between two model configs (empty when compatible)."""
+  diffs = []
+  old_spec = embeddings.EmbeddingSpec.from_dict(old["spec"])
+  new_spec = embeddings.EmbeddingSpec.from_dict(new["spec"])
+  if old_spec.kind != new_spec.kind:
+    diffs.append(f"embedding kind {old_spec.kind} -> {new_spec.kind}")
+  old_tables = {n: (r, d) for n, r, d in old_spec.tables}
+  new_tables = {n: (r, d) for n, r, d in new_spec.tables}
+  for name in sorted(set(old_tables) | set(new_tables)):
+    a, b = old_tables.get(name), new_tables.get(name)
+    if a != b:
+      fmt = lambda t: "absent" if t is None else f"{t[0]} rows x {t[1]}"  # noqa: E731
+      diffs.append(f"table {name}: {fmt(a)} -> {fmt(b)}")
+  if dict(old_spec.lookups) != dict(new_spec.lookups) or \
+      old_spec.feature_names != new_spec.feature_names:
+    diffs.append(f"features/chunks {dict(old_spec.lookups)} -> {dict(new_spec.lookups)}")
+  if list(old["layer_sizes"]) != list(new["layer_sizes"]):
+    diffs.append(f"layer_sizes {old['layer_sizes']} -> {new['layer_sizes']}")
+  return diffs
+
+
+def warm_start(model: tf.keras.Model, base_model_dir: str) -> Dict[str, Any]:
+  """Loads every weight of the model exported at `base_model_dir` into `model`.
+
+  Args:
+    model: a RankingModel with the same architecture (built or not).
+    base_model_dir: the serving directory of the previous model (Trainer's `base_model`).
+
+  Returns:
+    What was restored: {"from": dir, "variables": count}.
+
+  Raises:
+    WarmStartError: the architectures differ (listed), or the weights cannot be matched.
+  """
+  diffs = differences(read_model_config(base_model_dir), model.get_config())
+  if diffs:
+    raise WarmStartError(
+        f"cannot warm-start from {base_model_dir}: the embedding/model configuration "
+        f"changed ({'; '.join(diffs)}). Restore the previous configuration, or train from "
+        "scratch once with warm_start: false; later runs warm-start from that model")
+  # Create the variables, then read them from the SavedModel's checkpoint; the SavedModel's
+  # root object is the model itself, so object paths match. Its optimizer slots, signatures
+  # and Transform layer are not part of this model and are left unread.
+  model({f: tf.constant([""]) for f in model.spec.feature_names})
+  status = tf.train.Checkpoint(root=model).read(
+      os.path.join(base_model_dir, "variables", "variables"))
+  try:
+    status.assert_existing_objects_matched()
+  except AssertionError as e:
+    raise WarmStartError(f"cannot warm-start from {base_model_dir}: its weights do not match "
+                         f"this model's ({e}); train from scratch (warm_start: false)") from e
+  status.expect_partial()
+  return {"from": base_model_dir, "variables": len(model.variables)}
