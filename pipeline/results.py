@@ -26,11 +26,16 @@ _EXECUTION_STATES = {
 }
 
 
+_RESOLVER_TYPE = "tfx.dsl.components.common.resolver.Resolver"
+
+
 @dataclasses.dataclass
 class NodeRun:
   execution_id: int
   state: str
   outputs: Dict[str, List[metadata_store_pb2.Artifact]]
+  # Resolver nodes only look artifacts up; they run every time and are never cached.
+  is_resolver: bool = False
 
 
 def open_store(metadata_path: str) -> mlmd.MetadataStore:
@@ -54,6 +59,10 @@ def node_runs(store: mlmd.MetadataStore, pipeline_name: str,
   if run is None:
     return {}
   in_run = {e.id: e for e in store.get_executions_by_context(run.id)}
+  try:
+    resolver_type = store.get_execution_type(_RESOLVER_TYPE)
+  except mlmd.errors.NotFoundError:
+    resolver_type = None
   result = {}
   for node in store.get_contexts_by_type("node"):
     prefix = f"{pipeline_name}."
@@ -74,7 +83,8 @@ def node_runs(store: mlmd.MetadataStore, pipeline_name: str,
       outputs.setdefault(key, []).append(artifacts[ev.artifact_id])
     result[node_id] = NodeRun(execution.id,
                               _EXECUTION_STATES.get(execution.last_known_state, "unknown"),
-                              outputs)
+                              outputs,
+                              bool(resolver_type and execution.type_id == resolver_type.id))
   return result
 
 
@@ -104,7 +114,8 @@ def evaluation_metrics(evaluation_uri: str) -> Dict[str, Dict[str, Dict[str, flo
 
 def summarize(metadata_path: str, pipeline_name: str) -> Dict[str, Any]:
   """The summary of the latest run: keys `candidate_auc`, `baseline_auc`, `blessed`,
-  `pushed_model_dir`, plus LogLoss, sliced metrics and each component's state."""
+  `pushed_model_dir`, plus LogLoss, sliced metrics, each component's state and how many
+  malformed rows ExampleGen quarantined (`quarantined_rows`)."""
   nodes: Dict[str, NodeRun] = {}
   run_id = None
   if os.path.exists(metadata_path):
@@ -113,13 +124,19 @@ def summarize(metadata_path: str, pipeline_name: str) -> Dict[str, Any]:
     nodes = node_runs(store, pipeline_name, run_id) if run_id else {}
   summary: Dict[str, Any] = {
       "run_id": run_id,
-      "components": {k: v.state for k, v in sorted(nodes.items())},
+      "components": {k: v.state for k, v in sorted(nodes.items()) if not v.is_resolver},
+      "resolvers": sorted(k for k, v in nodes.items() if v.is_resolver),
       "candidate_auc": None, "baseline_auc": None,
       "candidate_logloss": None, "baseline_logloss": None,
       "blessed": False, "pushed_model_dir": None, "sliced_metrics": {},
       "production_gate": None,
       "candidate_model_dir": None, "baseline_model_dir": None, "warm_started_from": None,
+      "quarantined_rows": 0,
   }
+  example_gen = nodes.get(pipeline_lib.EXAMPLE_GEN)
+  if example_gen and example_gen.outputs.get("examples"):
+    quarantined = example_gen.outputs["examples"][0].custom_properties.get("quarantined_rows")
+    summary["quarantined_rows"] = quarantined.int_value if quarantined else 0
   for role, node_id in (("candidate", pipeline_lib.CANDIDATE_TRAINER),
                         ("baseline", pipeline_lib.BASELINE_TRAINER)):
     trainer = nodes.get(node_id)

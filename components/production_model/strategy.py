@@ -1,0 +1,75 @@
+"""Which model is "in production" for this run: the warm-start source and the baseline of
+the production gate.
+
+TFX's LatestBlessedModelStrategy returns the newest blessed model. With warm starts that
+breaks caching: after a push, a re-run on the *same* data would see a new base model, retrain
+and push again, forever. This strategy returns the newest blessed model that was *not*
+trained on the Examples being ingested now:
+
+  * new data arrives (a new span, or changed files): the model currently in production
+    qualifies (warm start, production gate);
+  * the same data again (ExampleGen is a cache hit, so it is the same Examples artifact): the
+    model chosen when that data first arrived qualifies again, so every input is unchanged and
+    every component is a cache hit (no work, no new push).
+
+Lineage is read from ML Metadata: model <- Trainer <- transformed examples <- Transform <-
+Examples.
+"""
+
+from typing import Dict, Iterable, List, Optional, Set
+
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+from tfx import types
+from tfx.dsl.components.common import resolver
+
+MODEL_KEY = "model"
+BLESSING_KEY = "model_blessing"
+EXAMPLES_KEY = "examples"
+
+_INPUT = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
+_OUTPUT = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+def _producers(store: mlmd.MetadataStore, artifact_ids: Iterable[int]) -> List[int]:
+  return sorted({e.execution_id for e in store.get_events_by_artifact_ids(list(artifact_ids))
+                 if e.type in _OUTPUT})
+
+
+def _inputs(store: mlmd.MetadataStore, execution_ids: List[int], key: str) -> List[int]:
+  return sorted({e.artifact_id for e in store.get_events_by_execution_ids(execution_ids)
+                 if e.type in _INPUT and e.path.steps and e.path.steps[0].key == key})
+
+
+def training_examples(store: mlmd.MetadataStore, model_id: int) -> Set[int]:
+  """Ids of the raw Examples artifacts a model was trained on (empty if unknown)."""
+  trainers = _producers(store, [model_id])
+  transformed = _inputs(store, trainers, "examples")
+  transforms = _producers(store, transformed)
+  return set(_inputs(store, transforms, "examples"))
+
+
+class ProductionModelStrategy(resolver.ResolverStrategy):
+  """Newest blessed model not trained on the Examples ingested now."""
+
+  def resolve_artifacts(
+      self, store: mlmd.MetadataStore, input_dict: Dict[str, List[types.Artifact]]
+  ) -> Optional[Dict[str, List[types.Artifact]]]:
+    """Returns {model: [m] or [], model_blessing: [b] or [], examples: unchanged}."""
+    examples = input_dict.get(EXAMPLES_KEY, [])
+    result = {MODEL_KEY: [], BLESSING_KEY: [], EXAMPLES_KEY: list(examples)}
+    if not examples:
+      return result
+    current = {a.id for a in examples}
+    blessings = {b.get_int_custom_property("current_model_id"): b
+                 for b in input_dict.get(BLESSING_KEY, [])
+                 if b.get_int_custom_property("blessed") == 1}
+    for model in sorted(input_dict.get(MODEL_KEY, []), key=lambda a: a.id, reverse=True):
+      if model.id not in blessings:
+        continue
+      trained_on = training_examples(store, model.id)
+      if trained_on and not trained_on & current:
+        result[MODEL_KEY] = [model]
+        result[BLESSING_KEY] = [blessings[model.id]]
+        break
+    return result
