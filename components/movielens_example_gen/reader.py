@@ -45,12 +45,14 @@ class BadRow:
 
 def _lines(path: str) -> Iterator[Tuple[int, str]]:
   """(1-based line number, decoded line) for every non-empty line; names bad UTF-8."""
-  if not os.path.isfile(path):
+  # tf.io.gfile: the same code reads local paths and gs:// (Vertex, Dataflow).
+  from tensorflow.io import gfile  # pylint: disable=g-import-not-at-top
+  if not gfile.exists(path) or gfile.isdir(path):
     raise MovieLensFormatError(
         f"{path}: file not found. A MovieLens directory needs {RATINGS_FILE} (ratings) and "
         f"{USERS_FILE} (users); pass the directory that holds both.")
-  with open(path, "rb") as f:
-    for number, raw in enumerate(f, start=1):
+  with gfile.GFile(path, "rb") as f:
+    for number, raw in enumerate(iter(f.readline, b""), start=1):
       try:
         line = raw.decode("utf-8")
       except UnicodeDecodeError as e:
@@ -149,7 +151,8 @@ def user_file_for(ratings_path: str, input_base: str) -> str:
 
   A span directory (`span-3/u.data`) may carry its own `u.user` or share the root's.
   """
+  from tensorflow.io import gfile  # pylint: disable=g-import-not-at-top
   beside = os.path.join(os.path.dirname(ratings_path), USERS_FILE)
-  if os.path.isfile(beside):
+  if gfile.exists(beside):
     return beside
   return os.path.join(input_base, USERS_FILE)

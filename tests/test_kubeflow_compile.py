@@ -1,0 +1,329 @@
+"""`uet compile`: the local pipeline's graph as a Vertex / Kubeflow pipeline spec.
+
+Compiles through the CLI, then parses the file into KFP's protos and checks the graph, the
+gates, the runtime parameters, the Beam arguments and the Vertex Trainer.
+"""
+
+import json
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx import v1 as tfx
+from tfx.dsl.components.common import resolver
+from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+from tfx.proto import range_config_pb2
+from tfx.utils import import_utils
+
+from kubeflow import runner
+from kubeflow.options import IMAGE_SCHEMA_FILE
+from pipeline import cli
+from pipeline import pipeline as pipeline_lib
+from pipeline.config import PipelineConfig
+from trainer.config import TrainingConfig
+
+IMAGE = "us-central1-docker.pkg.dev/proj/uet/uet:test"
+ROOT = "gs://bucket/uet"
+DATA = "gs://bucket/ml-100k"
+DATAFLOW_ARGS = ("--runner=DataflowRunner", "--project=proj", "--region=us-central1",
+                 "--temp_location=gs://bucket/tmp", f"--sdk_container_image={IMAGE}",
+                 "--experiments=use_runner_v2")
+BEAM_COMPONENTS = (pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN,
+                   pipeline_lib.TRANSFORM, pipeline_lib.EVALUATOR)
+
+
+def _compile(path, *flags):
+  argv = ["compile", "--pipeline-root", ROOT, "--data-dir", DATA, "--image", IMAGE,
+          "--output", str(path), *flags]
+  assert cli.main(argv) == 0
+  return path
+
+
+@pytest.fixture(scope="module")
+def job_path(tmp_path_factory):
+  return _compile(tmp_path_factory.mktemp("vertex") / "pipeline.json", "--target", "vertex")
+
+
+@pytest.fixture(scope="module")
+def job(job_path):
+  return json.loads(job_path.read_text())
+
+
+@pytest.fixture(scope="module")
+def tasks(job):
+  return job["pipelineSpec"]["root"]["dag"]["tasks"]
+
+
+@pytest.fixture(scope="module")
+def cloud_job(tmp_path_factory):
+  """Dataflow, TPU Trainers and non-default parameter defaults."""
+  path = _compile(tmp_path_factory.mktemp("cloud") / "pipeline.json",
+                  "--beam-runner", "dataflow", "--project", "proj", "--region", "us-central1",
+                  "--temp-location", "gs://bucket/tmp", "--trainer-machine-type", "cloud-tpu",
+                  "--trainer-accelerator-type", "TPU_V3", "--trainer-accelerator-count", "8",
+                  "--epochs", "3", "--min-auc-gain", "0.02")
+  return json.loads(path.read_text())
+
+
+def _executor(job, task_name):
+  spec = job["pipelineSpec"]
+  label = spec["components"][spec["root"]["dag"]["tasks"][task_name]["componentRef"]["name"]]
+  return spec["deploymentSpec"]["executors"][label["executorLabel"]]
+
+
+def _constant(tasks, task_name, key):
+  return tasks[task_name]["inputs"]["parameters"][key]["runtimeValue"]["constant"]
+
+
+def _producer(tasks, task_name, key):
+  return tasks[task_name]["inputs"]["artifacts"][key]["taskOutputArtifact"]["producerTask"]
+
+
+def test_compiled_file_parses_into_kfp_pipeline_job(job_path, job):
+  proto = json_format.Parse(job_path.read_text(), pipeline_spec_pb2.PipelineJob())
+  spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
+  assert spec.schema_version == "2.1.0"
+  assert spec.sdk_version == "tfx-1.16.0"
+  assert spec.pipeline_info.name == "uet-movielens"
+  assert spec.default_pipeline_root == f"{ROOT}/tfx"
+  assert proto.runtime_config.gcs_output_directory == f"{ROOT}/tfx"
+
+
+def test_every_component_of_the_local_pipeline_is_a_task(tasks):
+  local = pipeline_lib.create_pipeline(PipelineConfig(data_dir=DATA, output_dir=ROOT))
+  expected = set()
+  for node in local.components:
+    if isinstance(node, resolver.Resolver):
+      # A latest-blessed-model resolver compiles into two resolver tasks.
+      matching = {t for t in tasks if t == node.id or t.startswith(node.id + "-")}
+      assert matching, f"resolver {node.id} has no task"
+      expected |= matching
+    else:
+      expected.add(node.id)
+  assert set(tasks) == expected
+  assert {pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN, pipeline_lib.SCHEMA_GEN,
+          pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.VALIDATION_GATE, pipeline_lib.TRANSFORM,
+          pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.BASELINE_TRAINER,
+          pipeline_lib.EVALUATOR, pipeline_lib.PUSHER} <= set(tasks)
+
+
+def test_validation_gate_comes_before_transform(tasks):
+  assert pipeline_lib.VALIDATION_GATE in tasks[pipeline_lib.TRANSFORM]["dependentTasks"]
+
+
+def test_evaluator_compares_the_unified_candidate_with_the_hash_baseline(tasks):
+  evaluator = pipeline_lib.EVALUATOR
+  assert _producer(tasks, evaluator, "model") == pipeline_lib.CANDIDATE_TRAINER
+  assert _producer(tasks, evaluator, "baseline_model") == pipeline_lib.BASELINE_TRAINER
+  for trainer, model_type in ((pipeline_lib.CANDIDATE_TRAINER, "unified"),
+                              (pipeline_lib.BASELINE_TRAINER, "hash")):
+    custom = json.loads(_constant(tasks, trainer, "custom_config"))
+    assert custom["training"]["model_type"] == model_type
+
+
+def test_pusher_runs_only_when_the_evaluator_blessed_the_candidate(tasks):
+  pusher = tasks[pipeline_lib.PUSHER]
+  blessing_key = f"_{pipeline_lib.EVALUATOR}.blessing"
+  assert (f"(inputs.artifacts['{blessing_key}'].artifacts[0].metadata['blessed'] == 1.0)"
+          in pusher["triggerPolicy"]["condition"])
+  assert _producer(tasks, pipeline_lib.PUSHER, blessing_key) == pipeline_lib.EVALUATOR
+  assert _producer(tasks, pipeline_lib.PUSHER, "model") == pipeline_lib.CANDIDATE_TRAINER
+  push = json.loads(_constant(tasks, pipeline_lib.PUSHER, "push_destination"))
+  assert push["filesystem"]["base_directory"] == f"{ROOT}/serving"
+  # Only tasks nested in the blessing condition have a trigger condition.
+  for name in (pipeline_lib.TRANSFORM, pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.EVALUATOR):
+    assert "triggerPolicy" not in tasks[name]
+
+
+def test_runtime_parameters_are_declared_with_the_config_defaults(job):
+  declared = job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
+  expected = {
+      "data_dir": ("STRING", DATA),
+      "range_config": ("STRING", ""),
+      "min_auc_gain": ("NUMBER_DOUBLE", 0.01),
+      "auc_floor": ("NUMBER_DOUBLE", 0.70),
+      "max_auc_regression": ("NUMBER_DOUBLE", 0.0),
+      "epochs": ("NUMBER_INTEGER", TrainingConfig().epochs),
+  }
+  assert set(declared) == set(expected)
+  values = job["runtimeConfig"]["parameterValues"]
+  for name, (kind, default) in expected.items():
+    assert declared[name]["parameterType"] == kind
+    assert declared[name]["isOptional"] is True and declared[name]["description"]
+    if kind == "STRING":
+      assert declared[name]["defaultValue"] == values[name] == default
+    else:
+      assert declared[name]["defaultValue"] == pytest.approx(default)
+      assert values[name] == pytest.approx(default)
+
+
+def test_runtime_parameters_feed_the_components(job, tasks):
+  def bound(task_name, key):
+    return tasks[task_name]["inputs"]["parameters"][key].get("componentInputParameter")
+
+  assert bound(pipeline_lib.EXAMPLE_GEN, "input_base") == "data_dir"
+  assert bound(pipeline_lib.EXAMPLE_GEN, "range_config") == "range_config"
+  assert bound(pipeline_lib.EVALUATOR, "min_auc_gain") == "min_auc_gain"
+  assert bound(pipeline_lib.EVALUATOR, "auc_floor") == "auc_floor"
+  assert bound(pipeline_lib.PRODUCTION_EVALUATOR, "max_auc_regression") == "max_auc_regression"
+  assert bound(pipeline_lib.PRODUCTION_EVALUATOR, "auc_floor") == "auc_floor"
+  trainers = [pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.BASELINE_TRAINER]
+  for trainer in trainers:
+    assert bound(trainer, "epochs") == "epochs"
+  # ... and are read by executors that write them into eval_config / custom_config.
+  def executor_class(task_name):
+    args = _executor(job, task_name)["container"]["args"]
+    return args[args.index("--executor_class_path") + 1]
+
+  for evaluator in (pipeline_lib.EVALUATOR, pipeline_lib.PRODUCTION_EVALUATOR):
+    assert executor_class(evaluator) == "kubeflow.executors.EvaluatorExecutor"
+  for trainer in trainers:
+    assert executor_class(trainer) == "kubeflow.executors.TrainerExecutor"
+
+
+def test_compile_flags_set_the_parameter_defaults(cloud_job):
+  declared = cloud_job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
+  assert declared["epochs"]["defaultValue"] == 3
+  assert declared["min_auc_gain"]["defaultValue"] == pytest.approx(0.02)
+
+
+def test_every_executor_the_spec_names_is_importable(job):
+  executors_spec = job["pipelineSpec"]["deploymentSpec"]["executors"]
+  class_paths = []
+  for executor in executors_spec.values():
+    args = executor.get("container", {}).get("args", [])
+    if "--executor_class_path" in args:
+      class_paths.append(args[args.index("--executor_class_path") + 1])
+  assert len(class_paths) >= 10
+  for path in class_paths:
+    import_utils.import_class_by_path(path)  # what the container's entrypoint does
+
+
+def test_resolvers_query_only_their_producers_stamped_outputs(job, tasks):
+  # Vertex resolvers are metadata queries; each one that stands for a lineage-reading local
+  # strategy asks for the artifacts of one component, which stamps its outputs.
+  executors_spec = job["pipelineSpec"]["deploymentSpec"]["executors"]
+  narrowed = {}
+  for executor in executors_spec.values():
+    for query in executor.get("resolver", {}).get("outputArtifactQueries", {}).values():
+      if "uet_producer" in query["filter"]:
+        tag = query["filter"].split('metadata.uet_producer.string_value="')[1].rstrip('"')
+        narrowed[tag.split("/", 1)[1]] = tag
+  local = pipeline_lib.create_pipeline(PipelineConfig(data_dir=DATA, output_dir=ROOT))
+  lineage_resolvers = [n for n in local.components if isinstance(n, resolver.Resolver)
+                       and not runner._compilable(n)]  # pylint: disable=protected-access
+  assert len(narrowed) == len(lineage_resolvers)
+  for producer, tag in narrowed.items():
+    assert tag == f"uet-movielens/{producer}"
+    assert _constant(tasks, producer, "uet_producer") == tag
+    args = _executor(job, producer)["container"]["args"]
+    assert args[args.index("--executor_class_path") + 1].startswith("kubeflow.executors.")
+
+
+def test_schema_is_read_from_the_image(tasks):
+  assert _constant(tasks, pipeline_lib.SCHEMA_GEN, "schema_file") == IMAGE_SCHEMA_FILE
+
+
+def test_every_task_runs_the_image(job):
+  for executor in job["pipelineSpec"]["deploymentSpec"]["executors"].values():
+    if "container" in executor:
+      assert executor["container"]["image"] == IMAGE
+
+
+def test_beam_runs_in_the_container_by_default(job):
+  for name in BEAM_COMPONENTS:
+    args = _executor(job, name)["container"]["args"]
+    assert "--runner=DirectRunner" in args
+    assert not any(a.startswith("--runner=DataflowRunner") for a in args)
+
+
+def test_dataflow_flags_reach_every_beam_component(cloud_job):
+  for name in BEAM_COMPONENTS:
+    container = _executor(cloud_job, name)["container"]
+    assert container["args"][-len(DATAFLOW_ARGS):] == list(DATAFLOW_ARGS), name
+    assert "--runner=DirectRunner" not in container["args"]
+  # ExampleGen's driver (span resolution) gets them too.
+  driver = _executor(cloud_job, pipeline_lib.EXAMPLE_GEN)["container"]["lifecycle"]
+  assert driver["preCacheCheck"]["args"][-len(DATAFLOW_ARGS):] == list(DATAFLOW_ARGS)
+
+
+def test_tpu_trainers_run_as_vertex_custom_jobs(cloud_job):
+  tasks = cloud_job["pipelineSpec"]["root"]["dag"]["tasks"]
+  for trainer in (pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.BASELINE_TRAINER):
+    args = _executor(cloud_job, trainer)["container"]["args"]
+    assert args[args.index("--executor_class_path") + 1] == \
+        "kubeflow.executors.VertexTrainerExecutor"
+    custom = json.loads(_constant(tasks, trainer, "custom_config"))
+    assert custom["ai_platform_enable_vertex"] is True
+    assert custom["ai_platform_vertex_region"] == "us-central1"
+    job_args = custom["ai_platform_training_args"]
+    assert job_args["project"] == "proj"
+    pool = job_args["job_spec"]["worker_pool_specs"][0]
+    assert pool["machine_spec"] == {"machine_type": "cloud-tpu", "accelerator_type": "TPU_V3",
+                                    "accelerator_count": 8}
+    assert pool["container_spec"]["image_uri"] == IMAGE
+    # trainer/strategy.py connects to the local TPU and fails loudly if it cannot.
+    assert custom["tpu"] == "local"
+    assert tasks[trainer]["inputs"]["parameters"]["epochs"]["componentInputParameter"] == \
+        "epochs"
+
+
+def test_kubeflow_target_writes_the_yaml_kfp_client_uploads(tmp_path):
+  from kfp.client import client as kfp_client  # pylint: disable=g-import-not-at-top
+  path = _compile(tmp_path / "pipeline.yaml", "--target", "kubeflow")
+  doc = yaml.safe_load(path.read_text())
+  spec = json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec())
+  # The defaults must be in the spec: KFP gets no PipelineJob runtimeConfig.
+  assert spec.root.input_definitions.parameters["min_auc_gain"].default_value.number_value \
+      == pytest.approx(0.01)
+  assert spec.default_pipeline_root == f"{ROOT}/tfx"
+  # What kfp.Client.create_recurring_run(pipeline_package_path=...) does with the file.
+  loaded = kfp_client._extract_pipeline_yaml(str(path))  # pylint: disable=protected-access
+  assert set(loaded.pipeline_spec.root.dag.tasks) == set(doc["root"]["dag"]["tasks"])
+
+
+def test_compiled_pipeline_schedules_with_its_defaults(job_path, job, capsys):
+  argv = ["schedule", "--target", "vertex", "--pipeline", str(job_path), "--project", "proj",
+          "--region", "us-central1", "--cron", "TZ=UTC 0 3 * * 1", "--param",
+          "min_auc_gain=0.03", "--dry-run"]
+  capsys.readouterr()
+  assert cli.main(argv) == 0
+  request = json.loads(capsys.readouterr().out)
+  values = request["PipelineJob"]["parameter_values"]
+  assert values["min_auc_gain"] == pytest.approx(0.03)
+  assert values["data_dir"] == DATA and values["epochs"] == TrainingConfig().epochs
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--data-dir", "/home/me/ml-100k"], "--data-dir '/home/me/ml-100k': Vertex AI Pipelines"),
+    (["--beam-runner", "dataflow", "--project", "p", "--region", "r"],
+     "--beam-runner dataflow needs --temp-location"),
+    (["--trainer-machine-type", "cloud-tpu", "--trainer-accelerator-type", "TPU_V3"],
+     "--trainer-machine-type needs --project, --region"),
+    (["--target", "kubeflow", "--output", "pipeline.json"], "use a .yaml file"),
+])
+def test_compile_errors_say_what_to_fix(tmp_path, capsys, flags, message):
+  argv = ["compile", "--pipeline-root", ROOT, "--data-dir", DATA, "--image", IMAGE,
+          "--output", str(tmp_path / "p.json"), *flags]
+  assert cli.main(argv) == cli.EXIT_USAGE
+  assert message in capsys.readouterr().err
+
+
+def test_span_window_resolver_fails_with_the_vertex_alternative():
+  window = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.SpanRangeStrategy,
+      config={"range_config": range_config_pb2.RangeConfig(
+          rolling_range=range_config_pb2.RollingRange(num_spans=3))},
+      examples=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples),
+  ).with_id("SpanWindow")
+  pipeline = tfx.dsl.Pipeline(pipeline_name="window", pipeline_root=ROOT,
+                              components=[window])
+  # What TFX itself does with it: an unexplained TypeError.
+  with pytest.raises(TypeError, match="Unexpected resolver policy"):
+    kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=IMAGE)
+    ).run(pipeline, write_out=False)
+  with pytest.raises(runner.CompileError,
+                     match="SpanWindow: SpanRangeStrategy does not compile.*range_config"):
+    runner.check_resolvers(pipeline)
