@@ -11,11 +11,17 @@ Why not TFRS' `UnifiedEmbedding` (0.7.7) directly:
     property, the hashing config reset to `{}`). Here the config is the layer's spec;
   * it gives every feature the same number of chunks and cannot be sized from a parameter
     budget. Here chunks are per feature and `unified_spec_from_budget` derives the tables.
+
+Same budget, same parameter count: `usable_budget` rounds a budget down to a multiple of
+both models' row widths, and from such a budget `unified_spec_from_budget` and
+`hash_spec_from_budget` both produce exactly that many parameters.
 """
 
 import dataclasses
 import hashlib
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+import math
+import numbers
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
@@ -43,7 +49,16 @@ def feature_salt(feature: str, chunk: int = 0) -> Tuple[int, int]:
 
 
 def hash_ids(values: tf.Tensor, num_buckets: int, salt: Sequence[int]) -> tf.Tensor:
-  """Maps string values to ids in [0, num_buckets) with keyed SipHash (stable across runs)."""
+  """Maps string values to ids in [0, num_buckets) with keyed SipHash (stable across runs).
+
+  Args:
+    values: string tensor of any shape.
+    num_buckets: number of rows of the table.
+    salt: the SipHash key, a pair of integers (see `feature_salt`).
+
+  Returns:
+    An int64 tensor of `values`' shape.
+  """
   return tf.strings.to_hash_bucket_strong(values, num_buckets, key=list(salt))
 
 
@@ -66,20 +81,25 @@ class EmbeddingSpec:
 
   @property
   def num_parameters(self) -> int:
+    """Embedding parameters: the sum of rows * dim over the tables."""
     return sum(rows * dim for _, rows, dim in self.tables)
 
   @property
   def feature_names(self) -> List[str]:
+    """The embedded features, in output order."""
     return [f for f, _ in self.lookups]
 
   def table_rows(self) -> Dict[str, int]:
+    """Table name -> number of rows."""
     return {name: rows for name, rows, _ in self.tables}
 
   def output_dims(self) -> Dict[str, int]:
+    """Feature -> dimension of its embedding (the sum of its lookups' table dims)."""
     dims = {name: dim for name, _, dim in self.tables}
     return {f: sum(dims[t] for t, _ in lk) for f, lk in self.lookups}
 
   def to_dict(self) -> Dict[str, Any]:
+    """A JSON-serializable dict; `from_dict` inverts it."""
     return {
         "kind": self.kind,
         "tables": [list(t) for t in self.tables],
@@ -89,6 +109,7 @@ class EmbeddingSpec:
 
   @classmethod
   def from_dict(cls, d: Mapping[str, Any]) -> "EmbeddingSpec":
+    """The spec `to_dict` (or its JSON round trip) describes."""
     return cls(
         kind=d["kind"],
         tables=tuple((str(n), int(r), int(dm)) for n, r, dm in d["tables"]),
@@ -99,17 +120,23 @@ class EmbeddingSpec:
     )
 
 
-def unified_spec(chunks_per_feature: Mapping[str, int], buckets_per_table: int,
+def unified_spec(chunks_per_feature: Mapping[str, int],
+                 buckets_per_table: Union[int, Sequence[int]],
                  dim_per_table: int, num_tables: int,
                  name: str = "unified") -> EmbeddingSpec:
   """A unified-embedding spec: every feature's chunks hashed into shared tables.
 
   Chunk c of feature f goes to table (hash(f) + c) % num_tables: chunks of one feature land
-  in different tables, and the assignment does not depend on the other features.
+  in different tables (up to num_tables chunks), and the assignment does not depend on the
+  other features. The price of that stability: when features have fewer chunks than there
+  are tables, which tables the large features land in is up to the name hash, and the load
+  can be uneven (3 tables with 2 chunks per feature lose AUC against 1 or 2 tables; see
+  bench/results/unified_configs.md). Chunk counts that are multiples of `num_tables` (or a
+  single table) keep every table equally loaded.
 
   Args:
     chunks_per_feature: feature -> number of chunks (its output dim is chunks*dim_per_table).
-    buckets_per_table: rows of each table.
+    buckets_per_table: rows of each table: one number for all, or one per table.
     dim_per_table: dimension of each table.
     num_tables: number of shared tables.
     name: prefix of the table names.
@@ -117,10 +144,14 @@ def unified_spec(chunks_per_feature: Mapping[str, int], buckets_per_table: int,
   Returns:
     The spec.
   """
-  if buckets_per_table <= 0 or dim_per_table <= 0 or num_tables <= 0:
-    raise ValueError("unified embedding needs positive buckets_per_table, dim_per_table "
-                     f"and num_tables; got {buckets_per_table}, {dim_per_table}, {num_tables}")
-  tables = tuple((f"{name}_{i}", buckets_per_table, dim_per_table) for i in range(num_tables))
+  rows = ([int(buckets_per_table)] * num_tables
+          if isinstance(buckets_per_table, numbers.Integral)
+          else [int(r) for r in buckets_per_table])
+  if num_tables <= 0 or dim_per_table <= 0 or len(rows) != num_tables or min(rows) <= 0:
+    raise ValueError("unified embedding needs num_tables > 0, dim_per_table > 0 and a "
+                     f"positive row count per table; got {num_tables} tables of dimension "
+                     f"{dim_per_table} with rows {buckets_per_table}")
+  tables = tuple((f"{name}_{i}", rows[i], dim_per_table) for i in range(num_tables))
   lookups = []
   for feature, n in chunks_per_feature.items():
     if n <= 0:
@@ -128,21 +159,71 @@ def unified_spec(chunks_per_feature: Mapping[str, int], buckets_per_table: int,
     offset = _name_hash32(feature)
     lookups.append((feature, tuple((tables[(offset + c) % num_tables][0], c)
                                    for c in range(n))))
+  used = {t for _, lk in lookups for t, _ in lk}
+  unused = [t for t, _, _ in tables if t not in used]
+  if unused:
+    # An unused table would be counted in the budget but never created or trained.
+    raise ValueError(f"tables {unused} receive no lookup from features "
+                     f"{dict(chunks_per_feature)}: use fewer tables or more chunks")
   return EmbeddingSpec("unified", tables, tuple(lookups))
+
+
+def usable_budget(budget: int, *row_widths: int) -> int:
+  """The largest parameter count <= `budget` that tables of every given width can fill.
+
+  Sizing both the unified model (rows of `dim_per_table`) and the hash baseline (rows of
+  `embedding_dim`) from `usable_budget(budget, dim_per_table, embedding_dim)` gives both
+  exactly this many parameters.
+
+  Args:
+    budget: the parameter budget.
+    *row_widths: the embedding dimensions of the tables to be sized.
+
+  Returns:
+    `budget` rounded down to a multiple of the least common multiple of `row_widths`.
+
+  Raises:
+    ValueError: the budget cannot hold a single row of that common width.
+  """
+  unit = 1
+  for width in row_widths:
+    if width <= 0:
+      raise ValueError(f"embedding dimensions must be positive, got {row_widths}")
+    unit = unit * width // math.gcd(unit, width)
+  usable = budget - budget % unit
+  if usable <= 0:
+    raise ValueError(f"embedding budget {budget} is smaller than one row of width {unit}")
+  return usable
 
 
 def unified_spec_from_budget(budget: int, chunks_per_feature: Mapping[str, int],
                              dim_per_table: int, num_tables: int) -> EmbeddingSpec:
   """Sizes a unified embedding from a total parameter budget.
 
-  Rows per table = budget // (num_tables * dim_per_table); the result never exceeds the
-  budget and meets it exactly when it divides.
+  The budget buys `budget // dim_per_table` rows, spread over the tables as evenly as
+  possible (sizes differ by at most one row), so the spec holds
+  `budget - budget % dim_per_table` parameters: exactly `budget` when it is a multiple of
+  `dim_per_table` (see `usable_budget`).
+
+  Args:
+    budget: total embedding parameters.
+    chunks_per_feature: feature -> number of chunks.
+    dim_per_table: dimension of each table.
+    num_tables: number of shared tables.
+
+  Returns:
+    The spec.
   """
-  buckets = budget // (num_tables * dim_per_table)
-  if buckets <= 0:
+  if dim_per_table <= 0 or num_tables <= 0:
+    raise ValueError(f"unified embedding needs positive dim_per_table and num_tables; got "
+                     f"{dim_per_table}, {num_tables}")
+  total_rows = budget // dim_per_table
+  if total_rows < num_tables:
     raise ValueError(f"budget {budget} is too small for {num_tables} tables of dimension "
                      f"{dim_per_table}")
-  return unified_spec(chunks_per_feature, buckets, dim_per_table, num_tables)
+  rows = [total_rows // num_tables + (1 if i < total_rows % num_tables else 0)
+          for i in range(num_tables)]
+  return unified_spec(chunks_per_feature, rows, dim_per_table, num_tables)
 
 
 def allocate_buckets(total: int, weights: Mapping[str, int]) -> Dict[str, int]:
@@ -182,7 +263,24 @@ def hash_spec(buckets: Mapping[str, int], dim: int) -> EmbeddingSpec:
 
 def hash_spec_from_budget(budget: int, weights: Mapping[str, int], dim: int,
                           features: Sequence[str]) -> EmbeddingSpec:
-  """Sizes the hash baseline from the same budget as the unified model."""
+  """Sizes the hash baseline from the same budget as the unified model.
+
+  The budget buys `budget // dim` rows, split among the features in proportion to
+  `weights`; the spec holds `budget - budget % dim` parameters (exactly `budget` when it is
+  a multiple of `dim`, see `usable_budget`).
+
+  Args:
+    budget: total embedding parameters.
+    weights: relative table size of each feature.
+    dim: embedding dimension of every table.
+    features: the features to embed, in output order; each gets its own table.
+
+  Returns:
+    The spec.
+  """
+  missing = [f for f in features if f not in weights]
+  if missing:
+    raise ValueError(f"no hash table weight for {missing}: every feature needs its own table")
   return hash_spec(allocate_buckets(budget // dim, {f: weights[f] for f in features}), dim)
 
 
@@ -194,6 +292,28 @@ def collisionless_spec(vocabularies: Mapping[str, Sequence[str]], dim: int) -> E
   return EmbeddingSpec("collisionless", tables, lookups, vocabs)
 
 
+def hashed_ids(spec: EmbeddingSpec, inputs: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+  """The row id of every lookup of a hashed ("unified" or "hash") spec.
+
+  The one place that turns values into rows: the layers and the collision report both use
+  it, so the report describes exactly what the model looks up.
+
+  Args:
+    spec: a unified or hash spec.
+    inputs: feature -> string tensor; every feature of the spec must be present.
+
+  Returns:
+    "feature/chunk" -> int64 row ids in that lookup's table, of the input's shape.
+  """
+  if spec.kind == "collisionless":
+    raise ValueError("a collisionless spec has no hashed ids; use SpecEmbedding.ids")
+  rows = spec.table_rows()
+  return {lookup_key(feature, chunk): hash_ids(inputs[feature], rows[table],
+                                                feature_salt(feature, chunk))
+          for feature, lookups in spec.lookups for table, chunk in lookups}
+
+
+@tf.keras.utils.register_keras_serializable(package="uet")
 class SpecEmbedding(tf.keras.layers.Layer):
   """Embeds a dict of string features as `spec` says; returns one tensor per feature.
 
@@ -210,14 +330,16 @@ class SpecEmbedding(tf.keras.layers.Layer):
     """
     super().__init__(**kwargs)
     self.spec = spec if isinstance(spec, EmbeddingSpec) else EmbeddingSpec.from_dict(spec)
+    # Keras' Embedding default (the tutorial's hash and collisionless tables) for all three
+    # kinds, so the models differ only in how values map to rows. (TableConfig's default,
+    # truncated normal with stddev 1/sqrt(dim), is what TFRS' UnifiedEmbedding gets.)
     table_configs = {
         name: _TableConfig(vocabulary_size=rows, dim=dim, name=name,
                            initializer=tf.keras.initializers.RandomUniform(-0.05, 0.05))
         for name, rows, dim in self.spec.tables
     }
-    self._rows = self.spec.table_rows()
     self._feature_configs = {
-        _lookup_key(f, c): _FeatureConfig(table=table_configs[t], name=_lookup_key(f, c))
+        lookup_key(f, c): _FeatureConfig(table=table_configs[t], name=lookup_key(f, c))
         for f, lk in self.spec.lookups for t, c in lk
     }
     self._lookup_tables = {}
@@ -228,21 +350,23 @@ class SpecEmbedding(tf.keras.layers.Layer):
     self._embedding = _TPUEmbedding(feature_config=self._feature_configs, optimizer=optimizer)
 
   def ids(self, inputs: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """The row id of every lookup, keyed "feature/chunk" (for tests and collision reports)."""
-    out = {}
-    for feature, lookups in self.spec.lookups:
-      values = inputs[feature]
-      for table, chunk in lookups:
-        if self.spec.kind == "collisionless":
-          ids = self._lookup_tables[feature](values)
-        else:
-          ids = hash_ids(values, self._rows[table], feature_salt(feature, chunk))
-        out[_lookup_key(feature, chunk)] = ids
-    return out
+    """The row id of every lookup, keyed "feature/chunk" (see `hashed_ids`).
+
+    Args:
+      inputs: feature -> string tensor.
+
+    Returns:
+      "feature/chunk" -> int64 row ids.
+    """
+    if self.spec.kind != "collisionless":
+      return hashed_ids(self.spec, inputs)
+    return {lookup_key(f, c): self._lookup_tables[f](inputs[f])
+            for f, lk in self.spec.lookups for _, c in lk}
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> List[tf.Tensor]:
+    """Embeds `inputs` ([batch] string tensors): one [batch, dim] tensor per feature."""
     activations = self._embedding(self.ids(inputs))
-    return [tf.concat([activations[_lookup_key(f, c)] for _, c in lk], axis=-1)
+    return [tf.concat([activations[lookup_key(f, c)] for _, c in lk], axis=-1)
             for f, lk in self.spec.lookups]
 
   @property
@@ -251,15 +375,22 @@ class SpecEmbedding(tf.keras.layers.Layer):
     return {cfg.name: var for cfg, var in self._embedding.embedding_tables.items()}
 
   def get_config(self) -> Dict[str, Any]:
+    """The Keras config: the layer's base config plus the spec as a JSON-able dict.
+
+    The TPU-embedding optimizer is not part of it: it is bound at construction under
+    `TPUStrategy` and irrelevant for serving.
+    """
     config = super().get_config()
     config["spec"] = self.spec.to_dict()
     return config
 
   @classmethod
   def from_config(cls, config: Dict[str, Any]) -> "SpecEmbedding":
+    """Rebuilds the layer `get_config` describes (untrained: weights travel separately)."""
     config = dict(config)
     return cls(spec=EmbeddingSpec.from_dict(config.pop("spec")), **config)
 
 
-def _lookup_key(feature: str, chunk: int) -> str:
+def lookup_key(feature: str, chunk: int) -> str:
+  """The name of one lookup (one chunk of one feature): "feature/chunk"."""
   return f"{feature}/{chunk}"

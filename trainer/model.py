@@ -13,16 +13,26 @@ def embedding_spec(config: TrainingConfig,
                    ) -> embeddings.EmbeddingSpec:
   """The embedding spec `config.model_type` asks for.
 
-  Unified and hash are sized from the same `embedding_budget`; collisionless needs the
-  vocabularies (Transform's) and ignores the budget.
+  Unified and hash are sized from the same budget: `embedding_budget` rounded down to a
+  multiple of both row widths (`dim_per_table`, `embedding_dim`), so the two specs have
+  exactly the same number of parameters. Collisionless needs the vocabularies (Transform's)
+  and ignores the budget.
+
+  Args:
+    config: training configuration.
+    vocabularies: feature -> distinct values; needed only for "collisionless".
+
+  Returns:
+    The spec.
   """
+  budget = embeddings.usable_budget(config.embedding_budget, config.dim_per_table,
+                                    config.embedding_dim)
   if config.model_type == "unified":
     return embeddings.unified_spec_from_budget(
-        config.embedding_budget, config.chunks_per_feature, config.dim_per_table,
-        config.num_tables)
+        budget, config.chunks_per_feature, config.dim_per_table, config.num_tables)
   if config.model_type == "hash":
     return embeddings.hash_spec_from_budget(
-        config.embedding_budget, dict(config.hash_bucket_weights), config.embedding_dim,
+        budget, dict(config.hash_bucket_weights), config.embedding_dim,
         features.MODEL_FEATURES)
   if config.model_type == "collisionless":
     if vocabularies is None:
@@ -32,6 +42,7 @@ def embedding_spec(config: TrainingConfig,
   raise ValueError(f"unknown model_type {config.model_type!r}")
 
 
+@tf.keras.utils.register_keras_serializable(package="uet")
 class RankingModel(tf.keras.Model):
   """P(rating >= 3 | features): concatenated embeddings -> ReLU MLP -> sigmoid."""
 
@@ -53,20 +64,52 @@ class RankingModel(tf.keras.Model):
 
   @property
   def spec(self) -> embeddings.EmbeddingSpec:
+    """The embedding spec."""
     return self.embedding.spec
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """[batch] string features -> [batch, 1] probability that the rating is >= 3."""
     x = tf.concat(self.embedding(inputs), axis=-1)
     for layer in self.hidden:
       x = layer(x)
     return self.logit(x)
 
+  # Keras' step functions are plain Python over tensors (no data-dependent control flow), so
+  # AutoGraph has nothing to convert; left on, it re-parses ~500 Keras functions per process,
+  # which costs more than the whole MovieLens-100K training on 2 cores.
+  @tf.autograph.experimental.do_not_convert
+  def train_step(self, data):
+    """Keras' train step, traced without AutoGraph."""
+    return super().train_step(data)
+
+  @tf.autograph.experimental.do_not_convert
+  def test_step(self, data):
+    """Keras' test step, traced without AutoGraph."""
+    return super().test_step(data)
+
+  @tf.autograph.experimental.do_not_convert
+  def predict_step(self, data):
+    """Keras' predict step, traced without AutoGraph."""
+    return super().predict_step(data)
+
   def get_config(self) -> Dict:
-    return {"spec": self.spec.to_dict(), "layer_sizes": self.layer_sizes}
+    """The architecture (spec and layer sizes); weights travel separately."""
+    return {"spec": self.spec.to_dict(), "layer_sizes": self.layer_sizes, "name": self.name}
 
   @classmethod
   def from_config(cls, config: Dict) -> "RankingModel":
-    return cls(spec=config["spec"], layer_sizes=config["layer_sizes"])
+    """An untrained model with the architecture `get_config` describes."""
+    return cls(spec=config["spec"], layer_sizes=config["layer_sizes"],
+               name=config.get("name"))
+
+  def build_from_config(self, config: Dict) -> None:
+    """Creates the weights when Keras loads a `.keras` file.
+
+    Keras' default builds from input shapes with float placeholders, which cannot be
+    hashed; one call on an empty batch of strings creates the same weights.
+    """
+    del config
+    self({f: tf.constant([], tf.string) for f in self.spec.feature_names})
 
 
 def build_model(config: TrainingConfig, spec: embeddings.EmbeddingSpec,
