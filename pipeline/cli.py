@@ -36,6 +36,12 @@ def _add_run_parser(sub) -> None:
   p.add_argument("--auc-floor", type=float, help="minimum candidate AUC (default 0.70)")
   p.add_argument("--max-bad-rows", type=int, help="quarantine up to N malformed ratings rows "
                  "(to OUTPUT/quarantine.tsv) instead of failing on the first")
+  p.add_argument("--drift-rating-js", type=float, help="stop when the Jensen-Shannon "
+                 "divergence of `rating` from the last validated span exceeds this "
+                 "(default 0.1; 1 disables)")
+  p.add_argument("--drift-categorical-linf", type=float, help="stop when the L-infinity "
+                 "distance of user_gender or user_occupation from the last validated span "
+                 "exceeds this (default 0.3; 1 disables)")
   p.add_argument("--collisionless", action="store_true", default=None,
                  help="also train the collisionless reference model")
   p.add_argument("--window-spans", type=int, help="with a spans directory: train on the "
@@ -104,10 +110,31 @@ def build_run_config(args: argparse.Namespace):
       enable_cache=False if args.no_cache else None,
       max_bad_rows=args.max_bad_rows, train_collisionless=args.collisionless,
       window_spans=args.window_spans,
-      warm_start=False if args.cold_start else None)
+      warm_start=False if args.cold_start else None,
+      drift_rating_js=args.drift_rating_js,
+      drift_categorical_linf=args.drift_categorical_linf)
 
 
-def print_summary(summary, stream=sys.stdout) -> None:
+def run_output_dir(args: argparse.Namespace) -> str:
+  """The output directory `uet run` will use (flag, else config file, else ./output)."""
+  from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
+  values = config_lib.load_file(args.config) if args.config else {}
+  return os.path.abspath(args.output_dir or values.get("output_dir") or "output")
+
+
+def print_quarantine(summary, stream=None) -> None:
+  """Says how many malformed rows were quarantined, and where they are, if any were."""
+  stream = stream or sys.stdout
+  count = summary.get("quarantined_rows") or 0
+  if count:
+    limit = (summary.get("config") or {}).get("max_bad_rows")
+    print(f"quarantined: {count} malformed ratings row{'s' if count != 1 else ''} "
+          f"(--max-bad-rows {limit}), each with its reason, in "
+          f"{os.path.join(summary['output_dir'], 'quarantine.tsv')}", file=stream)
+
+
+def print_summary(summary, stream=None) -> None:
+  stream = stream or sys.stdout  # resolved at call time, so redirection works
   def fmt(x):
     return "n/a" if x is None else f"{x:.4f}"
   print("", file=stream)
@@ -126,12 +153,32 @@ def print_summary(summary, stream=sys.stdout) -> None:
     print(f"candidate warm-started from: {summary['warm_started_from']}", file=stream)
   print(f"blessed: {'yes' if summary['blessed'] else 'no'}", file=stream)
   print(f"pushed to: {summary['pushed_model_dir'] or '(not pushed)'}", file=stream)
+  print_quarantine(summary, stream)
   print(f"wall time: {summary['seconds']}s; summary: "
         f"{os.path.join(summary['output_dir'], 'last_run.json')}", file=stream)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+  """`uet run`: lock the output directory, resolve the dataset and config, run, report."""
+  from pipeline import lock  # pylint: disable=g-import-not-at-top
+  try:
+    output_dir = run_output_dir(args)
+  except ValueError as e:
+    print(f"uet run: error: {e}", file=sys.stderr)
+    return EXIT_USAGE
+  # The lock comes first, before TensorFlow loads and before the dataset is fetched into
+  # OUTPUT/data: a second run on the same directory refuses at once and touches nothing.
+  try:
+    with lock.output_lock(output_dir):
+      return _run_locked(args)
+  except lock.RunLockedError as e:
+    print(f"uet run: error: {e}", file=sys.stderr)
+    return EXIT_LOCKED
+
+
+def _run_locked(args: argparse.Namespace) -> int:
   from pipeline import data, local_runner  # pylint: disable=g-import-not-at-top
+  from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
   try:
     config = build_run_config(args)
   except (ValueError, data.DatasetError) as e:
@@ -140,11 +187,13 @@ def cmd_run(args: argparse.Namespace) -> int:
   print(f"uet run: data {config.data_dir} -> output {config.output_dir}", file=sys.stderr)
   try:
     summary = local_runner.run(config)
-  except local_runner.RunLockedError as e:
-    print(f"uet run: error: {e}", file=sys.stderr)
-    return EXIT_LOCKED
   except local_runner.PipelineRunError as e:
     print(f"\nuet run: FAILED: {e}", file=sys.stderr)
+    if e.summary:
+      print_quarantine(e.summary, sys.stderr)
+    if e.component != pipeline_lib.PUSHER:
+      print("nothing was pushed; the models already in "
+            f"{config.serving_dir} are untouched", file=sys.stderr)
     print(f"full log: see {config.output_dir}/logs/; summary in "
           f"{config.output_dir}/last_run.json", file=sys.stderr)
     return EXIT_FAILED

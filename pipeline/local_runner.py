@@ -4,62 +4,34 @@ Shows each component as it starts and how long it took, then reads the outcome f
 Metadata and writes it to OUTPUT/last_run.json.
 """
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
 import sys
 import time
-from typing import Any, Dict, Iterator, List, Optional, TextIO
+from typing import Any, Dict, List, Optional, TextIO
 
 import absl.logging
 from tfx import v1 as tfx
 
 from pipeline import results
 from pipeline.config import PipelineConfig
+# The lock lives in a light module so the CLI can take it before importing TensorFlow.
+from pipeline.lock import LOCK_FILE, RunLockedError, output_lock  # pylint: disable=unused-import
 from pipeline.pipeline import create_pipeline
 
-LOCK_FILE = ".uet.lock"
 SUMMARY_FILE = "last_run.json"
 
 
-class RunLockedError(RuntimeError):
-  """Another `uet run` holds the output directory."""
-
-
 class PipelineRunError(RuntimeError):
-  """A component failed; `component` names it."""
+  """A component failed; `component` names it; `summary` is what OUTPUT/last_run.json says."""
 
   def __init__(self, component: Optional[str], cause: BaseException):
     self.component = component
     self.cause = cause
+    self.summary: Dict[str, Any] = {}
     where = f"component {component} failed" if component else "the pipeline failed"
     super().__init__(f"{where}: {type(cause).__name__}: {cause}")
-
-
-@contextlib.contextmanager
-def output_lock(output_dir: str) -> Iterator[None]:
-  """Exclusive, non-blocking lock on the output directory (one SQLite writer at a time)."""
-  os.makedirs(output_dir, exist_ok=True)
-  path = os.path.join(output_dir, LOCK_FILE)
-  with open(path, "a+") as f:
-    try:
-      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      f.seek(0)
-      holder = f.read().strip() or "another process"
-      raise RunLockedError(
-          f"{output_dir} is in use by {holder}: another `uet run` is writing there. Wait "
-          "for it to finish, or use another --output-dir") from None
-    f.seek(0)
-    f.truncate()
-    f.write(f"uet run (pid {os.getpid()})")
-    f.flush()
-    try:
-      yield
-    finally:
-      fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class ProgressReporter(logging.Handler):
@@ -170,5 +142,6 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
       json.dump(summary, f, indent=2, sort_keys=True)
     os.replace(tmp, os.path.join(config.output_dir, SUMMARY_FILE))
     if error:
+      error.summary = summary
       raise error
     return summary

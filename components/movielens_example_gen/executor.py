@@ -5,13 +5,15 @@ hash (deterministic) and writes them; this executor only turns one ratings file 
 serialized examples.
 """
 
+import functools
 import json
 import os
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, List, Optional
 
 import apache_beam as beam
 import tensorflow as tf
 from absl import logging
+from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.types import standard_component_specs
 
@@ -20,6 +22,8 @@ from trainer import features
 
 # Key of the options in the ExampleGen's `custom_config` (a Struct packed into an Any).
 QUARANTINE_FILE = "quarantine.tsv"
+# Custom property of the Examples artifact: how many malformed rows were quarantined.
+QUARANTINED_ROWS_PROPERTY = "quarantined_rows"
 
 
 def to_example(rating: reader.Rating, user: reader.User) -> tf.train.Example:
@@ -54,24 +58,37 @@ def options_from_exec_properties(exec_properties: Dict[str, Any]) -> Dict[str, A
 
 
 def read_examples(ratings_path: str, input_base: str, max_bad_rows: int = 0,
-                  quarantine_path: str = "") -> List[bytes]:
-  """Serialized examples of one ratings file; quarantines malformed rows if allowed."""
+                  quarantine_path: str = "",
+                  bad_rows: Optional[List[reader.BadRow]] = None) -> List[bytes]:
+  """Serialized examples of one ratings file; quarantines malformed rows if allowed.
+
+  Args:
+    ratings_path: the ratings file.
+    input_base: the input root (where the user file is, unless one is beside the ratings).
+    max_bad_rows: malformed rows to quarantine before failing (0: fail on the first).
+    quarantine_path: where quarantined rows are written (TSV with the reason per row).
+    bad_rows: a list that receives the quarantined rows (for the count on the artifact).
+
+  Returns:
+    The serialized tf.Examples of the valid rows.
+  """
   # Deterministic serialization: the train/eval split hashes these bytes, and proto maps
   # (tf.Example features) otherwise serialize in an order that varies between runs.
   users = reader.read_users(reader.user_file_for(ratings_path, input_base))
-  bad_rows: List[reader.BadRow] = []
+  bad_rows = bad_rows if bad_rows is not None else []
   examples = [to_example(r, u).SerializeToString(deterministic=True)
               for r, u in reader.read_ratings(ratings_path, users, max_bad_rows, bad_rows)]
   if bad_rows:
     logging.warning("Quarantined %d malformed rows of %s (limit %d)%s", len(bad_rows),
                     ratings_path, max_bad_rows,
                     f"; see {quarantine_path}" if quarantine_path else "")
-    if quarantine_path:
-      tf.io.gfile.makedirs(os.path.dirname(quarantine_path))
-      with tf.io.gfile.GFile(quarantine_path, "w") as f:
-        f.write("file\tline\treason\trow\n")
-        for row in bad_rows:
-          f.write(f"{row.path}\t{row.line_number}\t{row.reason}\t{row.text}\n")
+  if quarantine_path:
+    # Rewritten by every ingest, even with nothing to quarantine: never a stale list.
+    tf.io.gfile.makedirs(os.path.dirname(quarantine_path))
+    with tf.io.gfile.GFile(quarantine_path, "w") as f:
+      f.write("file\tline\treason\trow\n")
+      for row in bad_rows:
+        f.write(f"{row.path}\t{row.line_number}\t{row.reason}\t{row.text}\n")
   return examples
 
 
@@ -79,24 +96,45 @@ def read_examples(ratings_path: str, input_base: str, max_bad_rows: int = 0,
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(bytes)
 def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
-                        split_pattern: str) -> beam.pvalue.PCollection:
+                        split_pattern: str,
+                        bad_rows: Optional[List[reader.BadRow]] = None
+                        ) -> beam.pvalue.PCollection:
   """Reads one ratings file (the resolved split pattern) into serialized tf.Examples.
 
   Parsing happens here, in the launcher, rather than in Beam workers: it needs the line
-  numbers for its error messages, and at MovieLens scale it takes about a second.
+  numbers for its error messages, and at MovieLens scale it takes about a second. That is
+  also why quarantined rows can be collected into `bad_rows`.
   """
   input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
   ratings_path = os.path.join(input_base, split_pattern)
   options = options_from_exec_properties(exec_properties)
   examples = read_examples(ratings_path, input_base,
                            max_bad_rows=int(options.get("max_bad_rows", 0)),
-                           quarantine_path=options.get("quarantine_path", ""))
+                           quarantine_path=options.get("quarantine_path", ""),
+                           bad_rows=bad_rows)
   logging.info("Read %d ratings from %s", len(examples), ratings_path)
   return pipeline | "CreateExamples" >> beam.Create(examples, reshuffle=False)
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
-  """TFX ExampleGen executor for MovieLens-layout directories."""
+  """TFX ExampleGen executor for MovieLens-layout directories.
+
+  Records how many malformed rows it quarantined as the `quarantined_rows` custom property
+  of the Examples artifact, so the run summary can report it (cached runs included).
+  """
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self._bad_rows: List[reader.BadRow] = []
 
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-    return _MovieLensToExample
+    return functools.partial(_MovieLensToExample, bad_rows=self._bad_rows)
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    """Writes the train/eval examples, then the quarantine count on the artifact."""
+    del self._bad_rows[:]
+    super().Do(input_dict, output_dict, exec_properties)
+    for examples in output_dict[standard_component_specs.EXAMPLES_KEY]:
+      examples.set_int_custom_property(QUARANTINED_ROWS_PROPERTY, len(self._bad_rows))

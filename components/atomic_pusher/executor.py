@@ -1,0 +1,142 @@
+"""Pusher executor whose pushed version directory is either complete or absent.
+
+TFX's Pusher copies the model file by file straight into `<base>/<version>/` (saved_model.pb
+last). A process that dies mid-copy leaves a half-written version directory that a model
+server or `tf.saved_model.load` may pick up as the newest version. This executor copies into
+a hidden staging directory beside the versions and renames it into place: on a local
+filesystem the rename is atomic, so a version directory appears only when it is complete.
+Staging directories left by a push that died are removed by the next push.
+
+Blessing checks, the archive copy to the PushedModel artifact and its `pushed`,
+`pushed_destination` and `pushed_version` properties are TFX's.
+"""
+
+import os
+import time
+import uuid
+from typing import Any, Dict, List, Tuple
+
+from absl import logging
+from tfx import types
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.io import fileio
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils, proto_utils
+
+# Model servers treat only integer-named subdirectories as versions; this prefix is not one.
+STAGING_PREFIX = ".staging-"
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def is_local(path: str) -> bool:
+  """Whether `path` is on the local filesystem (where a directory rename is atomic)."""
+  return "://" not in path
+
+
+def versions(base_directory: str) -> List[str]:
+  """The version directories under `base_directory` (integer names), oldest first."""
+  if not fileio.isdir(base_directory):
+    return []
+  names = [n.rstrip("/") for n in fileio.listdir(base_directory)]
+  return sorted((n for n in names if n.isdigit()), key=int)
+
+
+def remove_stale_staging(base_directory: str) -> List[str]:
+  """Deletes staging directories of pushes that died; returns their names.
+
+  Only one push writes a serving directory at a time (the local runner holds the output
+  directory's lock), so any staging directory found before a push is a leftover.
+  """
+  removed = []
+  if fileio.isdir(base_directory):
+    for name in fileio.listdir(base_directory):
+      name = name.rstrip("/")
+      if name.startswith(STAGING_PREFIX):
+        fileio.rmtree(os.path.join(base_directory, name))
+        removed.append(name)
+  if removed:
+    logging.warning("Removed %d incomplete push(es) left in %s: %s", len(removed),
+                    base_directory, removed)
+  return removed
+
+
+def next_version(base_directory: str, now: int) -> str:
+  """A version newer than every existing one: the UNIX time, or one past the newest."""
+  existing = versions(base_directory)
+  newest = int(existing[-1]) if existing else -1
+  return str(max(now, newest + 1))
+
+
+def push_model(model_path: str, base_directory: str) -> Tuple[str, str]:
+  """Copies the SavedModel at `model_path` to a new version under `base_directory`.
+
+  Args:
+    model_path: the serving model directory (a SavedModel).
+    base_directory: the serving directory holding one subdirectory per version.
+
+  Returns:
+    (path of the new version directory, version).
+  """
+  fileio.makedirs(base_directory)
+  remove_stale_staging(base_directory)
+  version = next_version(base_directory, int(time.time()))
+  serving_path = os.path.join(base_directory, version)
+  if not is_local(base_directory):
+    # Object stores cannot rename a directory atomically; fall back to TFX's order
+    # (saved_model.pb last, the file model servers wait for).
+    _copy_saved_model(model_path, serving_path)
+    return serving_path, version
+  staging = os.path.join(base_directory, f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
+  try:
+    _copy_saved_model(model_path, staging)
+    fileio.rename(staging, serving_path)
+  except BaseException:
+    if fileio.exists(staging):
+      fileio.rmtree(staging)
+    raise
+  return serving_path, version
+
+
+def _copy_saved_model(model_path: str, destination: str) -> None:
+  io_utils.copy_dir(model_path, destination, deny_regex_patterns=[r"saved_model\.pb"])
+  source = os.path.join(model_path, SAVED_MODEL_FILE)
+  if fileio.exists(source):
+    io_utils.copy_file(source, os.path.join(destination, SAVED_MODEL_FILE))
+
+
+class Executor(pusher_executor.Executor):
+  """TFX's Pusher executor with an all-or-nothing filesystem push."""
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    """Pushes the model to `push_destination.filesystem` if it is blessed.
+
+    Args:
+      input_dict: `model` and `model_blessing` (TFX's Pusher inputs).
+      output_dict: `pushed_model`: archive copy and push properties.
+      exec_properties: `push_destination` (JSON PushDestination; filesystem only).
+    """
+    self._log_startup(input_dict, output_dict, exec_properties)
+    model_push = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+    if not self.CheckBlessing(input_dict):
+      self._MarkNotPushed(model_push)
+      return
+    model_path = self.GetModelPath(input_dict)
+    push_destination = pusher_pb2.PushDestination()
+    proto_utils.json_to_proto(
+        exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], push_destination)
+    kind = push_destination.WhichOneof("destination")
+    if kind != "filesystem":
+      raise NotImplementedError(f"AtomicPusher pushes to a filesystem, not {kind!r}")
+    fs_config = push_destination.filesystem
+    if fs_config.versioning not in (pusher_pb2.Versioning.AUTO,
+                                    pusher_pb2.Versioning.UNIX_TIMESTAMP):
+      raise NotImplementedError(f"invalid versioning {fs_config.versioning}")
+    serving_path, version = push_model(model_path, fs_config.base_directory)
+    logging.info("Model written to serving path %s.", serving_path)
+    io_utils.copy_dir(model_path, model_push.uri)
+    self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
+    logging.info("Model pushed to %s.", model_push.uri)

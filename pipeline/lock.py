@@ -1,0 +1,75 @@
+"""One `uet run` per output directory: an exclusive, non-blocking `flock` on OUTPUT/.uet.lock.
+
+Two runs on one output directory would both write its SQLite metadata store, its serving
+directory and its dataset copy. The second refuses at once instead. The lock is the kernel's,
+so it disappears with the process that held it, however that process ended (even SIGKILL):
+a crashed run never leaves a stale lock behind.
+
+Light on purpose (no TensorFlow): the CLI takes the lock before anything else.
+"""
+
+import contextlib
+import fcntl
+import os
+import threading
+from typing import Dict, Iterator
+
+LOCK_FILE = ".uet.lock"
+
+# Locks this process holds, by real path, with their nesting depth: `uet run` takes the lock
+# before fetching the dataset and `local_runner.run` takes it again; flock would refuse a
+# second descriptor of the same process.
+_held: Dict[str, int] = {}
+_held_guard = threading.Lock()
+
+
+class RunLockedError(RuntimeError):
+  """Another `uet run` holds the output directory."""
+
+
+@contextlib.contextmanager
+def output_lock(output_dir: str) -> Iterator[None]:
+  """Holds the output directory's lock for the duration of the block (re-entrant).
+
+  Args:
+    output_dir: the run's output directory (created if missing).
+
+  Raises:
+    RunLockedError: another process holds it; the message names the holder.
+  """
+  os.makedirs(output_dir, exist_ok=True)
+  path = os.path.realpath(os.path.join(output_dir, LOCK_FILE))
+  with _held_guard:
+    if path in _held:
+      _held[path] += 1
+      reentered = True
+    else:
+      reentered = False
+  if reentered:
+    try:
+      yield
+    finally:
+      with _held_guard:
+        _held[path] -= 1
+    return
+  with open(path, "a+") as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      holder = f.read().strip() or "another process"
+      raise RunLockedError(
+          f"{output_dir} is in use by {holder}: another `uet run` is writing there. Wait "
+          "for it to finish, or use another --output-dir") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"uet run (pid {os.getpid()})")
+    f.flush()
+    with _held_guard:
+      _held[path] = 1
+    try:
+      yield
+    finally:
+      with _held_guard:
+        del _held[path]
+      fcntl.flock(f, fcntl.LOCK_UN)

@@ -1,0 +1,95 @@
+"""Helpers of the failure tests: run `uet run`, fingerprint the serving directory, read MLMD."""
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import pathlib
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+
+from tests.conftest import REPO
+
+UET = str(REPO / ".venv" / "bin" / "uet")
+
+# Small and fast: one epoch, small batches. The blessing bar is lowered because a 3,000-rating
+# slice cannot reach the full-data AUC floor; tests that check blessing set their own bar.
+SMALL_RUN = {"training": {"epochs": 1, "batch_size": 512},
+             "evaluation": {"min_auc_gain": -1.0, "auc_floor": 0.0}}
+
+
+def write_config(path: pathlib.Path, values: Optional[dict] = None) -> str:
+  """Writes a JSON config file (default SMALL_RUN) and returns its path."""
+  path.write_text(json.dumps(values or SMALL_RUN))
+  return str(path)
+
+
+def uet_run(args: Sequence[str]) -> Tuple[int, str, str]:
+  """`uet run ARGS` in this process (no TensorFlow start-up per run): (exit code, out, err)."""
+  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    code = cli.main(["run", *[str(a) for a in args]])
+  return code, out.getvalue(), err.getvalue()
+
+
+def serving_snapshot(serving_dir: str) -> Dict[str, str]:
+  """relative path -> SHA-256 of every file under the serving directory (empty if none)."""
+  snapshot = {}
+  for root, _, files in os.walk(serving_dir):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, "rb") as f:
+        snapshot[os.path.relpath(path, serving_dir)] = hashlib.sha256(f.read()).hexdigest()
+  return snapshot
+
+
+def versions(serving_dir: str) -> List[str]:
+  """The pushed version directories (integer names)."""
+  if not os.path.isdir(serving_dir):
+    return []
+  return sorted((n for n in os.listdir(serving_dir) if n.isdigit()), key=int)
+
+
+def metadata_store(output_dir: str) -> mlmd.MetadataStore:
+  """A read-only connection to the run's ML Metadata."""
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = os.path.join(output_dir, "metadata.sqlite")
+  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+  return mlmd.MetadataStore(config)
+
+
+def executions_of(output_dir: str, node_id: str,
+                  pipeline_name: str = "uet-movielens") -> List[metadata_store_pb2.Execution]:
+  """Every execution of one pipeline node, oldest first (reads MLMD: it must be readable)."""
+  store = metadata_store(output_dir)
+  context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node_id}")
+  if context is None:
+    return []
+  return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+
+
+def pushed_models(output_dir: str) -> List[str]:
+  """`pushed_destination` of every PushedModel artifact that was pushed."""
+  store = metadata_store(output_dir)
+  return [a.custom_properties["pushed_destination"].string_value
+          for a in store.get_artifacts_by_type("PushedModel")
+          if a.custom_properties["pushed"].int_value == 1]
+
+
+def python_env() -> Dict[str, str]:
+  """Environment of a `uet` subprocess: Keras 2, quiet C++ logs, and this checkout's code
+  first on the path (the environment may be shared with another checkout)."""
+  return dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2",
+              PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
+
+
+def executable() -> str:
+  """The `uet` entry point of this checkout's environment."""
+  if os.path.exists(UET):
+    return UET
+  return os.path.join(os.path.dirname(sys.executable), "uet")

@@ -1,0 +1,184 @@
+"""Drift at the validation gate: TFDV's comparators between this span's statistics and the last
+validated span's, and the strategy that picks that baseline from ML Metadata."""
+
+import argparse
+import json
+import os
+
+import ml_metadata as mlmd
+import pandas as pd
+import pytest
+import tensorflow_data_validation as tfdv
+from ml_metadata.proto import metadata_store_pb2
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.utils import io_utils
+
+from components.validation_gate import executor as gate
+from components.validation_gate import strategy
+from pipeline import cli, pipeline as pipeline_lib
+from pipeline.config import DEFAULT_SCHEMA
+from tests.conftest import require_ml100k, write_movielens_slice
+
+SCHEMA = io_utils.SchemaReader().read(DEFAULT_SCHEMA)
+USER_COLUMNS = ["user_id", "user_age", "user_gender", "user_occupation", "user_zip_code"]
+
+
+@pytest.fixture(scope="module")
+def ratings() -> pd.DataFrame:
+  """MovieLens-100K ratings joined with their users, in the raw schema's columns."""
+  source = require_ml100k()
+  r = pd.read_csv(source / "u.data", sep="\t", dtype=str,
+                  names=["user_id", "movie_id", "rating", "timestamp"])
+  u = pd.read_csv(source / "u.user", sep="|", dtype=str, names=USER_COLUMNS)
+  frame = r.merge(u, on="user_id")
+  for column in ("rating", "timestamp", "user_age"):
+    frame[column] = frame[column].astype(int)
+  return frame
+
+
+def _stats_artifact(tmp_path, name, frame):
+  """An ExampleStatistics artifact laid out as StatisticsGen writes it (train and eval)."""
+  stats = tfdv.generate_statistics_from_dataframe(frame.reset_index(drop=True))
+  artifact = standard_artifacts.ExampleStatistics()
+  artifact.uri = str(tmp_path / name)
+  artifact.split_names = artifact_utils.encode_split_names(["train", "eval"])
+  for split in ("train", "eval"):
+    path = artifact_utils.get_split_uri([artifact], split)
+    os.makedirs(path, exist_ok=True)
+    io_utils.write_bytes_file(os.path.join(path, "FeatureStats.pb"),
+                              stats.SerializeToString())
+  return artifact
+
+
+def test_same_distribution_does_not_drift(tmp_path, ratings):
+  previous = _stats_artifact(tmp_path, "a", ratings.iloc[::25][:3000])
+  other_slice = _stats_artifact(tmp_path, "b", ratings.iloc[1::25][:3000])
+  assert gate.drift_anomalies(other_slice, previous, SCHEMA, gate.DriftThresholds()) == []
+
+
+def test_consecutive_months_stay_under_the_default_thresholds(tmp_path, ratings):
+  month = pd.to_datetime(ratings.timestamp, unit="s").dt.to_period("M")
+  months = sorted(month.unique())
+  for i, (a, b) in enumerate(zip(months, months[1:])):
+    previous = _stats_artifact(tmp_path, f"m{i}", ratings[month == a])
+    current = _stats_artifact(tmp_path, f"m{i + 1}n", ratings[month == b])
+    assert gate.drift_anomalies(current, previous, SCHEMA, gate.DriftThresholds()) == [], (a, b)
+
+
+def test_all_five_span_drifts_on_rating(tmp_path, ratings):
+  normal = ratings.iloc[::25][:3000]
+  previous = _stats_artifact(tmp_path, "a", normal)
+  current = _stats_artifact(tmp_path, "b", normal.assign(rating=5))
+  found = gate.drift_anomalies(current, previous, SCHEMA, gate.DriftThresholds())
+  assert {(a.split, a.feature, a.kind) for a in found} == {
+      ("train vs previous", "rating", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"),
+      ("eval vs previous", "rating", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH")}
+  assert "above the threshold 0.1" in found[0].description
+  # The threshold is the knob: at 1.0 (its maximum) the check never trips.
+  assert gate.drift_anomalies(current, previous, SCHEMA,
+                              gate.DriftThresholds(rating_js=1.0)) == []
+
+
+def test_categorical_shift_drifts_on_l_infinity(tmp_path, ratings):
+  normal = ratings.iloc[::25][:3000]
+  previous = _stats_artifact(tmp_path, "a", normal)
+  current = _stats_artifact(tmp_path, "b", normal.assign(user_occupation="student"))
+  found = gate.drift_anomalies(current, previous, SCHEMA, gate.DriftThresholds())
+  assert {(a.feature, a.kind) for a in found} == {
+      ("user_occupation", "COMPARATOR_L_INFTY_HIGH")}
+
+
+def test_no_baseline_skips_drift_and_check_lists_drift_with_the_fix(tmp_path, ratings):
+  normal = ratings.iloc[::25][:3000]
+  current = _stats_artifact(tmp_path, "b", normal.assign(rating=5))
+  assert gate.drift_anomalies(current, None, SCHEMA, gate.DriftThresholds()) == []
+  anomalies = standard_artifacts.ExampleAnomalies()
+  anomalies.uri = str(tmp_path / "anomalies")
+  anomalies.split_names = artifact_utils.encode_split_names([])
+  gate.check(anomalies, statistics=current, baseline=None, schema=SCHEMA)  # first run
+  previous = _stats_artifact(tmp_path, "a", normal)
+  with pytest.raises(gate.DataValidationError) as e:
+    gate.check(anomalies, statistics=current, baseline=previous, schema=SCHEMA)
+  message = str(e.value)
+  assert "feature=rating kind=COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" in message
+  assert previous.uri in message and "--drift-rating-js" in message
+
+
+# --- The baseline strategy, on a real (in-memory) ML Metadata store. ---
+
+def _store():
+  config = metadata_store_pb2.ConnectionConfig()
+  config.fake_database.SetInParent()
+  return mlmd.MetadataStore(config)
+
+
+def _put_statistics(store, type_id, n):
+  ids = store.put_artifacts([metadata_store_pb2.Artifact(type_id=type_id, uri=f"/s/{i}")
+                             for i in range(n)])
+  out = []
+  for artifact_id in ids:
+    a = standard_artifacts.ExampleStatistics()
+    a.id = artifact_id
+    out.append(a)
+  return out
+
+
+def _gate_execution(store, context, exec_type_id, stats_id, state):
+  execution = metadata_store_pb2.Execution(type_id=exec_type_id, last_known_state=state)
+  event = metadata_store_pb2.Event(type=metadata_store_pb2.Event.INPUT)
+  event.path.steps.add().key = "statistics"
+  event.path.steps.add().index = 0
+  store.put_execution(execution, [(metadata_store_pb2.Artifact(id=stats_id), event)],
+                      [context])
+
+
+def test_strategy_picks_the_newest_validated_statistics_other_than_the_current():
+  store = _store()
+  type_id = store.put_artifact_type(metadata_store_pb2.ArtifactType(name="ExampleStatistics"))
+  exec_type_id = store.put_execution_type(metadata_store_pb2.ExecutionType(name="Gate"))
+  context_type_id = store.put_context_type(metadata_store_pb2.ContextType(name="node"))
+  [context_id] = store.put_contexts([metadata_store_pb2.Context(
+      type_id=context_type_id, name="p.ValidationGate")])
+  context = store.get_contexts_by_id([context_id])[0]
+  s1, s2, s3, s4 = _put_statistics(store, type_id, 4)
+  chosen = strategy.ValidatedStatisticsStrategy(gate_context="p.ValidationGate")
+
+  def resolve(current):
+    result = chosen.resolve_artifacts(store, {"statistics": [s1, s2, s3, s4],
+                                              "current": [current]})
+    assert [a.id for a in result["current"]] == [current.id]
+    return [a.id for a in result["statistics"]]
+
+  # Nothing passed yet (first run): no baseline, and no failure.
+  assert resolve(s1) == []
+  C = metadata_store_pb2.Execution
+  _gate_execution(store, context, exec_type_id, s1.id, C.COMPLETE)
+  _gate_execution(store, context, exec_type_id, s2.id, C.CACHED)
+  _gate_execution(store, context, exec_type_id, s3.id, C.FAILED)   # a span that drifted
+  # New data is compared with the newest span that passed, never with the one that failed.
+  assert resolve(s4) == [s2.id]
+  # A re-run on validated data is compared with the span before it, as the first time.
+  assert resolve(s2) == [s1.id]
+  # Gate executions of another pipeline do not count.
+  other = strategy.ValidatedStatisticsStrategy(gate_context="other.ValidationGate")
+  assert other.resolve_artifacts(store, {"statistics": [s1, s2], "current": [s4]})[
+      "statistics"] == []
+
+
+def test_drift_thresholds_come_from_flags_and_the_config_file(tmp_path):
+  parser = argparse.ArgumentParser()
+  cli._add_run_parser(parser.add_subparsers(dest="command"))  # pylint: disable=protected-access
+  data = write_movielens_slice(tmp_path / "ml", 10)
+  config_file = tmp_path / "config.json"
+  config_file.write_text(json.dumps({"drift_categorical_linf": 0.5}))
+  config = cli.build_run_config(parser.parse_args([
+      "run", "--data-dir", str(data), "--output-dir", str(tmp_path / "out"),
+      "--config", str(config_file), "--drift-rating-js", "0.2"]))
+  assert (config.drift_rating_js, config.drift_categorical_linf) == (0.2, 0.5)
+  nodes = {n.id: n for n in pipeline_lib.create_pipeline(config).components}
+  gate_node = nodes[pipeline_lib.VALIDATION_GATE]
+  assert gate_node.exec_properties["drift_rating_js"] == 0.2
+  assert gate_node.exec_properties["drift_categorical_linf"] == 0.5
+  assert "baseline_statistics" in gate_node.inputs
+  with pytest.raises(ValueError, match="drift_rating_js must be in"):
+    config.replace(drift_rating_js=0.0)
