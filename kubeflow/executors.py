@@ -39,9 +39,16 @@ _CUSTOM_CONFIG_KEY = standard_component_specs.CUSTOM_CONFIG_KEY
 
 
 def _auc_thresholds(eval_config: tfma.EvalConfig) -> List[tfma.MetricThreshold]:
-  thresholds = [metric.threshold for spec in eval_config.metrics_specs
-                for metric in spec.metrics
-                if metric.class_name == _AUC and metric.HasField("threshold")]
+  # The pipeline puts the AUC bounds on the overall slice (per_slice_thresholds); a plain
+  # `threshold` is honoured too. Returned messages are live: setting them edits the config.
+  thresholds = []
+  for spec in eval_config.metrics_specs:
+    for metric in spec.metrics:
+      if metric.class_name != _AUC:
+        continue
+      if metric.HasField("threshold"):
+        thresholds.append(metric.threshold)
+      thresholds.extend(p.threshold for p in metric.per_slice_thresholds)
   if not thresholds:
     raise ValueError("eval_config has no AUC metric with a threshold, so the AUC runtime "
                      "parameters have nothing to set; see make_eval_config in "

@@ -12,11 +12,15 @@ from typing import List, Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.dsl.placeholder import placeholder_base
 from tfx.proto import range_config_pb2
 from tfx.types import channel
 
 from components.movielens_example_gen.component import MovieLensExampleGen, make_input_config
 from components.movielens_example_gen.reader import RATINGS_FILE
+from components.production_model.strategy import ProductionModelStrategy
+from components.atomic_pusher.component import AtomicPusher
+from components.validation_gate import strategy as drift_baseline_strategy
 from components.validation_gate.component import ValidationGate
 from pipeline import fingerprint
 from pipeline.config import EvaluationConfig, PipelineConfig
@@ -41,10 +45,22 @@ PRODUCTION_EVALUATOR = "ProductionEvaluator"
 PUSHER = "Pusher"
 SPAN_WINDOW = "SpanWindow"
 PRODUCTION_MODEL = "ProductionModel"
+DRIFT_BASELINE = "DriftBaseline"
 
 CANDIDATE_MODEL = "candidate"
 BASELINE_MODEL = "baseline"
 PRODUCTION_MODEL_NAME = "production"
+
+
+def _overall_only(threshold: tfma.MetricThreshold) -> list:
+  """The threshold on the overall slice only.
+
+  TFMA applies `MetricConfig.threshold` to *every* slice, so the gender and age-bucket
+  slices (a few hundred ratings each) would each have to clear the bar and noise in one
+  small slice would block a better model.
+  """
+  return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                       threshold=threshold)]
 
 
 def make_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
@@ -73,7 +89,7 @@ def make_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name="ExampleCount"),
           tfma.MetricConfig(class_name="AUC", config='{"name": "auc"}',
-                            threshold=auc_threshold),
+                            per_slice_thresholds=_overall_only(auc_threshold)),
           tfma.MetricConfig(class_name="BinaryCrossentropy", config='{"name": "logloss"}'),
       ])])
 
@@ -97,12 +113,12 @@ def make_production_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig
           tfma.MetricConfig(class_name="ExampleCount"),
           tfma.MetricConfig(
               class_name="AUC", config='{"name": "auc"}',
-              threshold=tfma.MetricThreshold(
+              per_slice_thresholds=_overall_only(tfma.MetricThreshold(
                   value_threshold=tfma.GenericValueThreshold(
                       lower_bound={"value": evaluation.auc_floor}),
                   change_threshold=tfma.GenericChangeThreshold(
                       direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                      absolute={"value": -evaluation.max_auc_regression}))),
+                      absolute={"value": -evaluation.max_auc_regression})))),
           tfma.MetricConfig(class_name="BinaryCrossentropy", config='{"name": "logloss"}'),
       ])])
 
@@ -145,10 +161,26 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"],
       schema=schema_gen.outputs["schema"]).with_id(EXAMPLE_VALIDATOR)
+  # Drift baseline: the statistics of the last span that passed the gate (not this run's).
+  drift_baseline = tfx.dsl.Resolver(
+      strategy_class=drift_baseline_strategy.ValidatedStatisticsStrategy,
+      config={"gate_context": f"{config.pipeline_name}.{VALIDATION_GATE}"},
+      # All statistics of the pipeline (no producer filter: one that names StatisticsGen's
+      # output would be merged with `current` by the 1.16 compiler).
+      statistics=channel.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
+      current=statistics_gen.outputs["statistics"],
+  ).with_id(DRIFT_BASELINE)
   gate = ValidationGate(
-      anomalies=example_validator.outputs["anomalies"]).with_id(VALIDATION_GATE)
+      anomalies=example_validator.outputs["anomalies"],
+      statistics=statistics_gen.outputs["statistics"],
+      schema=schema_gen.outputs["schema"],
+      baseline_statistics=drift_baseline.outputs["statistics"],
+      drift_rating_js=float(config.drift_rating_js),
+      drift_categorical_linf=float(config.drift_categorical_linf),
+  ).with_id(VALIDATION_GATE)
 
-  components: List = [example_gen, statistics_gen, schema_gen, example_validator, gate]
+  components: List = [example_gen, statistics_gen, schema_gen, example_validator,
+                      drift_baseline, gate]
   # Validation looks at the new span only; training reads a rolling window of spans.
   training_examples = example_gen.outputs["examples"]
   if config.window_spans > 1:
@@ -162,13 +194,16 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     training_examples = window.outputs["examples"]
 
   # The model in production: the latest candidate that passed both gates (and so was
-  # pushed). The candidate warm-starts from it and must not regress against it.
+  # pushed), among those not trained on the data ingested now (so a re-run on the same data
+  # resolves the same model and stays a cache hit). The candidate
+  # warm-starts from it and must not regress against it.
   production = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      strategy_class=ProductionModelStrategy,
       model=channel.Channel(type=tfx.types.standard_artifacts.Model,
                             producer_component_id=CANDIDATE_TRAINER),
       model_blessing=channel.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
                                      producer_component_id=PRODUCTION_EVALUATOR),
+      examples=example_gen.outputs["examples"],
   ).with_id(PRODUCTION_MODEL)
   components.append(production)
 
@@ -198,25 +233,29 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
   ).with_id(EVALUATOR)
   components.append(evaluator)
 
-  # Gate 1: beat the hash baseline. Gate 2 (only then): do not regress against production
-  # (skipped on the first run, when nothing is in production). Push only after both.
-  with tfx.dsl.Cond(evaluator.outputs["blessing"].future()[0]
-                    .custom_property("blessed") == 1):
-    production_evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"],
+  # Gate 1: beat the hash baseline. Gate 2: do not regress against production (without a
+  # production model, on the first run, only its AUC floor applies). Push only after both.
+  # Gate 2 always runs (an Evaluator skipped by a condition would leave the Pusher's
+  # condition without a blessing to read, and TFX 1.16 then fails the Pusher instead of
+  # skipping it); the Pusher runs only when both gates blessed the candidate.
+  production_evaluator = tfx.components.Evaluator(
+      examples=example_gen.outputs["examples"],
+      model=candidate.outputs["model"],
+      baseline_model=production.outputs["model"],
+      eval_config=make_production_eval_config(config.evaluation),
+  ).with_id(PRODUCTION_EVALUATOR)
+  both_gates = placeholder_base.logical_and(
+      evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1,
+      production_evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1)
+  with tfx.dsl.Cond(both_gates):
+    # A pushed version directory is complete or absent, even if the run dies mid-push.
+    pusher = AtomicPusher(
         model=candidate.outputs["model"],
-        baseline_model=production.outputs["model"],
-        eval_config=make_production_eval_config(config.evaluation),
-    ).with_id(PRODUCTION_EVALUATOR)
-    with tfx.dsl.Cond(production_evaluator.outputs["blessing"].future()[0]
-                      .custom_property("blessed") == 1):
-      pusher = tfx.components.Pusher(
-          model=candidate.outputs["model"],
-          model_blessing=production_evaluator.outputs["blessing"],
-          push_destination=tfx.proto.PushDestination(
-              filesystem=tfx.proto.PushDestination.Filesystem(
-                  base_directory=config.serving_dir)),
-      ).with_id(PUSHER)
+        model_blessing=production_evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=config.serving_dir)),
+    ).with_id(PUSHER)
   components += [production_evaluator, pusher]
 
   return tfx.dsl.Pipeline(

@@ -42,6 +42,10 @@ def add_parser(sub) -> None:
   p.add_argument("--epochs", type=int, default=5, help="epochs per period (5)")
   p.add_argument("--min-auc-gain", type=float, default=0.0,
                  help="baseline gate of the replayed pipeline (default 0.0: not worse)")
+  p.add_argument("--auc-floor", type=float, default=0.5,
+                 help="AUC floor of the replayed pipeline (default 0.5: a month of ratings, "
+                 "mostly from new users, scores far below the full-data 0.70 floor, which "
+                 "would block every push and so every warm start)")
   p.set_defaults(func=run)
 
 
@@ -233,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
   os.makedirs(feed)
   shutil.copy2(os.path.join(output_dir, "spans", reader.USERS_FILE), feed)
   config = config_lib.from_mapping(
-      {"training": {"epochs": args.epochs}, "evaluation": {"min_auc_gain": args.min_auc_gain}},
+      {"training": {"epochs": args.epochs},
+       "evaluation": {"min_auc_gain": args.min_auc_gain, "auc_floor": args.auc_floor}},
       data_dir=feed, output_dir=pipeline_out, span_pattern=spans_lib.SPAN_PATTERN,
       window_spans=args.window)
   frozen_vocab = {f: sorted({v.decode() for v in values})

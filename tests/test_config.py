@@ -88,3 +88,17 @@ def test_pipeline_graph_wires_candidate_against_baseline():
       pipeline_lib.BASELINE_TRAINER
   # Transform waits for the gate, so bad data never reaches training.
   assert pipeline_lib.VALIDATION_GATE in {n.id for n in by_id[pipeline_lib.TRANSFORM].upstream_nodes}
+
+
+def test_gates_judge_the_overall_slice_only():
+  # TFMA applies MetricConfig.threshold to every slice; a noisy age bucket must not veto.
+  import tensorflow_model_analysis as tfma
+  evaluation = config_lib.EvaluationConfig()
+  for eval_config in (pipeline_lib.make_eval_config(evaluation),
+                      pipeline_lib.make_production_eval_config(evaluation)):
+    thresholds = tfma.metrics.metric_thresholds_from_metrics_specs(
+        eval_config.metrics_specs, eval_config=eval_config)
+    auc = [v for k, v in thresholds.items() if k.name == "auc"]
+    assert auc, "no AUC threshold"
+    for per_key in auc:
+      assert per_key and all(spec == tfma.SlicingSpec() for spec, _ in per_key)

@@ -45,8 +45,9 @@ def test_runtime_gain_and_floor_give_the_eval_config_of_that_config():
 
 def test_max_auc_regression_is_a_negative_change_threshold():
   props = executors.apply_evaluation_parameters(_eval_props(max_auc_regression=0.02))
-  threshold = [m for m in _parsed(props).metrics_specs[0].metrics
-               if m.class_name == "AUC"][0].threshold
+  auc = [m for m in _parsed(props).metrics_specs[0].metrics if m.class_name == "AUC"][0]
+  assert len(auc.per_slice_thresholds) == 1
+  threshold = auc.per_slice_thresholds[0].threshold
   assert threshold.change_threshold.absolute.value == pytest.approx(-0.02)
   assert threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
   assert threshold.value_threshold.lower_bound.value == pytest.approx(0.70)

@@ -23,7 +23,7 @@ ALL_COMPONENTS = {
     pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN, pipeline_lib.SCHEMA_GEN,
     pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.VALIDATION_GATE, pipeline_lib.TRANSFORM,
     pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.BASELINE_TRAINER, pipeline_lib.EVALUATOR,
-    pipeline_lib.PUSHER,
+    pipeline_lib.PRODUCTION_EVALUATOR, pipeline_lib.PUSHER,
 }
 
 
@@ -84,11 +84,15 @@ def test_first_run_executes_every_component_and_pushes(first_run):
 
 
 def test_metadata_records_the_run(first_run):
-  config, _ = first_run
+  config, summary = first_run
   store = _store(config)
   executions = store.get_executions()
   assert all(e.last_known_state == metadata_store_pb2.Execution.COMPLETE for e in executions)
-  assert len(executions) == len(ALL_COMPONENTS)
+  # One execution per component, plus one per resolver (the model in production, the drift
+  # baseline): resolvers run as nodes of their own.
+  assert summary["resolvers"] == sorted([pipeline_lib.DRIFT_BASELINE,
+                                         pipeline_lib.PRODUCTION_MODEL])
+  assert len(executions) == len(ALL_COMPONENTS) + len(summary["resolvers"])
   pushed = [a for a in store.get_artifacts_by_type("PushedModel")]
   assert len(pushed) == 1 and pushed[0].custom_properties["pushed"].int_value == 1
   models = store.get_artifacts_by_type("Model")
@@ -120,5 +124,6 @@ def test_second_run_is_fully_cached_then_a_worse_candidate_is_not_pushed(first_r
   assert result["pushed_model_dir"] is None
   assert result["components"][pipeline_lib.EVALUATOR] == "complete"
   assert result["components"][pipeline_lib.CANDIDATE_TRAINER] == "cached"
+  assert "failed" not in result["components"].values()
   assert pipeline_lib.PUSHER not in result["components"]
   assert os.listdir(config.serving_dir) == [os.path.basename(first["pushed_model_dir"])]

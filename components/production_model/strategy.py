@@ -49,8 +49,23 @@ def training_examples(store: mlmd.MetadataStore, model_id: int) -> Set[int]:
   return set(_inputs(store, transforms, "examples"))
 
 
+def was_pushed(store: mlmd.MetadataStore, model_id: int) -> bool:
+  """Whether a Pusher took this model as input and recorded `pushed` = 1."""
+  consumers = sorted({e.execution_id for e in store.get_events_by_artifact_ids([model_id])
+                      if e.type in _INPUT})
+  if not consumers:
+    return False
+  outputs = sorted({e.artifact_id for e in store.get_events_by_execution_ids(consumers)
+                    if e.type in _OUTPUT})
+  for artifact in store.get_artifacts_by_id(outputs):
+    pushed = artifact.custom_properties.get("pushed")
+    if pushed is not None and pushed.int_value == 1:
+      return True
+  return False
+
+
 class ProductionModelStrategy(resolver.ResolverStrategy):
-  """Newest blessed model not trained on the Examples ingested now."""
+  """Newest pushed model not trained on the Examples ingested now."""
 
   def resolve_artifacts(
       self, store: mlmd.MetadataStore, input_dict: Dict[str, List[types.Artifact]]
@@ -66,6 +81,10 @@ class ProductionModelStrategy(resolver.ResolverStrategy):
                  if b.get_int_custom_property("blessed") == 1}
     for model in sorted(input_dict.get(MODEL_KEY, []), key=lambda a: a.id, reverse=True):
       if model.id not in blessings:
+        continue
+      # Blessed by the production gate is not enough: the baseline gate decides too, and
+      # only a model that both passed was pushed, i.e. is (or was) in production.
+      if not was_pushed(store, model.id):
         continue
       trained_on = training_examples(store, model.id)
       if trained_on and not trained_on & current:
