@@ -129,14 +129,8 @@ def build_compile_inputs(args: argparse.Namespace):
   if not (args.data_dir or values.get("data_dir")):
     raise ValueError("--data-dir is required (the default of the data_dir runtime parameter, "
                      "e.g. gs://BUCKET/ml-100k)")
-  training = dict(values.pop("training", {}) or {})
-  if args.epochs is not None:
-    training["epochs"] = args.epochs
-  evaluation = dict(values.pop("evaluation", {}) or {})
-  if args.min_auc_gain is not None:
-    evaluation["min_auc_gain"] = args.min_auc_gain
-  if args.auc_floor is not None:
-    evaluation["auc_floor"] = args.auc_floor
+  training, evaluation = config_lib.sections_with_flags(
+      values, epochs=args.epochs, min_auc_gain=args.min_auc_gain, auc_floor=args.auc_floor)
   direct = args.beam_runner == options_lib.DIRECT
   config = config_lib.from_mapping(
       values, data_dir=args.data_dir, output_dir=args.pipeline_root,

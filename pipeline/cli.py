@@ -7,11 +7,16 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from typing import List, Optional
 
-# Before anything imports TensorFlow: Keras 2 for TFRS/TFT/TFMA, and quiet C++ logs.
+# Before anything imports TensorFlow: Keras 2 for TFRS/TFT/TFMA, and quiet C++ logs (TF 2.16
+# prints "Unable to register cuDNN factory" errors at import on every machine; set
+# TF_CPP_MIN_LOG_LEVEL=0 to see all of TensorFlow's C++ logging).
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Google client libraries warn about Python 3.10 on import; TFX 1.16 requires it.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -95,14 +100,8 @@ def build_run_config(args: argparse.Namespace):
   from components.movielens_example_gen import spans  # pylint: disable=g-import-not-at-top
   if spans.list_spans(data_dir) and not values.get("span_pattern"):
     values["span_pattern"] = spans.SPAN_PATTERN
-  training = dict(values.pop("training", {}) or {})
-  if args.epochs is not None:
-    training["epochs"] = args.epochs
-  evaluation = dict(values.pop("evaluation", {}) or {})
-  if args.min_auc_gain is not None:
-    evaluation["min_auc_gain"] = args.min_auc_gain
-  if args.auc_floor is not None:
-    evaluation["auc_floor"] = args.auc_floor
+  training, evaluation = config_lib.sections_with_flags(
+      values, epochs=args.epochs, min_auc_gain=args.min_auc_gain, auc_floor=args.auc_floor)
   return config_lib.from_mapping(
       values, data_dir=data_dir, output_dir=output_dir, training=training,
       evaluation=evaluation,

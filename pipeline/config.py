@@ -185,6 +185,26 @@ def from_mapping(values: Mapping[str, Any], **overrides: Any) -> PipelineConfig:
   return PipelineConfig(**values, **kwargs)
 
 
+def sections_with_flags(values: Dict[str, Any], epochs: Optional[int] = None,
+                        min_auc_gain: Optional[float] = None,
+                        auc_floor: Optional[float] = None) -> Tuple[Dict, Dict]:
+  """Pops the `training` and `evaluation` sections of a config file's values and applies
+  the command-line flags that override them (None: not given).
+
+  Returns:
+    (training section, evaluation section), for `from_mapping`.
+  """
+  training = dict(values.pop("training", {}) or {})
+  if epochs is not None:
+    training["epochs"] = epochs
+  evaluation = dict(values.pop("evaluation", {}) or {})
+  if min_auc_gain is not None:
+    evaluation["min_auc_gain"] = min_auc_gain
+  if auc_floor is not None:
+    evaluation["auc_floor"] = auc_floor
+  return training, evaluation
+
+
 def load_file(path: str) -> Dict[str, Any]:
   """Reads a JSON config file; the error names the file and what is wrong."""
   try:

@@ -102,3 +102,11 @@ def test_gates_judge_the_overall_slice_only():
     assert auc, "no AUC threshold"
     for per_key in auc:
       assert per_key and all(spec == tfma.SlicingSpec() for spec, _ in per_key)
+
+
+def test_flags_override_the_config_files_sections():
+  values = {"training": {"epochs": 3, "batch_size": 64}, "evaluation": {"auc_floor": 0.6}}
+  training, evaluation = config_lib.sections_with_flags(values, epochs=7, min_auc_gain=0.02)
+  assert training == {"epochs": 7, "batch_size": 64}
+  assert evaluation == {"auc_floor": 0.6, "min_auc_gain": 0.02}
+  assert "training" not in values and "evaluation" not in values
