@@ -147,7 +147,9 @@ def print_summary(summary, stream=None) -> None:
           f"{fmt(gate['candidate_auc'])} on the same data; gate "
           f"{'passed' if gate['blessed'] else 'FAILED'})", file=stream)
   elif gate:
-    print("production gate: skipped (no model in production yet)", file=stream)
+    print("production gate: no comparison (no pushed model was trained on data older than "
+          "this run's; e.g. the first run, or a re-train on the same data); AUC floor only",
+          file=stream)
   if summary.get("warm_started_from"):
     print(f"candidate warm-started from: {summary['warm_started_from']}", file=stream)
   print(f"blessed: {'yes' if summary['blessed'] else 'no'}", file=stream)
