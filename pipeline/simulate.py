@@ -57,32 +57,18 @@ def _split_is_train(serialized: bytes) -> bool:
 def load_span(span_path: str, users) -> Dict[str, Any]:
   """A span's ratings as model features, labels, serving requests and the train mask."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components.movielens_example_gen import executor, reader  # pylint: disable=g-import-not-at-top
-  from trainer import features, preprocessing  # pylint: disable=g-import-not-at-top
-  raw: Dict[str, List] = {name: [] for name in features.RAW_FEATURES}
+  from trainer import features, movielens  # pylint: disable=g-import-not-at-top
+  rows = list(reader.read_ratings(os.path.join(span_path, reader.RATINGS_FILE), users))
   requests, is_train = [], []
-  for rating, user in reader.read_ratings(os.path.join(span_path, reader.RATINGS_FILE),
-                                          users):
+  for rating, user in rows:
     example = executor.to_example(rating, user)
     is_train.append(_split_is_train(example.SerializeToString(deterministic=True)))
     del example.features.feature[features.RATING]
     requests.append(example.SerializeToString())
-    for name, value in (
-        (features.USER_ID, rating.user_id), (features.MOVIE_ID, rating.movie_id),
-        (features.RATING, rating.rating), (features.TIMESTAMP, rating.timestamp),
-        (features.USER_AGE, user.age), (features.USER_GENDER, user.gender),
-        (features.USER_OCCUPATION, user.occupation), (features.USER_ZIP_CODE, user.zip_code)):
-      raw[name].append(value)
-  tensors = {k: tf.constant(v) for k, v in raw.items()}
-  model_inputs = preprocessing.transform_features(tensors)
-  return {
-      "features": {f: model_inputs[f].numpy() for f in features.MODEL_FEATURES},
-      "label": preprocessing.binarize_rating(tensors[features.RATING]).numpy().astype(
-          np.float32),
-      "requests": requests,
-      "is_train": np.asarray(is_train),
-  }
+  model_inputs, label = movielens.model_inputs(movielens.raw_columns(rows))
+  return {"features": model_inputs, "label": label, "requests": requests,
+          "is_train": np.asarray(is_train)}
 
 
 def _concat(parts: List[Dict[str, Any]], train_only: bool) -> Tuple[Dict, Any]:

@@ -7,7 +7,7 @@ so the benchmark and `uet collisions` see exactly the features the Trainer sees.
 """
 
 import os
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, Iterable, List, Mapping, Tuple
 
 import numpy as np
 
@@ -36,20 +36,15 @@ def check_data_dir(data_dir: str) -> str:
   return data_dir
 
 
-def read_raw(data_dir: str) -> Dict[str, np.ndarray]:
-  """The raw features of every rating (ratings joined with users), as numpy columns.
-
-  Args:
-    data_dir: a MovieLens-100K-layout directory.
+def raw_columns(rows: Iterable[Tuple[reader.Rating, reader.User]]) -> Dict[str, np.ndarray]:
+  """Raw feature columns of (rating, user) rows, as the ExampleGen's examples hold them.
 
   Returns:
-    Raw feature name -> [num_ratings] array (bytes for string features, int64 otherwise),
-    in file order.
+    Raw feature name -> [num_rows] array (bytes for string features, int64 otherwise), in
+    row order.
   """
-  data_dir = check_data_dir(data_dir)
-  users = reader.read_users(os.path.join(data_dir, reader.USERS_FILE))
   columns: Dict[str, List] = {name: [] for name in features.RAW_FEATURES}
-  for rating, user in reader.read_ratings(os.path.join(data_dir, reader.RATINGS_FILE), users):
+  for rating, user in rows:
     columns[features.USER_ID].append(rating.user_id.encode())
     columns[features.MOVIE_ID].append(rating.movie_id.encode())
     columns[features.RATING].append(rating.rating)
@@ -63,23 +58,41 @@ def read_raw(data_dir: str) -> Dict[str, np.ndarray]:
           for name, values in columns.items()}
 
 
-def model_features(data_dir: str) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
-  """The six model features (bytes arrays) and the binary label of every rating.
+def read_raw(data_dir: str) -> Dict[str, np.ndarray]:
+  """The raw features of every rating (ratings joined with users), as numpy columns.
+
+  Args:
+    data_dir: a MovieLens-100K-layout directory.
+
+  Returns:
+    Raw feature name -> [num_ratings] array, in file order (see `raw_columns`).
+  """
+  data_dir = check_data_dir(data_dir)
+  users = reader.read_users(os.path.join(data_dir, reader.USERS_FILE))
+  return raw_columns(reader.read_ratings(os.path.join(data_dir, reader.RATINGS_FILE), users))
+
+
+def model_inputs(raw: Mapping[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+  """The six model features (bytes arrays) and binary labels of raw columns.
 
   Uses Transform's own `transform_features` and label rule, so values match the pipeline's
   transformed examples byte for byte.
 
   Returns:
-    (features dict in `features.MODEL_FEATURES` order, [num_ratings] float32 labels).
+    (features dict in `features.MODEL_FEATURES` order, [num_rows] float32 labels).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from trainer import preprocessing  # pylint: disable=g-import-not-at-top
-  raw = read_raw(data_dir)
   tensors = {k: tf.constant(v) for k, v in raw.items()}
   transformed = preprocessing.transform_features(tensors)
   label = preprocessing.binarize_rating(tensors[features.RAW_LABEL]).numpy()
   return ({f: transformed[f].numpy() for f in features.MODEL_FEATURES},
           label.astype(np.float32))
+
+
+def model_features(data_dir: str) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+  """The six model features and the binary label of every rating of `data_dir`."""
+  return model_inputs(read_raw(data_dir))
 
 
 def vocabularies(columns: Mapping[str, np.ndarray]) -> Dict[str, List[str]]:
