@@ -16,47 +16,34 @@ Lineage is read from ML Metadata: model <- Trainer <- transformed examples <- Tr
 Examples.
 """
 
-from typing import Dict, Iterable, List, Optional, Set
+from typing import Dict, List, Optional, Set
 
 import ml_metadata as mlmd
-from ml_metadata.proto import metadata_store_pb2
 from tfx import types
 from tfx.dsl.components.common import resolver
+
+from components import lineage
 
 MODEL_KEY = "model"
 BLESSING_KEY = "model_blessing"
 EXAMPLES_KEY = "examples"
 
-_INPUT = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
-_OUTPUT = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
-
-
-def _producers(store: mlmd.MetadataStore, artifact_ids: Iterable[int]) -> List[int]:
-  return sorted({e.execution_id for e in store.get_events_by_artifact_ids(list(artifact_ids))
-                 if e.type in _OUTPUT})
-
-
-def _inputs(store: mlmd.MetadataStore, execution_ids: List[int], key: str) -> List[int]:
-  return sorted({e.artifact_id for e in store.get_events_by_execution_ids(execution_ids)
-                 if e.type in _INPUT and e.path.steps and e.path.steps[0].key == key})
-
-
 def training_examples(store: mlmd.MetadataStore, model_id: int) -> Set[int]:
   """Ids of the raw Examples artifacts a model was trained on (empty if unknown)."""
-  trainers = _producers(store, [model_id])
-  transformed = _inputs(store, trainers, "examples")
-  transforms = _producers(store, transformed)
-  return set(_inputs(store, transforms, "examples"))
+  trainers = lineage.producers(store, [model_id])
+  transformed = lineage.inputs(store, trainers, "examples")
+  transforms = lineage.producers(store, transformed)
+  return set(lineage.inputs(store, transforms, "examples"))
 
 
 def was_pushed(store: mlmd.MetadataStore, model_id: int) -> bool:
   """Whether a Pusher took this model as input and recorded `pushed` = 1."""
   consumers = sorted({e.execution_id for e in store.get_events_by_artifact_ids([model_id])
-                      if e.type in _INPUT})
+                      if e.type in lineage.INPUT_EVENTS})
   if not consumers:
     return False
   outputs = sorted({e.artifact_id for e in store.get_events_by_execution_ids(consumers)
-                    if e.type in _OUTPUT})
+                    if e.type in lineage.OUTPUT_EVENTS})
   for artifact in store.get_artifacts_by_id(outputs):
     pushed = artifact.custom_properties.get("pushed")
     if pushed is not None and pushed.int_value == 1:

@@ -20,13 +20,14 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import types
 from tfx.dsl.components.common import resolver
 
+from components import lineage
+
 # Input (and output) keys of the Resolver that uses this strategy.
 STATISTICS_KEY = "statistics"  # every StatisticsGen output of the pipeline -> the baseline
 CURRENT_KEY = "current"        # this run's statistics (passed through)
 # The gate's input key its statistics arrive under.
 GATE_STATISTICS_KEY = "statistics"
 
-_INPUT = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
 _PASSED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
 
 
@@ -39,9 +40,7 @@ def validated_statistics_ids(store: mlmd.MetadataStore, gate_context: str) -> Li
             if e.last_known_state in _PASSED]
   if not passed:
     return []
-  return sorted({e.artifact_id for e in store.get_events_by_execution_ids(passed)
-                 if e.type in _INPUT and e.path.steps
-                 and e.path.steps[0].key == GATE_STATISTICS_KEY})
+  return lineage.inputs(store, passed, GATE_STATISTICS_KEY)
 
 
 class ValidatedStatisticsStrategy(resolver.ResolverStrategy):
