@@ -38,7 +38,7 @@ from typing import Any, Dict, List, Optional, Sequence  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from trainer import features, model as model_lib, movielens, train  # noqa: E402
+from trainer import admission, features, model as model_lib, movielens, train  # noqa: E402
 from trainer.config import TUTORIAL_EMBEDDING_BUDGET, TrainingConfig  # noqa: E402
 
 MODELS = ("collisionless", "hash", "unified")
@@ -106,6 +106,17 @@ def load_split(data_dir: str) -> Split:
   return Split(train_x, train_y, test_x, test_y, movielens.vocabularies(columns))
 
 
+def with_admission(split: Split, config: TrainingConfig) -> Split:
+  """The split with Transform's admission flags for `config.admission_features` added: a
+  filter of the train split's ids (what Transform analyzes), applied to both splits."""
+  if not config.admission_features:
+    return split
+  return dataclasses.replace(
+      split,
+      train=admission.admitted_columns(split.train, split.train, config.admission_features),
+      test=admission.admitted_columns(split.test, split.train, config.admission_features))
+
+
 def train_dataset(split: Split, batch_size: int, seed: int) -> tf.data.Dataset:
   """The tutorial's `train.shuffle(100_000).batch(8192).cache()` (one shuffle, cached)."""
   return (tf.data.Dataset.from_tensor_slices((split.train, split.train_labels))
@@ -135,7 +146,9 @@ def run_config(split: Split, config: TrainingConfig, runs: int, name: Optional[s
     The runs' AUCs, LogLosses and training examples/s.
   """
   spec = spec or model_lib.embedding_spec(config, split.vocabularies)
-  result = Runs(name or config.model_type, spec.num_parameters, [], [], [])
+  split = with_admission(split, config)
+  result = Runs(name or config.model_type,
+                spec.num_parameters + model_lib.admission_parameters(config), [], [], [])
   eval_ds = test_dataset(split)
   for run in range(runs):
     seed = config.seed + run

@@ -42,9 +42,13 @@ def make_dataset(file_patterns: Sequence[str], feature_spec: Mapping[str, tf.io.
     cache: keep the parsed batches in memory.
 
   Returns:
-    The dataset; features are [batch] string tensors, the label a [batch] float tensor.
+    The dataset; features are [batch] string tensors (admission flags [batch] int64), the
+    label a [batch] float tensor.
   """
-  spec = {k: feature_spec[k] for k in (*features.MODEL_FEATURES, features.LABEL)}
+  # The admission flags are read when Transform wrote them (models without admission
+  # ignore them).
+  flags = [k for k in feature_spec if k.endswith(features.ADMITTED_SUFFIX)]
+  spec = {k: feature_spec[k] for k in (*features.MODEL_FEATURES, *flags, features.LABEL)}
   ds = tf.data.TFRecordDataset(_files(file_patterns), compression_type="GZIP",
                                num_parallel_reads=tf.data.AUTOTUNE)
   if shuffle_buffer:
