@@ -135,8 +135,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("--budget", type=int, default=TUTORIAL_EMBEDDING_BUDGET)
   parser.add_argument("--only", nargs="*", help="configuration names to run")
   parser.add_argument("--salt-spread", type=int, default=0, metavar="N",
-                      help=f"re-run {', '.join(SALT_SPREAD_CONFIGS)} and hash under N other "
-                      "salt namespaces (1 run each)")
+                      help=f"re-run {', '.join(SALT_SPREAD_CONFIGS)} (those of them in --only, "
+                      "if given) and hash under N other salt namespaces (1 run each)")
   parser.add_argument("--tableconfig-init", action="store_true",
                       help="re-run the tutorial config and hash with TableConfig's default "
                       "initializer")
@@ -185,7 +185,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     lines += ["", f"## Spread across hash salts ({args.salt_spread} salt namespaces, 1 run "
               "each, seed 42)", "",
               "| config | AUC mean +- std across salts | per salt |", "|---|---|---|"]
-    spread_configs = {n: CONFIGS[n][1] for n in SALT_SPREAD_CONFIGS}
+    spread_configs = {n: CONFIGS[n][1] for n in SALT_SPREAD_CONFIGS
+                      if not args.only or n in args.only}
     spread_configs["hash"] = {"model_type": "hash"}
     for name, changes in spread_configs.items():
       aucs: List[float] = []
