@@ -40,8 +40,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from components.movielens_example_gen import reader, spans as spans_lib  # noqa: E402
-from pipeline import simulate  # noqa: E402
-from trainer import admission, features, model as model_lib, movielens  # noqa: E402
+from tools import movielens, simulate  # noqa: E402
+from trainer import admission, features, model as model_lib  # noqa: E402
 from trainer.config import TrainingConfig  # noqa: E402
 
 M, U, G, Z, O, A = (features.MOVIE_ID, features.USER_ID, features.USER_GENDER,

@@ -35,8 +35,9 @@ from tfx.utils import io_utils  # noqa: E402
 
 from components.movielens_example_gen import executor  # noqa: E402
 from components.movielens_example_gen import reader  # noqa: E402
-from pipeline.config import DEFAULT_SCHEMA  # noqa: E402
-from trainer import export, features, model as model_lib, movielens, preprocessing  # noqa: E402
+from schema import SCHEMA_FILE  # noqa: E402
+from tools import movielens  # noqa: E402
+from trainer import export, features, model as model_lib, preprocessing  # noqa: E402
 from trainer.config import TrainingConfig  # noqa: E402
 
 
@@ -47,7 +48,7 @@ def previous_preprocessing_fn(inputs, custom_config=None):
 
 
 def transform(rows, fn, out_dir: str) -> tft.TFTransformOutput:
-  schema = io_utils.SchemaReader().read(DEFAULT_SCHEMA)
+  schema = io_utils.SchemaReader().read(SCHEMA_FILE)
   metadata = tft.DatasetMetadata.from_feature_spec(
       schema_utils.schema_as_feature_spec(schema).feature_spec)
   with beam.Pipeline() as p, tft_beam.Context(temp_dir=os.path.join(out_dir, "tmp")):
