@@ -78,7 +78,8 @@ def test_preprocessing_fn_on_rows_with_tf_transform():
     # The filter travels inside the Transform graph: ids of the analyzed data pass, an id it
     # never saw does not (the same bits in training and serving).
     layer = output.transform_features_layer()
-    request = {k: tf.constant([v]) for k, v in rows[0].items() if k != features.RATING}
+    request = {k: tf.constant([v], tf.string if isinstance(v[0], bytes) else tf.int64)
+               for k, v in rows[0].items() if k != features.RATING}
     request[features.USER_ID] = tf.constant([[b"a-user-never-seen"]])
     served = layer(request)
     assert served[admission.admitted_name(features.USER_ID)].numpy().tolist() == [0]
