@@ -84,14 +84,14 @@ CONFIGS: Dict[str, Tuple[str, Dict]] = {
     # The pipeline's default: the budget rule (trainer.config.budget_rule_layout), with and
     # without its admission filter, and the filter on the earlier winner.
     "rule": ("budget rule: 1 table x dim 8; movie/user/zip 4 chunks, occupation 2, "
-             "gender/age 1; admission filter, id dropout 0.05", dict(layout="budget_rule")),
+             "gender/age 1; admission filter", dict(layout="budget_rule")),
     "rule no-admission": ("budget rule's tables and chunks, without the admission filter",
                           dict(num_tables=1, chunks=_chunks(**{M: 4, U: 4, Z: 4, G: 1, O: 2,
                                                                A: 1}), default_chunks=1)),
-    "T1xD8 big4 admission": ("T1xD8 big4 with the admission filter, id dropout 0.05",
+    "T1xD8 big4 admission": ("T1xD8 big4 with the admission filter",
                              dict(num_tables=1, chunks=_chunks(**{M: 4, U: 4, Z: 2, G: 1,
                                                                   O: 1, A: 1}),
-                                  admission_features=(M, U, Z), id_dropout=0.05)),
+                                  admission_features=(M, U, Z))),
 }
 
 
