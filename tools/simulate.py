@@ -34,7 +34,8 @@ from pipeline.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 def add_parser(sub) -> None:
   """Registers `uet simulate`."""
   p = sub.add_parser("simulate", help="replay MovieLens in time order: warm vs cold vs "
-                     "hash vs frozen-vocabulary models on the next period",
+                     "hash vs frozen- and re-fitted-vocabulary models on the next period, "
+                     "per period and pooled",
                      description=__doc__.split("\n\n")[1])
   p.add_argument("--spans", type=int, default=6, help="number of equal time windows (6)")
   p.add_argument("--data-dir", help="MovieLens directory (default: the official release, "

@@ -148,8 +148,10 @@ class TrainingConfig:
     if self.layout == "budget_rule" and self.model_type == "unified":
       derived = budget_rule_layout(self.embedding_budget)
       defaults = {f.name: f.default for f in dataclasses.fields(self)}
+      # Chunks compare as a mapping: JSON with sorted keys (TFX's custom_config) reorders.
+      same = lambda k, a, b: dict(a) == dict(b) if k == "chunks" else a == b  # noqa: E731
       clashes = [k for k, v in derived.items()
-                 if getattr(self, k) not in (v, defaults[k])]
+                 if not (same(k, getattr(self, k), v) or same(k, getattr(self, k), defaults[k]))]
       if clashes:
         raise ValueError(f"training.layout 'budget_rule' derives {clashes} from the budget; "
                          "remove them, or set layout: explicit to give every layout field "
