@@ -51,7 +51,6 @@ BIG4 = dict(num_tables=1, dim_per_table=8, default_chunks=1,
 MUZ = (M, U, Z)
 
 RULE = dict(layout="budget_rule")
-RULE_NO_DROP = dict(layout="budget_rule", id_dropout=0.0)
 
 # name -> (TrainingConfig changes, gate[, filter threshold]). All at the same budget.
 VARIANTS = {
@@ -65,7 +64,6 @@ VARIANTS = {
     "big4 gate drop0.2": (dict(BIG4, admission_features=MUZ, id_dropout=0.2), True),
     "big4 filter thr3": (dict(BIG4, admission_features=MUZ), False, 3),
     "rule": (RULE, False),
-    "rule nodrop": (RULE_NO_DROP, False),
 }
 REFERENCES = ("hash", "collisionless_frozen", "collisionless_refit")
 
