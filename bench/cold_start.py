@@ -137,7 +137,8 @@ def pooled(labels: List[np.ndarray], scores: List[np.ndarray]) -> float:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--data-dir", default=movielens.DEFAULT_DATA_DIR)
+  parser.add_argument("--data-dir",
+                      default=os.path.join(os.path.dirname(REPO), "shared", "data", "ml-100k"))
   parser.add_argument("--spans", type=int, default=6)
   parser.add_argument("--window", type=int, default=2)
   parser.add_argument("--only", nargs="*", help="variant names to run (references always)")
