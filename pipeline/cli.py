@@ -19,6 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+# The ML Metadata store is damaged (see `uet restore-metadata`); SIGTERM cancelled the run
+# (128 + 15, what a shell reports for a process that SIGTERM ended).
+EXIT_METADATA, EXIT_CANCELLED = 4, 143
 
 
 def _add_run_parser(sub) -> None:
@@ -188,6 +191,16 @@ def _run_locked(args: argparse.Namespace) -> int:
   print(f"uet run: data {config.data_dir} -> output {config.output_dir}", file=sys.stderr)
   try:
     summary = local_runner.run(config)
+  except local_runner.metadata_backup.MetadataStoreError as e:
+    print(f"uet run: error: {e}", file=sys.stderr)
+    return EXIT_METADATA
+  except local_runner.PipelineCancelled as e:
+    print(f"\nuet run: CANCELLED: {e}; it was stopped and is recorded as CANCELED in ML "
+          f"Metadata", file=sys.stderr)
+    print("nothing was pushed; the models already in "
+          f"{config.serving_dir} are untouched; the next run resumes from the completed "
+          "components", file=sys.stderr)
+    return EXIT_CANCELLED
   except local_runner.PipelineRunError as e:
     print(f"\nuet run: FAILED: {e}", file=sys.stderr)
     if e.summary:
@@ -209,6 +222,7 @@ SUBCOMMAND_MODULES = (
     "kubeflow.cli",          # uet compile, uet schedule
     "trainer.collisions",    # uet collisions
     "pipeline.simulate",     # uet simulate
+    "pipeline.metadata_backup",  # uet restore-metadata
 )
 
 

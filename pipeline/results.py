@@ -14,6 +14,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx.utils import path_utils
 
+from pipeline import metadata_backup
 from pipeline import pipeline as pipeline_lib
 
 _EXECUTION_STATES = {
@@ -39,10 +40,22 @@ class NodeRun:
 
 
 def open_store(metadata_path: str) -> mlmd.MetadataStore:
+  """A read-only connection to the run's ML Metadata.
+
+  Raises:
+    metadata_backup.MetadataStoreError: the file is damaged; the message names it and says
+      how to restore the last-good copy or start afresh.
+  """
   config = metadata_store_pb2.ConnectionConfig()
   config.sqlite.filename_uri = metadata_path
   config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-  return mlmd.MetadataStore(config)
+  try:
+    return mlmd.MetadataStore(config)
+  except RuntimeError as e:  # MLMD reports SQLite errors as RuntimeError
+    # SQLite's own reason reads better than MLMD's (which quotes the failing statement).
+    reason = metadata_backup.problem(metadata_path) or str(e).splitlines()[0][:200]
+    raise metadata_backup.MetadataStoreError(
+        metadata_backup.describe(metadata_path, reason)) from e
 
 
 def latest_run_id(store: mlmd.MetadataStore) -> Optional[str]:
