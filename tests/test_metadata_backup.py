@@ -83,11 +83,11 @@ def test_random_bytes_and_a_foreign_database_are_unusable_too(tmp_path):
 
 
 def test_reading_results_from_a_damaged_store_raises_the_same_message(output):
-  from pipeline import results  # pylint: disable=g-import-not-at-top
+  from pipeline import store  # pylint: disable=g-import-not-at-top
   path = output / "metadata.sqlite"
   _truncate(path)
   with pytest.raises(metadata_backup.MetadataStoreError) as e:
-    results.latest_run_id(results.open_store(str(path)))
+    store.open_readonly(str(path)).get_contexts_by_type("pipeline_run")
   assert str(e.value).startswith(f"{path}: the ML Metadata store is unreadable (database "
                                  "disk image is malformed). ")
   assert f"no last-good copy exists yet: move it aside (mv {path} {path}.bad)" in str(e.value)
