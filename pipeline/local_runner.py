@@ -314,6 +314,8 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
   except OSError as e:
     if not _is_disk_full(e):
       raise
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
     stream.write(f"could not write {SUMMARY_FILE}: {disk_full_hint(config.output_dir)}\n")
   if not run_error:
     # The copy `uet restore-metadata` puts back if the store is ever damaged.

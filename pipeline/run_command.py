@@ -161,6 +161,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_locked(config: config_lib.PipelineConfig) -> int:
   print(f"uet run: data {config.data_dir} -> output {config.output_dir}", file=sys.stderr)
+  from pipeline import metadata_backup  # pylint: disable=g-import-not-at-top  (sqlite3 only)
+  try:
+    # Before TensorFlow loads: a damaged store is reported at once.
+    metadata_backup.check_store(config.metadata_path)
+  except metadata_backup.MetadataStoreError as e:
+    print(f"uet run: error: {e}", file=sys.stderr)
+    return EXIT_METADATA
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top  (TensorFlow, TFX)
   from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
   try:
