@@ -168,6 +168,10 @@ def _run_locked(config: config_lib.PipelineConfig) -> int:
   except metadata_backup.MetadataStoreError as e:
     print(f"uet run: error: {e}", file=sys.stderr)
     return EXIT_METADATA
+  moved = metadata_backup.start_fresh_if_missing(config.metadata_path, config.pipeline_root)
+  if moved:
+    print(f"uet run: no metadata store: starting a new one and retraining from scratch; the "
+          f"previous artifacts are kept in {moved}", file=sys.stderr)
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top  (TensorFlow, TFX)
   from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
   try:

@@ -200,6 +200,10 @@ def schedule(tmp_path_factory) -> Schedule:
     outcomes["restored"] = _run(args, output)
     store.rename(output / "metadata.sqlite.bad")
     outcomes["no store"] = _run(args, output)
+    # For the README: how long the cancelled run took to exit, what each failure printed.
+    (root / "measured.json").write_text(json.dumps(
+        {"cancel_seconds": cancel_seconds,
+         "stderr": {k: o.stderr[-3000:] for k, o in outcomes.items()}}, indent=1))
     yield Schedule(root, output, outcomes, cancel_seconds, serving_after_push,
                    restore_stdout, restore_code)
   finally:
