@@ -90,7 +90,6 @@ def cancel_on_sigterm() -> Iterator[List[str]]:
 
 def _mark_cancelled(metadata_path: str) -> None:
   """Marks the executions the cancelled run left unfinished (or failed) as CANCELED."""
-  import ml_metadata as mlmd  # pylint: disable=g-import-not-at-top
   from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
   config = metadata_store_pb2.ConnectionConfig()
   config.sqlite.filename_uri = metadata_path
