@@ -209,6 +209,7 @@ SUBCOMMAND_MODULES = (
     "kubeflow.cli",          # uet compile, uet schedule
     "trainer.collisions",    # uet collisions
     "pipeline.simulate",     # uet simulate
+    "tools.report.cli",      # uet runs, uet report
 )
 
 

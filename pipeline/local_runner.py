@@ -70,6 +70,35 @@ class ProgressReporter(logging.Handler):
     self.stream.flush()
 
 
+def _latest_run_id(metadata_path: str) -> Optional[str]:
+  """The newest pipeline run before this one (to tell whether this one registered any)."""
+  if not os.path.exists(metadata_path):
+    return None
+  try:
+    return results.latest_run_id(results.open_store(metadata_path))
+  except Exception:  # pylint: disable=broad-except
+    return None  # unreadable metadata: the run itself will say so
+
+
+def write_report(config: PipelineConfig, summary: Dict[str, Any], stream: TextIO) -> None:
+  """Writes OUTPUT/report/<run id>/index.html; a failure to write it only warns.
+
+  The report is an explanation of the run, never part of its outcome: whatever goes wrong
+  here leaves the decision, the pushed model and the exit code as they are.
+  """
+  try:
+    from tools import report  # pylint: disable=g-import-not-at-top
+    path = report.write_report(config.output_dir, summary["run_id"],
+                               metadata_path=config.metadata_path,
+                               pipeline_name=config.pipeline_name, summary=summary)
+    stream.write(f"report: {path}\n")
+  except Exception as e:  # pylint: disable=broad-except
+    stream.write(f"warning: the run report could not be written ({type(e).__name__}: {e}); "
+                 f"the run's outcome is unaffected; retry with `uet report --output-dir "
+                 f"{config.output_dir}`\n")
+  stream.flush()
+
+
 def run(config: PipelineConfig, stream: TextIO = sys.stderr,
         log_file: Optional[str] = None) -> Dict[str, Any]:
   """Runs the pipeline and returns (and saves) its summary.
@@ -108,6 +137,7 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
       lg.propagate = False
       lg.addHandler(file_handler)
     absl_logger.addHandler(reporter)
+    previous_run_id = _latest_run_id(config.metadata_path)
     start = time.perf_counter()
     error: Optional[PipelineRunError] = None
     try:
@@ -141,6 +171,10 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
     with open(tmp, "w") as f:
       json.dump(summary, f, indent=2, sort_keys=True)
     os.replace(tmp, os.path.join(config.output_dir, SUMMARY_FILE))
+    if summary.get("run_id") and summary["run_id"] != previous_run_id:
+      write_report(config, summary, stream)
+    else:
+      stream.write("warning: no report: the run recorded no pipeline run in ML Metadata\n")
     if error:
       error.summary = summary
       raise error
