@@ -32,14 +32,14 @@ def _fmt(x) -> str:
 
 def cmd_runs(args: argparse.Namespace) -> int:
   """`uet runs`: one line per pipeline run."""
-  from pipeline import results  # pylint: disable=g-import-not-at-top
+  from pipeline import store as store_lib  # pylint: disable=g-import-not-at-top
   from tools.report import collect, writer  # pylint: disable=g-import-not-at-top
   metadata = os.path.join(args.output_dir, "metadata.sqlite")
   if not os.path.exists(metadata):
     print(f"uet runs: error: {metadata}: no ML Metadata; no `uet run` has written to "
           f"{args.output_dir} yet", file=sys.stderr)
     return EXIT_USAGE
-  store = results.open_store(metadata)
+  store = store_lib.open_readonly(metadata)
   names = collect.pipeline_names(store)
   pipeline_name = names[0] if len(names) == 1 else writer.DEFAULT_PIPELINE_NAME
   rows = collect.list_runs(store, pipeline_name)

@@ -231,22 +231,6 @@ def _blessed(node: Optional[results.NodeRun]) -> Optional[bool]:
   return _int_property(node.outputs["blessing"][0], "blessed") == 1
 
 
-def _overall_auc(node: Optional[results.NodeRun], model: str) -> Optional[float]:
-  if node is None or not node.outputs.get("evaluation"):
-    return None
-  metrics = results.evaluation_metrics(node.outputs["evaluation"][0].uri)
-  return metrics.get("overall", {}).get(model, {}).get("auc")
-
-
-def _pushed(node: Optional[results.NodeRun]) -> Tuple[bool, Optional[str]]:
-  if node is None or not node.outputs.get("pushed_model"):
-    return False, None
-  artifact = node.outputs["pushed_model"][0]
-  if _int_property(artifact, "pushed") != 1:
-    return False, None
-  return True, _string_property(artifact, "pushed_destination")
-
-
 def run_row(store: mlmd.MetadataStore, pipeline_name: str,
             context: metadata_store_pb2.Context) -> RunRow:
   """The one-line summary of a pipeline run, from ML Metadata and the Evaluators' outputs."""
@@ -262,16 +246,15 @@ def run_row(store: mlmd.MetadataStore, pipeline_name: str,
   span = None
   if example_gen and example_gen.outputs.get("examples"):
     span = _int_property(example_gen.outputs["examples"][0], "span")
-  evaluator = nodes.get(pipeline_lib.EVALUATOR)
-  production = nodes.get(pipeline_lib.PRODUCTION_EVALUATOR)
-  pushed, destination = _pushed(nodes.get(pipeline_lib.PUSHER))
+  gate1 = results.baseline_gate(nodes)
+  gate2 = results.production_gate(nodes) or {}
+  destination = results.pushed_model_dir(nodes)
   return RunRow(
       run_id=context.name, started=_time(context.create_time_since_epoch), span=span,
-      status=status, pushed=pushed,
+      status=status, pushed=destination is not None,
       pushed_version=os.path.basename(destination.rstrip("/")) if destination else None,
-      candidate_auc=_overall_auc(evaluator, pipeline_lib.CANDIDATE_MODEL),
-      baseline_auc=_overall_auc(evaluator, pipeline_lib.BASELINE_MODEL),
-      production_auc=_overall_auc(production, pipeline_lib.PRODUCTION_MODEL_NAME))
+      candidate_auc=gate1["candidate_auc"], baseline_auc=gate1["baseline_auc"],
+      production_auc=gate2.get("production_auc"))
 
 
 def list_runs(store: mlmd.MetadataStore, pipeline_name: str) -> List[RunRow]:
@@ -562,12 +545,8 @@ def _components(nodes: Dict[str, results.NodeRun],
                                 note=f"the run stopped at {failed_component}"
                                 if failed_component else "the run stopped earlier"))
       continue
-    e = executions[node_id]
-    seconds = None
-    if e.create_time_since_epoch and e.last_update_time_since_epoch:
-      seconds = (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0
     out.append(ComponentRun(node_id, run.state, run.is_resolver,
-                            _time(e.create_time_since_epoch), seconds))
+                            _time(executions[node_id].create_time_since_epoch), run.seconds))
   return out
 
 
@@ -647,7 +626,8 @@ def collect(store: mlmd.MetadataStore, pipeline_name: str, run_id: str,
         metrics.setdefault(slice_name, {})[pipeline_lib.PRODUCTION_MODEL_NAME] = \
             models[pipeline_lib.PRODUCTION_MODEL_NAME]
   statistics, histograms = _split_statistics(store, nodes.get(pipeline_lib.STATISTICS_GEN))
-  pushed, destination = _pushed(nodes.get(pipeline_lib.PUSHER))
+  destination = results.pushed_model_dir(nodes)
+  pushed = destination is not None
   curves = {}
   for model, node_id in ((pipeline_lib.CANDIDATE_MODEL, pipeline_lib.CANDIDATE_TRAINER),
                          (pipeline_lib.BASELINE_MODEL, pipeline_lib.BASELINE_TRAINER)):

@@ -133,12 +133,12 @@ def write_report(output_dir: str, run_id: Optional[str] = None, *,
   Raises:
     collect.RunNotFoundError: ML Metadata has no such run (or no runs at all).
   """
-  from pipeline import results  # pylint: disable=g-import-not-at-top
+  from pipeline import store as store_lib  # pylint: disable=g-import-not-at-top
   metadata_path = metadata_path or os.path.join(output_dir, "metadata.sqlite")
   if not os.path.exists(metadata_path):
     raise collect.RunNotFoundError(
         f"{metadata_path}: no ML Metadata (no run has written to {output_dir} yet)")
-  store = results.open_store(metadata_path)
+  store = store_lib.open_readonly(metadata_path)
   run_id = collect.resolve_run_id(store, run_id)
   if pipeline_name is None:
     names = collect.pipeline_names(store)
