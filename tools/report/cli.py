@@ -26,19 +26,27 @@ def add_parser(sub) -> None:
   p.set_defaults(func=cmd_report)
 
 
+def _metadata(args: argparse.Namespace, command: str):
+  """OUTPUT/metadata.sqlite, or None after saying there is none (before TensorFlow loads)."""
+  metadata = os.path.join(args.output_dir, "metadata.sqlite")
+  if not os.path.exists(metadata):
+    print(f"uet {command}: error: {metadata}: no ML Metadata; no `uet run` has written to "
+          f"{args.output_dir} yet", file=sys.stderr)
+    return None
+  return metadata
+
+
 def _fmt(x) -> str:
   return "" if x is None else f"{x:.4f}"
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
   """`uet runs`: one line per pipeline run."""
+  metadata = _metadata(args, "runs")
+  if metadata is None:
+    return EXIT_USAGE
   from pipeline import store as store_lib  # pylint: disable=g-import-not-at-top
   from tools.report import collect, writer  # pylint: disable=g-import-not-at-top
-  metadata = os.path.join(args.output_dir, "metadata.sqlite")
-  if not os.path.exists(metadata):
-    print(f"uet runs: error: {metadata}: no ML Metadata; no `uet run` has written to "
-          f"{args.output_dir} yet", file=sys.stderr)
-    return EXIT_USAGE
   store = store_lib.open_readonly(metadata)
   names = collect.pipeline_names(store)
   pipeline_name = names[0] if len(names) == 1 else writer.DEFAULT_PIPELINE_NAME
@@ -59,6 +67,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
   """`uet report`: rebuild one run's report."""
+  if _metadata(args, "report") is None:
+    return EXIT_USAGE
   from tools.report import collect, writer  # pylint: disable=g-import-not-at-top
   try:
     path = writer.write_report(args.output_dir, args.run)
