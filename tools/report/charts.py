@@ -42,8 +42,11 @@ def metric_by_slice(metrics: Dict[str, Dict[str, Dict[str, float]]],
             if metric in metrics[s].get(m, {})]
   low, high = min(values), max(values)
   pad = max((high - low) * 0.3, 0.01)
-  ax.set_ylim(max(0.0, low - pad), high + pad)  # differences matter, not the axis from 0
-  ax.legend(fontsize=8, ncol=len(models))
+  top = high + pad
+  if metric == "auc":
+    top = min(top, 1.0)
+  ax.set_ylim(max(0.0, low - pad), top)  # differences matter, not the axis from 0
+  ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
   ax.grid(axis="y", alpha=0.3)
   return _data_uri(fig)
 

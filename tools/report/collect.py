@@ -72,6 +72,7 @@ class Check:
   threshold: Optional[float]
   passed: Optional[bool]  # None: the rule did not apply (no number to compare)
   note: str = ""
+  is_count: bool = False  # shown as a whole number
 
 
 @dataclasses.dataclass
@@ -172,22 +173,12 @@ def run_contexts(store: mlmd.MetadataStore) -> List[metadata_store_pb2.Context]:
                 key=lambda c: (c.create_time_since_epoch, c.id))
 
 
-def _executions(store: mlmd.MetadataStore, pipeline_name: str,
-                run_id: str) -> Dict[str, metadata_store_pb2.Execution]:
-  """node id -> its (newest) execution in the run."""
-  run = store.get_context_by_type_and_name("pipeline_run", run_id)
-  if run is None:
-    return {}
-  in_run = {e.id: e for e in store.get_executions_by_context(run.id)}
-  out = {}
-  prefix = f"{pipeline_name}."
-  for node in store.get_contexts_by_type("node"):
-    if not node.name.startswith(prefix):
-      continue
-    mine = [e for e in store.get_executions_by_context(node.id) if e.id in in_run]
-    if mine:
-      out[node.name[len(prefix):]] = max(mine, key=lambda e: e.id)
-  return out
+def _executions(store: mlmd.MetadataStore,
+                nodes: Dict[str, results.NodeRun]) -> Dict[str, metadata_store_pb2.Execution]:
+  """node id -> its execution (for start times and parameters)."""
+  by_id = {e.id: e for e in store.get_executions_by_id(
+      [n.execution_id for n in nodes.values()])}
+  return {node_id: by_id[n.execution_id] for node_id, n in nodes.items()}
 
 
 def _input_artifacts(store: mlmd.MetadataStore, execution_id: int,
@@ -332,8 +323,8 @@ def _validation_gate(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun
       drift = drift_measures(_as_tfx(statistics[0], store), _as_tfx(baseline[0], store),
                              schema, thresholds)
   passed = gate_node.state in ("complete", "cached")
-  checks = [Check("schema anomalies found by ExampleValidator", float(len(anomalies)), 0.0,
-                  not anomalies)]
+  checks = [Check("schema anomalies found by ExampleValidator", len(anomalies), 0,
+                  not anomalies, is_count=True)]
   for d in drift:
     checks.append(Check(f"{d.measure} distance of {d.feature} ({d.split}) from span "
                         f"{baseline_info['span']}", d.value, d.threshold, d.passed))
@@ -592,7 +583,7 @@ def collect(store: mlmd.MetadataStore, pipeline_name: str, run_id: str,
   summary = dict(summary or {})
   context = store.get_context_by_type_and_name("pipeline_run", run_id)
   nodes = results.node_runs(store, pipeline_name, run_id)
-  executions = _executions(store, pipeline_name, run_id)
+  executions = _executions(store, nodes)
   failed = [n for n, r in nodes.items() if r.state == "failed"]
   failed_component = summary.get("failed_component") or (failed[0] if failed else None)
   succeeded = summary.get("succeeded", not failed and bool(nodes))
