@@ -35,7 +35,7 @@ def _all_fives(src: pathlib.Path, dst: pathlib.Path) -> None:
 
 @pytest.fixture(scope="module")
 def reported(tmp_path_factory):
-  """(output dir, last_run.json of the pushed run, of the failed run, their `uet run` err)."""
+  """(output dir, last_run.json of the pushed run, last_run.json of the failed run)."""
   root = tmp_path_factory.mktemp("report")
   ratings = write_movielens_slice(root / "slice", 3000, every=25)
   feed = root / "feed"
@@ -45,14 +45,14 @@ def reported(tmp_path_factory):
   output = root / "out"
   config = runs.write_config(root / "config.json")
   args = ["--data-dir", feed, "--output-dir", output, "--config", config]
-  code, _, err_pushed = runs.uet_run(args)
-  assert code == 0, err_pushed
+  code, _, err = runs.uet_run(args)
+  assert code == 0, err
   pushed = json.loads((output / "last_run.json").read_text())
   _all_fives(ratings / "u.data", feed / "span-2")
-  code, _, err_failed = runs.uet_run(args)
-  assert code == 1, err_failed
+  code, _, err = runs.uet_run(args)
+  assert code == 1, err
   failed = json.loads((output / "last_run.json").read_text())
-  return output, pushed, failed, err_pushed, err_failed
+  return output, pushed, failed
 
 
 def _index(output: pathlib.Path, summary: dict) -> pathlib.Path:
@@ -61,7 +61,7 @@ def _index(output: pathlib.Path, summary: dict) -> pathlib.Path:
 
 
 def test_every_run_writes_its_report_and_latest_points_at_the_newest(reported):
-  output, pushed, failed, err_pushed, err_failed = reported
+  output, pushed, failed = reported
   assert pushed["succeeded"] and pushed["pushed_model_dir"]
   assert not failed["succeeded"] and failed["failed_component"] == pipeline_lib.VALIDATION_GATE
   for summary in (pushed, failed):
@@ -76,7 +76,7 @@ def test_every_run_writes_its_report_and_latest_points_at_the_newest(reported):
 
 @needs_chromium
 def test_the_pushed_runs_page_shows_its_numbers_and_makes_no_request(reported, tmp_path):
-  output, pushed, _, _, _ = reported
+  output, pushed, _ = reported
   dom, requests = browser.render(CHROMIUM, str(_index(output, pushed)), str(tmp_path))
   assert requests == []
   text = browser.page_text(dom)
@@ -94,7 +94,7 @@ def test_the_pushed_runs_page_shows_its_numbers_and_makes_no_request(reported, t
 
 @needs_chromium
 def test_the_failed_runs_page_says_where_and_why(reported, tmp_path):
-  output, pushed, failed, _, _ = reported
+  output, pushed, failed = reported
   dom, requests = browser.render(CHROMIUM, str(_index(output, failed)), str(tmp_path))
   assert requests == []
   text = browser.page_text(dom)
@@ -111,7 +111,7 @@ def test_the_failed_runs_page_says_where_and_why(reported, tmp_path):
 
 
 def test_uet_runs_lists_both_runs_from_ml_metadata(reported, capsys):
-  output, pushed, failed, _, _ = reported
+  output, pushed, failed = reported
   from pipeline import cli  # pylint: disable=g-import-not-at-top
   assert cli.main(["runs", "--output-dir", str(output)]) == 0
   lines = capsys.readouterr().out.splitlines()
@@ -125,7 +125,7 @@ def test_uet_runs_lists_both_runs_from_ml_metadata(reported, capsys):
 
 
 def test_uet_report_rebuilds_an_earlier_run(reported, capsys):
-  output, pushed, _, _, _ = reported
+  output, pushed, _ = reported
   index = _index(output, pushed)
   before = index.read_text()
   index.unlink()
@@ -140,7 +140,7 @@ def test_uet_report_rebuilds_an_earlier_run(reported, capsys):
 
 
 def test_trainers_write_tensorboard_summaries_per_epoch(reported):
-  output, pushed, _, _, _ = reported
+  output, pushed, _ = reported
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
   store = runs.metadata_store(str(output))
   model_runs = store.get_artifacts_by_type("ModelRun")
