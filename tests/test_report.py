@@ -4,6 +4,8 @@ Content-Security-Policy, `latest`, and that a report failure never changes a run
 import io
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -93,3 +95,13 @@ def test_runs_and_report_without_metadata_are_usage_errors_before_tensorflow(tmp
     assert rc == 2, proc.stderr
     assert message + f"{tmp_path}/metadata.sqlite: no ML Metadata" in proc.stderr
     assert "tensorflow" not in modules
+
+
+def test_the_environments_tensorboard_starts():
+  # The README opens the Trainers' summaries with .venv/bin/tensorboard; TensorBoard 2.16
+  # needs pkg_resources, so the lock must keep a setuptools that ships it.
+  tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+  proc = subprocess.run([tensorboard, "--version_tb"], capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.strip().startswith("2.16")
