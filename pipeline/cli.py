@@ -34,6 +34,7 @@ SUBCOMMAND_MODULES = (
     "tools.collisions",      # uet collisions
     "tools.simulate",        # uet simulate
     "pipeline.metadata_backup",  # uet restore-metadata
+    "tools.report.cli",      # uet runs, uet report
 )
 
 
