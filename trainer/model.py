@@ -4,7 +4,7 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
-from trainer import admission, embeddings, features
+from trainer import admission, embedding_layer, embeddings, features
 from trainer.config import TrainingConfig
 
 
@@ -80,8 +80,8 @@ class RankingModel(tf.keras.Model):
       **kwargs: Keras model arguments.
     """
     super().__init__(**kwargs)
-    self.embedding = embeddings.SpecEmbedding(spec, optimizer=embedding_optimizer,
-                                              name="embedding")
+    self.embedding = embedding_layer.SpecEmbedding(spec, optimizer=embedding_optimizer,
+                                                   name="embedding")
     self.admission_features = [str(f) for f in admission_features]
     self.id_dropout = float(id_dropout)
     self.unseen_default = None

@@ -17,7 +17,7 @@ from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.types import standard_component_specs
 
-from components.movielens_example_gen import reader
+from components.movielens_example_gen import reader, timestamps
 from trainer import features
 
 # Key of the options in the ExampleGen's `custom_config` (a Struct packed into an Any).
@@ -76,8 +76,11 @@ def read_examples(ratings_path: str, input_base: str, max_bad_rows: int = 0,
   # (tf.Example features) otherwise serialize in an order that varies between runs.
   users = reader.read_users(reader.user_file_for(ratings_path, input_base))
   bad_rows = bad_rows if bad_rows is not None else []
+  # Ratings dated after now or before the feed's first span would bend every time window.
+  bounds = timestamps.bounds_for(ratings_path, input_base)
   examples = [to_example(r, u).SerializeToString(deterministic=True)
-              for r, u in reader.read_ratings(ratings_path, users, max_bad_rows, bad_rows)]
+              for r, u in reader.read_ratings(ratings_path, users, max_bad_rows, bad_rows,
+                                              timestamp_bounds=bounds)]
   if bad_rows:
     logging.warning("Quarantined %d malformed rows of %s (limit %d)%s", len(bad_rows),
                     ratings_path, max_bad_rows,
