@@ -170,3 +170,22 @@ def test_flags_override_the_config_files_sections():
   assert training == {"epochs": 7, "batch_size": 64}
   assert evaluation == {"auc_floor": 0.6, "min_auc_gain": 0.02}
   assert "training" not in values and "evaluation" not in values
+
+
+def test_transform_fingerprint_covers_every_trainer_module_transform_imports():
+  # A module preprocessing_fn imports but the fingerprint misses would leave a stale
+  # Transform in the cache after an edit.
+  import ast  # pylint: disable=g-import-not-at-top
+  seen, todo = set(), ["preprocessing"]
+  while todo:
+    name = todo.pop()
+    if name in seen:
+      continue
+    seen.add(name)
+    tree = ast.parse((fingerprint.TRAINER_DIR / f"{name}.py").read_text())
+    for node in ast.walk(tree):
+      if isinstance(node, ast.ImportFrom) and node.module == "trainer":
+        todo += [a.name for a in node.names]
+      elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("trainer."):
+        todo.append(node.module.split(".", 1)[1])
+  assert {f"{m}.py" for m in seen} <= set(fingerprint.TRANSFORM_SOURCES)
