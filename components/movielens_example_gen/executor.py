@@ -3,6 +3,11 @@
 The base class resolves `input_config` (including `{SPAN}` patterns), splits the records by
 hash (deterministic) and writes them; this executor only turns one ratings file into
 serialized examples.
+
+A clean file (checked in one streaming pass with pyarrow) is converted in blocks: each Beam
+element is a byte range of the file, parsed with pyarrow, joined with the users and encoded
+to tf.Examples by tfx_bsl in C++. A file with any malformed row is read row by row in the
+launcher instead, which names file and line or quarantines the row.
 """
 
 import functools
@@ -11,11 +16,14 @@ import os
 from typing import Any, Dict, List, Optional
 
 import apache_beam as beam
+import numpy as np
+import pyarrow as pa
 import tensorflow as tf
 from absl import logging
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.types import standard_component_specs
+from tfx_bsl.coders import example_coder
 
 from components.movielens_example_gen import reader
 from trainer import features
@@ -44,6 +52,60 @@ def to_example(rating: reader.Rating, user: reader.User) -> tf.train.Example:
       features.USER_OCCUPATION: b(user.occupation),
       features.USER_ZIP_CODE: b(user.zip_code),
   }))
+
+
+# Raw columns of the batch path (reader.join_users) -> feature names of the raw schema.
+_FEATURE_OF_COLUMN = {
+    "user_id": features.USER_ID,
+    "movie_id": features.MOVIE_ID,
+    "rating": features.RATING,
+    "timestamp": features.TIMESTAMP,
+    "age": features.USER_AGE,
+    "gender": features.USER_GENDER,
+    "occupation": features.USER_OCCUPATION,
+    "zip_code": features.USER_ZIP_CODE,
+}
+
+
+def encode_examples(joined: pa.Table) -> List[bytes]:
+  """Serialized tf.Examples of joined ratings, byte-identical to `to_example`'s.
+
+  tfx_bsl writes the features sorted by name, as `SerializeToString(deterministic=True)`
+  does, so the hash split puts every rating where the row path would.
+  """
+  n = joined.num_rows
+  offsets = pa.array(np.arange(n + 1, dtype=np.int64))
+  columns, names = [], []
+  for column, feature in _FEATURE_OF_COLUMN.items():
+    values = joined.column(column).combine_chunks()
+    if pa.types.is_string(values.type):
+      values = values.cast(pa.binary())
+    columns.append(pa.LargeListArray.from_arrays(offsets, values))
+    names.append(feature)
+  batch = pa.RecordBatch.from_arrays(columns, names)
+  return example_coder.RecordBatchToExamplesEncoder(None).encode(batch)
+
+
+class _EncodeRange(beam.DoFn):
+  """A byte range of a clean ratings file -> its serialized tf.Examples."""
+
+  def __init__(self, ratings_path: str, users: pa.Table):
+    self._ratings_path = ratings_path
+    self._users = users
+
+  def process(self, byte_range):
+    start, end = byte_range
+    ratings = reader.read_ratings_range(self._ratings_path, start, end)
+    yield from encode_examples(reader.join_users(ratings, self._users))
+
+
+def _write_quarantine(quarantine_path: str, bad_rows: List[reader.BadRow]) -> None:
+  # Rewritten by every ingest, even with nothing to quarantine: never a stale list.
+  tf.io.gfile.makedirs(os.path.dirname(quarantine_path))
+  with tf.io.gfile.GFile(quarantine_path, "w") as f:
+    f.write("file\tline\treason\trow\n")
+    for row in bad_rows:
+      f.write(f"{row.path}\t{row.line_number}\t{row.reason}\t{row.text}\n")
 
 
 def options_from_exec_properties(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
@@ -75,6 +137,22 @@ def read_examples(ratings_path: str, input_base: str, max_bad_rows: int = 0,
   # Deterministic serialization: the train/eval split hashes these bytes, and proto maps
   # (tf.Example features) otherwise serialize in an order that varies between runs.
   users = reader.read_users(reader.user_file_for(ratings_path, input_base))
+  if reader.scan_ratings(ratings_path, users) is not None:
+    if quarantine_path:
+      _write_quarantine(quarantine_path, [])
+    table = reader.users_table(users)
+    return [example
+            for start, end in reader.ratings_byte_ranges(ratings_path)
+            for example in encode_examples(reader.join_users(
+                reader.read_ratings_range(ratings_path, start, end), table))]
+  return _read_examples_row_by_row(ratings_path, users, max_bad_rows, quarantine_path,
+                                   bad_rows)
+
+
+def _read_examples_row_by_row(ratings_path: str, users: Dict[str, reader.User],
+                              max_bad_rows: int, quarantine_path: str,
+                              bad_rows: Optional[List[reader.BadRow]]) -> List[bytes]:
+  """The row path of `read_examples`: exact file:line errors and quarantine."""
   bad_rows = bad_rows if bad_rows is not None else []
   examples = [to_example(r, u).SerializeToString(deterministic=True)
               for r, u in reader.read_ratings(ratings_path, users, max_bad_rows, bad_rows)]
@@ -83,12 +161,7 @@ def read_examples(ratings_path: str, input_base: str, max_bad_rows: int = 0,
                     ratings_path, max_bad_rows,
                     f"; see {quarantine_path}" if quarantine_path else "")
   if quarantine_path:
-    # Rewritten by every ingest, even with nothing to quarantine: never a stale list.
-    tf.io.gfile.makedirs(os.path.dirname(quarantine_path))
-    with tf.io.gfile.GFile(quarantine_path, "w") as f:
-      f.write("file\tline\treason\trow\n")
-      for row in bad_rows:
-        f.write(f"{row.path}\t{row.line_number}\t{row.reason}\t{row.text}\n")
+    _write_quarantine(quarantine_path, bad_rows)
   return examples
 
 
@@ -101,17 +174,31 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
                         ) -> beam.pvalue.PCollection:
   """Reads one ratings file (the resolved split pattern) into serialized tf.Examples.
 
-  Parsing happens here, in the launcher, rather than in Beam workers: it needs the line
-  numbers for its error messages, and at MovieLens scale it takes about a second. That is
-  also why quarantined rows can be collected into `bad_rows`.
+  The launcher reads the users and checks the ratings in one streaming pass, so a bad file
+  fails before any Beam work. A clean file becomes byte ranges that Beam workers parse and
+  encode (memory stays flat at any size). Any malformed row sends the file to the row
+  path, here in the launcher: it needs the line numbers for its error messages, and it
+  collects the quarantined rows into `bad_rows`.
   """
   input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
   ratings_path = os.path.join(input_base, split_pattern)
   options = options_from_exec_properties(exec_properties)
-  examples = read_examples(ratings_path, input_base,
-                           max_bad_rows=int(options.get("max_bad_rows", 0)),
-                           quarantine_path=options.get("quarantine_path", ""),
-                           bad_rows=bad_rows)
+  max_bad_rows = int(options.get("max_bad_rows", 0))
+  quarantine_path = options.get("quarantine_path", "")
+  users = reader.read_users(reader.user_file_for(ratings_path, input_base))
+  rows = reader.scan_ratings(ratings_path, users)
+  if rows is not None:
+    if quarantine_path:
+      _write_quarantine(quarantine_path, [])
+    ranges = reader.ratings_byte_ranges(ratings_path)
+    logging.info("Converting %d ratings of %s in %d blocks", rows, ratings_path, len(ranges))
+    return (pipeline
+            # Reshuffled when there are several, so parallel workers share them.
+            | "ByteRanges" >> beam.Create(ranges, reshuffle=len(ranges) > 1)
+            | "ParseJoinEncode" >> beam.ParDo(_EncodeRange(ratings_path,
+                                                           reader.users_table(users))))
+  examples = _read_examples_row_by_row(ratings_path, users, max_bad_rows, quarantine_path,
+                                       bad_rows)
   logging.info("Read %d ratings from %s", len(examples), ratings_path)
   return pipeline | "CreateExamples" >> beam.Create(examples, reshuffle=False)
 
