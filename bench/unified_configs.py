@@ -35,7 +35,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple  # noqa: E402
 import numpy as np  # noqa: E402
 
 import quality  # noqa: E402  (bench/quality.py: split, runs, formatting)
-from trainer import embeddings, features, movielens  # noqa: E402
+from tools import movielens  # noqa: E402
+from trainer import embeddings, features  # noqa: E402
 from trainer.config import TUTORIAL_EMBEDDING_BUDGET, TrainingConfig  # noqa: E402
 
 M, U, G, Z, O, A = (features.MOVIE_ID, features.USER_ID, features.USER_GENDER,
@@ -119,7 +120,7 @@ def _quiet(*args, **kwargs):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--data-dir", default=movielens.DEFAULT_DATA_DIR)
+  parser.add_argument("--data-dir", default=quality.DEFAULT_DATA_DIR)
   parser.add_argument("--runs", type=int, default=5)
   parser.add_argument("--budget", type=int, default=TUTORIAL_EMBEDDING_BUDGET)
   parser.add_argument("--only", nargs="*", help="configuration names to run")

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any, Dict
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from pipeline.cli import EXIT_OK, EXIT_USAGE
 
 
 def add_parser(sub) -> None:

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from pipeline import cli
-from trainer import collisions, embeddings
+from tools import collisions
+from trainer import embeddings
 
 VOCABS = {
     "color": ["red", "green", "blue", "cyan", "magenta", "yellow", "black"],

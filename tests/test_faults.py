@@ -24,7 +24,7 @@ from pipeline import pipeline as pipeline_lib
 from tests import runs
 from tests.conftest import REPO, write_movielens_slice
 
-EXIT_LOCKED = 3
+from pipeline.cli import EXIT_LOCKED  # noqa: E402
 PROGRESS = re.compile(r"^\[\s*[0-9.]+s\] (\S+) \.\.\.$")
 UPSTREAM_OF_CANDIDATE = (
     pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN, pipeline_lib.SCHEMA_GEN,

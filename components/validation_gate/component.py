@@ -6,21 +6,22 @@ broke the schema or drifted from the last validated span. The drift baseline is 
 span that failed never becomes the baseline of the next one.
 """
 
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
 from components.validation_gate import executor
 
 
-@tfx.dsl.components.component
+@component
 def ValidationGate(
-    anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleAnomalies],
-    statistics: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleStatistics],
-    schema: tfx.dsl.components.InputArtifact[standard_artifacts.Schema],
-    drift_rating_js: tfx.dsl.components.Parameter[float],
-    drift_categorical_linf: tfx.dsl.components.Parameter[float],
-    baseline_statistics: tfx.dsl.components.InputArtifact[
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    schema: InputArtifact[standard_artifacts.Schema],
+    drift_rating_js: Parameter[float],
+    drift_categorical_linf: Parameter[float],
+    baseline_statistics: InputArtifact[
         standard_artifacts.ExampleStatistics] = None,
 ) -> None:
   """Raises `DataValidationError` (listing split, feature, kind, description) on anomalies.

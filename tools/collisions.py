@@ -22,7 +22,7 @@ import dataclasses
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from pipeline.cli import EXIT_OK, EXIT_USAGE
 DEFAULT_BUDGET = 24_000
 
 
@@ -169,10 +169,11 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
   Returns:
     The exit code: 0, or 2 for a missing data directory or an unusable budget.
   """
-  from trainer import model as model_lib, movielens  # pylint: disable=g-import-not-at-top
+  from tools import movielens  # pylint: disable=g-import-not-at-top
+  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
   from trainer.config import TrainingConfig  # pylint: disable=g-import-not-at-top
   try:
-    data_dir = movielens.check_data_dir(args.data_dir or movielens.DEFAULT_DATA_DIR)
+    data_dir = movielens.check_data_dir(args.data_dir)
     base = TrainingConfig(embedding_budget=args.budget)
     specs = {kind: model_lib.embedding_spec(base.replace(model_type=kind))
              for kind in ("hash", "unified")}
@@ -193,8 +194,8 @@ def add_parser(subparsers: Any) -> None:
       description="Reads each feature's vocabulary and reports, for the hash baseline and "
       "the unified embedding sized from the same budget, the share of values that share an "
       "embedding row with another value (same feature, other features, or all rows).")
-  p.add_argument("--data-dir", help="MovieLens-100K-layout directory (u.data, u.user); "
-                 "default: ../shared/data/ml-100k beside the checkout")
+  p.add_argument("--data-dir", required=True,
+                 help="MovieLens-100K-layout directory (u.data, u.user)")
   p.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
                  help=f"embedding parameters of each model (default {DEFAULT_BUDGET:,}, the "
                  "tutorial's)")
