@@ -30,6 +30,7 @@ SUBCOMMAND_MODULES = (
     "kubeflow.cli",          # uet compile, uet schedule
     "tools.collisions",      # uet collisions
     "tools.simulate",        # uet simulate
+    "tools.synth",           # uet synth
 )
 
 

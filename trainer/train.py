@@ -1,9 +1,10 @@
 """Input pipeline and training loop.
 
 The input pipeline is built for throughput on a few CPU cores: records are batched *before*
-parsing (one vectorized `parse_example` per batch instead of one per record), the parsed
-batches are cached in memory after the first epoch, and the shuffle happens once, like the
-tutorial's `shuffle().batch().cache()`.
+parsing (one vectorized `parse_example` per batch instead of one per record), and the
+shuffle happens once, like the tutorial's `shuffle().batch()`. It streams: each epoch reads
+the files again, so memory holds the shuffle buffer and a few batches, not the data set
+(an in-memory cache would grow with the number of ratings; at 10M it no longer fits).
 """
 
 import time
@@ -30,7 +31,7 @@ def _files(file_patterns: Sequence[str]) -> List[str]:
 
 def make_dataset(file_patterns: Sequence[str], feature_spec: Mapping[str, tf.io.FixedLenFeature],
                  batch_size: int, shuffle_buffer: int = 0, seed: Optional[int] = None,
-                 cache: bool = True) -> tf.data.Dataset:
+                 cache: bool = False) -> tf.data.Dataset:
   """(features, label) batches from gzipped TFRecords of transformed tf.Examples.
 
   Args:
@@ -39,7 +40,8 @@ def make_dataset(file_patterns: Sequence[str], feature_spec: Mapping[str, tf.io.
     batch_size: examples per batch.
     shuffle_buffer: >0 shuffles examples once (same order every epoch) before batching.
     seed: shuffle seed.
-    cache: keep the parsed batches in memory.
+    cache: keep the parsed batches in memory (only for data known to be small: memory
+      then grows with the data).
 
   Returns:
     The dataset; features are [batch] string tensors, the label a [batch] float tensor.
@@ -94,7 +96,7 @@ class ThroughputLogger(tf.keras.callbacks.Callback):
 def fit(model: tf.keras.Model, train_ds: tf.data.Dataset, config: TrainingConfig,
         eval_ds: Optional[tf.data.Dataset] = None) -> Dict[str, float]:
   """Trains for `config.epochs` epochs; returns throughput and (if given) eval metrics."""
-  n = count_examples(train_ds)  # also fills the cache, so epoch 1 measures training only
+  n = count_examples(train_ds)  # one streaming pass (fills the cache, if there is one)
   throughput = ThroughputLogger(n)
   start = time.perf_counter()
   model.fit(train_ds, epochs=config.epochs, verbose=0, callbacks=[throughput])

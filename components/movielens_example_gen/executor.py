@@ -6,7 +6,7 @@ serialized examples.
 
 A clean file (checked in one streaming pass with pyarrow) is converted in blocks: each Beam
 element is a byte range of the file, parsed with pyarrow, joined with the users and encoded
-to tf.Examples by tfx_bsl in C++. A file with any malformed row is read row by row in the
+to tf.Examples with vectorized pyarrow kernels. A file with any malformed row is read row by row in the
 launcher instead, which names file and line or quarantines the row.
 """
 
@@ -16,16 +16,13 @@ import os
 from typing import Any, Dict, List, Optional
 
 import apache_beam as beam
-import numpy as np
-import pyarrow as pa
 import tensorflow as tf
 from absl import logging
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.types import standard_component_specs
-from tfx_bsl.coders import example_coder
 
-from components.movielens_example_gen import reader
+from components.movielens_example_gen import batch_reader, reader
 from trainer import features
 
 # Key of the options in the ExampleGen's `custom_config` (a Struct packed into an Any).
@@ -54,7 +51,7 @@ def to_example(rating: reader.Rating, user: reader.User) -> tf.train.Example:
   }))
 
 
-# Raw columns of the batch path (reader.join_users) -> feature names of the raw schema.
+# Raw columns of the batch path (batch_reader.join_users) -> feature names of the raw schema.
 _FEATURE_OF_COLUMN = {
     "user_id": features.USER_ID,
     "movie_id": features.MOVIE_ID,
@@ -67,36 +64,23 @@ _FEATURE_OF_COLUMN = {
 }
 
 
-def encode_examples(joined: pa.Table) -> List[bytes]:
-  """Serialized tf.Examples of joined ratings, byte-identical to `to_example`'s.
-
-  tfx_bsl writes the features sorted by name, as `SerializeToString(deterministic=True)`
-  does, so the hash split puts every rating where the row path would.
-  """
-  n = joined.num_rows
-  offsets = pa.array(np.arange(n + 1, dtype=np.int64))
-  columns, names = [], []
-  for column, feature in _FEATURE_OF_COLUMN.items():
-    values = joined.column(column).combine_chunks()
-    if pa.types.is_string(values.type):
-      values = values.cast(pa.binary())
-    columns.append(pa.LargeListArray.from_arrays(offsets, values))
-    names.append(feature)
-  batch = pa.RecordBatch.from_arrays(columns, names)
-  return example_coder.RecordBatchToExamplesEncoder(None).encode(batch)
+def encode_examples(joined) -> List[bytes]:
+  """Serialized tf.Examples of `batch_reader.join_users` rows, byte-identical to
+  `to_example(...).SerializeToString(deterministic=True)` (the split hashes these bytes)."""
+  return batch_reader.serialize_examples(joined, _FEATURE_OF_COLUMN)
 
 
 class _EncodeRange(beam.DoFn):
   """A byte range of a clean ratings file -> its serialized tf.Examples."""
 
-  def __init__(self, ratings_path: str, users: pa.Table):
+  def __init__(self, ratings_path: str, users):
     self._ratings_path = ratings_path
     self._users = users
 
   def process(self, byte_range):
     start, end = byte_range
-    ratings = reader.read_ratings_range(self._ratings_path, start, end)
-    yield from encode_examples(reader.join_users(ratings, self._users))
+    ratings = batch_reader.read_ratings_range(self._ratings_path, start, end)
+    yield from encode_examples(batch_reader.join_users(ratings, self._users))
 
 
 def _write_quarantine(quarantine_path: str, bad_rows: List[reader.BadRow]) -> None:
@@ -134,17 +118,15 @@ def read_examples(ratings_path: str, input_base: str, max_bad_rows: int = 0,
   Returns:
     The serialized tf.Examples of the valid rows.
   """
-  # Deterministic serialization: the train/eval split hashes these bytes, and proto maps
-  # (tf.Example features) otherwise serialize in an order that varies between runs.
   users = reader.read_users(reader.user_file_for(ratings_path, input_base))
-  if reader.scan_ratings(ratings_path, users) is not None:
+  if batch_reader.scan_ratings(ratings_path, users) is not None:
     if quarantine_path:
       _write_quarantine(quarantine_path, [])
-    table = reader.users_table(users)
+    table = batch_reader.users_table(users)
     return [example
-            for start, end in reader.ratings_byte_ranges(ratings_path)
-            for example in encode_examples(reader.join_users(
-                reader.read_ratings_range(ratings_path, start, end), table))]
+            for start, end in batch_reader.ratings_byte_ranges(ratings_path)
+            for example in encode_examples(batch_reader.join_users(
+                batch_reader.read_ratings_range(ratings_path, start, end), table))]
   return _read_examples_row_by_row(ratings_path, users, max_bad_rows, quarantine_path,
                                    bad_rows)
 
@@ -153,6 +135,8 @@ def _read_examples_row_by_row(ratings_path: str, users: Dict[str, reader.User],
                               max_bad_rows: int, quarantine_path: str,
                               bad_rows: Optional[List[reader.BadRow]]) -> List[bytes]:
   """The row path of `read_examples`: exact file:line errors and quarantine."""
+  # Deterministic serialization: the train/eval split hashes these bytes, and proto maps
+  # (tf.Example features) otherwise serialize in an order that varies between runs.
   bad_rows = bad_rows if bad_rows is not None else []
   examples = [to_example(r, u).SerializeToString(deterministic=True)
               for r, u in reader.read_ratings(ratings_path, users, max_bad_rows, bad_rows)]
@@ -186,17 +170,17 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
   max_bad_rows = int(options.get("max_bad_rows", 0))
   quarantine_path = options.get("quarantine_path", "")
   users = reader.read_users(reader.user_file_for(ratings_path, input_base))
-  rows = reader.scan_ratings(ratings_path, users)
+  rows = batch_reader.scan_ratings(ratings_path, users)
   if rows is not None:
     if quarantine_path:
       _write_quarantine(quarantine_path, [])
-    ranges = reader.ratings_byte_ranges(ratings_path)
+    ranges = batch_reader.ratings_byte_ranges(ratings_path)
     logging.info("Converting %d ratings of %s in %d blocks", rows, ratings_path, len(ranges))
     return (pipeline
             # Reshuffled when there are several, so parallel workers share them.
             | "ByteRanges" >> beam.Create(ranges, reshuffle=len(ranges) > 1)
             | "ParseJoinEncode" >> beam.ParDo(_EncodeRange(ratings_path,
-                                                           reader.users_table(users))))
+                                                           batch_reader.users_table(users))))
   examples = _read_examples_row_by_row(ratings_path, users, max_bad_rows, quarantine_path,
                                        bad_rows)
   logging.info("Read %d ratings from %s", len(examples), ratings_path)
