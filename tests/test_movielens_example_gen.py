@@ -179,3 +179,16 @@ def test_unusual_but_valid_files_take_the_batch_path_with_the_same_result(tmp_pa
   assert batch_reader.scan_ratings(str(d / "u.data"), users) == 2
   assert executor.read_examples(str(d / "u.data"), str(d)) == \
       executor._read_examples_row_by_row(str(d / "u.data"), users, 0, "", None)
+
+
+@pytest.mark.parametrize("timestamp_range, accepted", [
+    ((None, None), 2),
+    ((881250949, 891717742), 2),
+    ((881250950, None), None),   # one rating too early: the row path decides
+    ((None, 891717741), None),   # one rating too late
+])
+def test_batch_path_leaves_timestamps_outside_a_range_to_the_row_path(
+    tmp_path, timestamp_range, accepted):
+  d = _write(tmp_path, "1\t242\t3\t881250949\n2\t302\t5\t891717742\n")
+  users = reader.read_users(str(d / "u.user"))
+  assert batch_reader.scan_ratings(str(d / "u.data"), users, timestamp_range) == accepted

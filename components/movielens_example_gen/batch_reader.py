@@ -75,13 +75,21 @@ def users_table(users: Dict[str, reader.User]) -> pa.Table:
   })
 
 
-def check_ratings_batch(batch, user_ids: pa.Array) -> Optional[str]:
+def check_ratings_batch(batch, user_ids: pa.Array,
+                        timestamp_range: Tuple[Optional[int], Optional[int]] = (None, None)
+                        ) -> Optional[str]:
   """The row path's per-row rules, vectorized: None if every row of `batch` passes.
 
   Returns a short description of the first rule that fails (for the log); the row path
   then finds and names the line. Field count, integer and UTF-8 rules are enforced by the
   CSV reader itself. A rule added to `read_ratings` needs its twin here, or clean-looking
   files would skip it.
+
+  Args:
+    batch: a pyarrow RecordBatch or Table of RATING_COLUMNS.
+    user_ids: the ids of the user file.
+    timestamp_range: (not_before, not_after), inclusive, either None for unbounded:
+      timestamps outside it are left to the row path.
   """
   for name in ("user_id", "movie_id"):
     column = batch.column(name)
@@ -92,11 +100,25 @@ def check_ratings_batch(batch, user_ids: pa.Array) -> Optional[str]:
       return f"whitespace around a {name}"
   if not pc.all(pc.is_in(batch.column("user_id"), value_set=user_ids)).as_py():
     return f"a user_id that is not in {reader.USERS_FILE}"
+  not_before, not_after = timestamp_range
+  if batch.num_rows and (not_before is not None or not_after is not None):
+    lowest, highest = (v.as_py() for v in pc.min_max(batch.column("timestamp")).values())
+    if not_before is not None and lowest < not_before:
+      return f"a timestamp before {not_before}"
+    if not_after is not None and highest > not_after:
+      return f"a timestamp after {not_after}"
   return None
 
 
-def scan_ratings(path: str, users: Dict[str, reader.User]) -> Optional[int]:
+def scan_ratings(path: str, users: Dict[str, reader.User],
+                 timestamp_range: Tuple[Optional[int], Optional[int]] = (None, None)
+                 ) -> Optional[int]:
   """Checks a ratings file with the batch path; streams it, so memory stays flat.
+
+  Args:
+    path: the ratings file.
+    users: `reader.read_users` of the matching user file.
+    timestamp_range: see `check_ratings_batch`.
 
   Returns:
     The number of ratings if every row passes, else None (the caller then reads the file
@@ -114,7 +136,7 @@ def scan_ratings(path: str, users: Dict[str, reader.User]) -> Optional[int]:
       for batch in pa_csv.open_csv(_GFileStream(f), read_options=read_options,
                                    parse_options=parse_options,
                                    convert_options=convert_options):
-        problem = check_ratings_batch(batch, user_ids)
+        problem = check_ratings_batch(batch, user_ids, timestamp_range)
         if problem:
           logging.info("%s: %s; reading it row by row for the exact line", path, problem)
           return None
