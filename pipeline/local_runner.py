@@ -5,6 +5,7 @@ outcome from ML Metadata and writes it to OUTPUT/last_run.json. The caller holds
 directory's lock (`pipeline.lock.output_lock`).
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -160,10 +161,12 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
   Raises:
     PipelineRunError: a component failed (the summary is still written, with the error).
   """
+  # Beam args are copied into the components when the pipeline is built, so they are
+  # added to the config, not to the built pipeline.
+  config = dataclasses.replace(config, beam_args=tuple(local_beam_args(config.beam_args)))
   pipeline = create_pipeline(config)
   pipeline.metadata_connection_config = (
       metadata.sqlite_metadata_connection_config(config.metadata_path))
-  pipeline.beam_pipeline_args = local_beam_args(pipeline.beam_pipeline_args)
   log_file = log_file or os.path.join(
       config.output_dir, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
   start = time.perf_counter()
