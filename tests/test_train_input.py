@@ -1,5 +1,5 @@
-"""The Trainer's input pipeline streams: each epoch reads the files again, so memory holds
-a shuffle buffer and a few batches, never the whole data set."""
+"""The Trainer's input pipeline streams input above a fixed size: each epoch reads the files
+again, so memory holds a shuffle buffer and a few batches, never the whole data set."""
 
 import tensorflow as tf
 
@@ -27,9 +27,10 @@ def _values(ds):
   return {v for batch, _ in ds for v in batch[features.MOVIE_ID].numpy().tolist()}
 
 
-def test_each_epoch_reads_the_files_again(tmp_path):
+def test_input_above_the_cache_limit_is_read_again_each_epoch(tmp_path, monkeypatch):
   path = tmp_path / "part-0.gz"
   _write(path, 50, b"before")
+  monkeypatch.setattr(train, "CACHE_MAX_BYTES", path.stat().st_size - 1)
   ds = train.make_dataset([str(path)], _spec(), batch_size=8, shuffle_buffer=16, seed=1)
   assert train.count_examples(ds) == 50
   assert _values(ds) == {b"before"}
@@ -39,10 +40,10 @@ def test_each_epoch_reads_the_files_again(tmp_path):
   assert train.count_examples(ds) == 30
 
 
-def test_cache_is_only_on_request(tmp_path):
+def test_small_input_is_cached_after_the_first_epoch(tmp_path):
   path = tmp_path / "part-0.gz"
   _write(path, 20, b"before")
-  ds = train.make_dataset([str(path)], _spec(), batch_size=8, cache=True)
+  ds = train.make_dataset([str(path)], _spec(), batch_size=8)
   assert _values(ds) == {b"before"}
   _write(path, 20, b"after")
   assert _values(ds) == {b"before"}
