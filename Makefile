@@ -13,7 +13,9 @@ setup:
 run: setup
 	.venv/bin/uet run --output-dir $(OUTPUT) $(if $(MIRROR),--mirror $(MIRROR))
 
-test: setup
+# The run-report test needs Chromium: setup installs it when it can (see scripts/setup.sh).
+test:
+	@bash scripts/setup.sh --with-browser
 	.venv/bin/python -m pytest
 
 bench-pipeline: setup

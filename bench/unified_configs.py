@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 import quality  # noqa: E402  (bench/quality.py: split, runs, formatting)
 from tools import movielens  # noqa: E402
-from trainer import embeddings, features  # noqa: E402
+from trainer import embedding_layer, embeddings, features  # noqa: E402
 from trainer.config import TUTORIAL_EMBEDDING_BUDGET, TrainingConfig  # noqa: E402
 
 M, U, G, Z, O, A = (features.MOVIE_ID, features.USER_ID, features.USER_GENDER,
@@ -102,16 +102,16 @@ def salt_namespace(namespace: str) -> Iterator[None]:
 @contextlib.contextmanager
 def tableconfig_default_initializer() -> Iterator[None]:
   """Tables get TableConfig's default initializer (what TFRS' UnifiedEmbedding uses)."""
-  original = embeddings._TableConfig  # pylint: disable=protected-access
+  original = embedding_layer._TableConfig  # pylint: disable=protected-access
 
   def table_config(**kwargs):
     kwargs.pop("initializer", None)
     return original(**kwargs)
-  embeddings._TableConfig = table_config  # pylint: disable=protected-access
+  embedding_layer._TableConfig = table_config  # pylint: disable=protected-access
   try:
     yield
   finally:
-    embeddings._TableConfig = original  # pylint: disable=protected-access
+    embedding_layer._TableConfig = original  # pylint: disable=protected-access
 
 
 def _quiet(*args, **kwargs):

@@ -30,6 +30,7 @@ SUBCOMMAND_MODULES = (
     "kubeflow.cli",          # uet compile, uet schedule
     "tools.collisions",      # uet collisions
     "tools.simulate",        # uet simulate
+    "tools.report.cli",      # uet runs, uet report
     "tools.synth",           # uet synth
 )
 

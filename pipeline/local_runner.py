@@ -144,6 +144,35 @@ class ProgressMonitor:
     self._stream.flush()
 
 
+def _latest_run_id(metadata_path: str) -> Optional[str]:
+  """The newest pipeline run before this one (to tell whether this one registered any)."""
+  if not os.path.exists(metadata_path):
+    return None
+  try:
+    return results.latest_run_id(store_lib.open_readonly(metadata_path))
+  except Exception:  # pylint: disable=broad-except
+    return None  # unreadable metadata: the run itself will say so
+
+
+def write_report(config: PipelineConfig, summary: Dict[str, Any], stream: TextIO) -> None:
+  """Writes OUTPUT/report/<run id>/index.html (tools.report); a failure only warns.
+
+  The report explains the run and is never part of its outcome: whatever goes wrong here
+  leaves the decision, the pushed model and the exit code as they are.
+  """
+  try:
+    from tools import report  # pylint: disable=g-import-not-at-top
+    path = report.write_report(config.output_dir, summary["run_id"],
+                               metadata_path=config.metadata_path,
+                               pipeline_name=config.pipeline_name, summary=summary)
+    stream.write(f"report: {path}\n")
+  except Exception as e:  # pylint: disable=broad-except
+    stream.write(f"warning: the run report could not be written ({type(e).__name__}: {e}); "
+                 f"the run's outcome is unaffected; retry with `uet report --output-dir "
+                 f"{config.output_dir}`\n")
+  stream.flush()
+
+
 def run(config: PipelineConfig, stream: TextIO = sys.stderr,
         log_file: Optional[str] = None) -> Dict[str, Any]:
   """Runs the pipeline and returns (and saves) its summary.
@@ -169,6 +198,7 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
       metadata.sqlite_metadata_connection_config(config.metadata_path))
   log_file = log_file or os.path.join(
       config.output_dir, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
+  previous_run_id = _latest_run_id(config.metadata_path)
   start = time.perf_counter()
   error: Optional[BaseException] = None
   with _LogsToFile(log_file):
@@ -200,6 +230,10 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
   with open(tmp, "w") as f:
     json.dump(summary, f, indent=2, sort_keys=True)
   os.replace(tmp, os.path.join(config.output_dir, SUMMARY_FILE))
+  if summary.get("run_id") and summary["run_id"] != previous_run_id:
+    write_report(config, summary, stream)
+  else:
+    stream.write("warning: no report: this run recorded no pipeline run in ML Metadata\n")
   if run_error:
     run_error.summary = summary
     raise run_error

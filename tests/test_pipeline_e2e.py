@@ -19,6 +19,9 @@ from pipeline import pipeline as pipeline_lib
 from pipeline import store as store_lib
 from tests.conftest import write_movielens_slice
 
+pytestmark = pytest.mark.pipeline
+
+
 ALL_COMPONENTS = {
     pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN, pipeline_lib.SCHEMA_GEN,
     pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.VALIDATION_GATE, pipeline_lib.TRANSFORM,

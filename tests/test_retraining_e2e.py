@@ -10,6 +10,8 @@ from components.movielens_example_gen import spans as spans_lib
 from pipeline import config as config_lib, local_runner
 from pipeline import pipeline as pipeline_lib
 
+pytestmark = pytest.mark.pipeline
+
 
 def _feed_span(all_spans_dir, feed, number, every=10):
   """Period `number` arrives: a thinned copy of the real span (keeps the test fast)."""

@@ -1,12 +1,12 @@
 """`uet collisions`: how many feature values share embedding rows, hash vs unified.
 
-  uet collisions [--data-dir D] [--budget N]
+  uet collisions --data-dir D [--budget N]
 
 Reads every model feature's vocabulary from a MovieLens directory, sizes the hash baseline
 and the unified embedding from the same parameter budget exactly as the Trainer does
 (`trainer.model.embedding_spec`), hashes every value with the layers' own hashing code
-(`embeddings.hashed_ids`) and prints, per feature, the share of values whose rows are also
-used by another value:
+(`embedding_layer.hashed_ids`) and prints, per feature, the share of values whose rows are
+also used by another value:
 
   * same:      by another value of the same feature;
   * other:     by a value of another feature (always 0 for hash: one table per feature);
@@ -65,12 +65,12 @@ def collision_stats(spec: Any, vocabularies: Mapping[str, Sequence[str]]
     One `FeatureCollisions` per feature of the spec, in the spec's order.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from trainer import embeddings  # pylint: disable=g-import-not-at-top
+  from trainer import embedding_layer, embeddings  # pylint: disable=g-import-not-at-top
 
   lookups = dict(spec.lookups)
   rows_of = spec.table_rows()
   vocabs = {f: list(dict.fromkeys(vocabularies[f])) for f in spec.feature_names}
-  ids = {key: tensor.numpy().tolist() for key, tensor in embeddings.hashed_ids(
+  ids = {key: tensor.numpy().tolist() for key, tensor in embedding_layer.hashed_ids(
       spec, {f: tf.constant(v, tf.string) for f, v in vocabs.items()}).items()}
 
   # (table, row) -> the (feature, value index) pairs that read it.

@@ -80,19 +80,28 @@ def count_examples(ds: tf.data.Dataset) -> int:
 
 
 class ThroughputLogger(tf.keras.callbacks.Callback):
-  """Logs examples/s per epoch (the first epoch includes parsing and caching)."""
+  """Logs examples/s per epoch (the first epoch includes parsing and caching).
+
+  The clock stops where the epoch's validation pass (if any) starts, so the rate is of
+  training alone with or without per-epoch evaluation.
+  """
 
   def __init__(self, examples_per_epoch: int):
     super().__init__()
     self.examples_per_epoch = examples_per_epoch
     self.epoch_seconds: List[float] = []
     self._start = 0.0
+    self._stop: Optional[float] = None
 
   def on_epoch_begin(self, epoch, logs=None):
-    self._start = time.perf_counter()
+    self._start, self._stop = time.perf_counter(), None
+
+  def on_test_begin(self, logs=None):
+    if self._stop is None:
+      self._stop = time.perf_counter()
 
   def on_epoch_end(self, epoch, logs=None):
-    seconds = time.perf_counter() - self._start
+    seconds = (self._stop or time.perf_counter()) - self._start
     self.epoch_seconds.append(seconds)
     logging.info("epoch %d: %.0f examples/s (%.2fs), %s", epoch + 1,
                  self.examples_per_epoch / seconds, seconds, logs)
@@ -104,12 +113,35 @@ class ThroughputLogger(tf.keras.callbacks.Callback):
 
 
 def fit(model: tf.keras.Model, train_ds: tf.data.Dataset, config: TrainingConfig,
-        eval_ds: Optional[tf.data.Dataset] = None) -> Dict[str, float]:
-  """Trains for `config.epochs` epochs; returns throughput and (if given) eval metrics."""
+        eval_ds: Optional[tf.data.Dataset] = None,
+        tensorboard_dir: Optional[str] = None) -> Dict[str, float]:
+  """Trains for `config.epochs` epochs; returns throughput and (if given) eval metrics.
+
+  Args:
+    model: a compiled model.
+    train_ds: (features, label) training batches.
+    config: the training config (epochs).
+    eval_ds: (features, label) evaluation batches; its metrics are returned as `eval_*`.
+    tensorboard_dir: write TensorBoard summaries here (loss, AUC and LogLoss per epoch,
+      under `train/` and, with `eval_ds`, `validation/`); with it, `eval_ds` is also
+      evaluated after every epoch. None writes nothing and evaluates once, at the end.
+
+  Returns:
+    `train_examples`, `train_seconds`, `examples_per_second` and `eval_<metric>`.
+  """
   n = count_examples(train_ds)  # one streaming pass (fills the cache, if there is one)
   throughput = ThroughputLogger(n)
+  callbacks: List[tf.keras.callbacks.Callback] = [throughput]
+  validation = None
+  if tensorboard_dir:
+    # Per-epoch scalars only: no graph, histograms or profiler, which would slow training.
+    callbacks.append(tf.keras.callbacks.TensorBoard(
+        log_dir=tensorboard_dir, histogram_freq=0, write_graph=False, profile_batch=0,
+        update_freq="epoch"))
+    validation = eval_ds
   start = time.perf_counter()
-  model.fit(train_ds, epochs=config.epochs, verbose=0, callbacks=[throughput])
+  model.fit(train_ds, epochs=config.epochs, verbose=0, callbacks=callbacks,
+            validation_data=validation)
   result = {
       "train_examples": n,
       "train_seconds": time.perf_counter() - start,
