@@ -251,7 +251,7 @@ def plot(runs: List[Dict[str, Any]], path: str) -> None:
             linewidth=2, label="whole run (wall)")
   left.set(xscale="log", yscale="log", xlabel="ratings", ylabel="seconds",
            title="Wall time per component")
-  left.legend(fontsize=7)
+  left.legend(fontsize=7, loc="lower right")
   right.plot(sizes, [r["peak_rss_bytes"] / 1e9 for r in base], marker="o")
   right.axhline(8, color="red", linestyle="--", label="target at 10M: 8 GB")
   right.set(xscale="log", xlabel="ratings", ylabel="GB",
