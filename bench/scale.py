@@ -201,6 +201,15 @@ def report(runs: List[Dict[str, Any]]) -> str:
     lines.append(f"| {r['ratings']:,} | {r['wall_seconds']:.0f} | {r['rows_per_second']:,.0f} "
                  f"| {_gb(r['peak_rss_bytes'])} | {r['embedding_parameters'] or 'n/a':,} | "
                  f"{r['collisionless_parameters'] or 'n/a':,} | {r['exit_code']} |")
+  other = [r for r in runs if r["mode"] != DEFAULT_MODE]
+  if other:
+    lines += ["", "DirectRunner modes (same data, `--beam-arg` as in BEAM_MODES):", "",
+              "| ratings | mode | wall (s) | peak RSS (GB) | processes at peak |",
+              "|---:|---|---:|---:|---:|"]
+    for r in sorted(other + [b for b in base if b["ratings"] in {o["ratings"] for o in other}],
+                    key=lambda r: (r["ratings"], r["mode"])):
+      lines.append(f"| {r['ratings']:,} | {r['mode']} | {r['wall_seconds']:.0f} | "
+                   f"{_gb(r['peak_rss_bytes'])} | {r['processes_at_peak']} |")
   lines += ["", "Seconds per component:", "",
             "| ratings | mode | " + " | ".join(COMPONENTS) + " |",
             "|---:|---|" + "---:|" * len(COMPONENTS)]
