@@ -129,7 +129,7 @@ def test_batch_path_is_byte_identical_to_the_row_path_on_real_data(tmp_path):
 
 def test_serialization_matches_protobuf_for_long_strings_and_large_or_negative_ints(tmp_path):
   long_zip = "z" * 300  # lengths above 127 need two-byte varints at every level
-  d = _write(tmp_path, "1\t242\t3\t-5\n2\t302\t5\t9223372036854775807\n1\t7\t1\t0\n",
+  d = _write(tmp_path, "1\t242\t3\t-5\n2\t302\t9223372036854775807\t891717742\n1\t7\t1\t0\n",
              users=f"1|24|M|technician|{long_zip}\n2|53|F|other|94043\n")
   users = reader.read_users(str(d / "u.user"))
   batch = executor.read_examples(str(d / "u.data"), str(d))

@@ -51,9 +51,13 @@ def make_dataset(file_patterns: Sequence[str], feature_spec: Mapping[str, tf.io.
       most CACHE_MAX_BYTES.
 
   Returns:
-    The dataset; features are [batch] string tensors, the label a [batch] float tensor.
+    The dataset; features are [batch] string tensors (admission flags [batch] int64), the
+    label a [batch] float tensor.
   """
-  spec = {k: feature_spec[k] for k in (*features.MODEL_FEATURES, features.LABEL)}
+  # The admission flags are read when Transform wrote them (models without admission
+  # ignore them).
+  flags = [k for k in feature_spec if k.endswith(features.ADMITTED_SUFFIX)]
+  spec = {k: feature_spec[k] for k in (*features.MODEL_FEATURES, *flags, features.LABEL)}
   files = _files(file_patterns)
   if cache is None:
     cache = sum(tf.io.gfile.stat(f).length for f in files) <= CACHE_MAX_BYTES

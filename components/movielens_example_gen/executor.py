@@ -22,7 +22,7 @@ from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.types import standard_component_specs
 
-from components.movielens_example_gen import batch_reader, reader
+from components.movielens_example_gen import batch_reader, reader, timestamps
 from trainer import features
 
 # Key of the options in the ExampleGen's `custom_config` (a Struct packed into an Any).
@@ -119,7 +119,9 @@ def read_examples(ratings_path: str, input_base: str, max_bad_rows: int = 0,
     The serialized tf.Examples of the valid rows.
   """
   users = reader.read_users(reader.user_file_for(ratings_path, input_base))
-  if batch_reader.scan_ratings(ratings_path, users) is not None:
+  # Ratings dated after now or before the feed's first span would bend every time window.
+  bounds = timestamps.bounds_for(ratings_path, input_base)
+  if batch_reader.scan_ratings(ratings_path, users, _timestamp_range(bounds)) is not None:
     if quarantine_path:
       _write_quarantine(quarantine_path, [])
     table = batch_reader.users_table(users)
@@ -128,18 +130,26 @@ def read_examples(ratings_path: str, input_base: str, max_bad_rows: int = 0,
             for example in encode_examples(batch_reader.join_users(
                 batch_reader.read_ratings_range(ratings_path, start, end), table))]
   return _read_examples_row_by_row(ratings_path, users, max_bad_rows, quarantine_path,
-                                   bad_rows)
+                                   bad_rows, bounds)
+
+
+def _timestamp_range(bounds: Optional[timestamps.TimestampBounds]):
+  """`bounds` as the batch path's (not_before, not_after)."""
+  return (bounds.not_before, bounds.not_after) if bounds else (None, None)
 
 
 def _read_examples_row_by_row(ratings_path: str, users: Dict[str, reader.User],
                               max_bad_rows: int, quarantine_path: str,
-                              bad_rows: Optional[List[reader.BadRow]]) -> List[bytes]:
+                              bad_rows: Optional[List[reader.BadRow]],
+                              bounds: Optional[timestamps.TimestampBounds] = None
+                              ) -> List[bytes]:
   """The row path of `read_examples`: exact file:line errors and quarantine."""
   # Deterministic serialization: the train/eval split hashes these bytes, and proto maps
   # (tf.Example features) otherwise serialize in an order that varies between runs.
   bad_rows = bad_rows if bad_rows is not None else []
   examples = [to_example(r, u).SerializeToString(deterministic=True)
-              for r, u in reader.read_ratings(ratings_path, users, max_bad_rows, bad_rows)]
+              for r, u in reader.read_ratings(ratings_path, users, max_bad_rows, bad_rows,
+                                              timestamp_bounds=bounds)]
   if bad_rows:
     logging.warning("Quarantined %d malformed rows of %s (limit %d)%s", len(bad_rows),
                     ratings_path, max_bad_rows,
@@ -170,7 +180,8 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
   max_bad_rows = int(options.get("max_bad_rows", 0))
   quarantine_path = options.get("quarantine_path", "")
   users = reader.read_users(reader.user_file_for(ratings_path, input_base))
-  rows = batch_reader.scan_ratings(ratings_path, users)
+  bounds = timestamps.bounds_for(ratings_path, input_base)
+  rows = batch_reader.scan_ratings(ratings_path, users, _timestamp_range(bounds))
   if rows is not None:
     if quarantine_path:
       _write_quarantine(quarantine_path, [])
@@ -182,7 +193,7 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
             | "ParseJoinEncode" >> beam.ParDo(_EncodeRange(ratings_path,
                                                            batch_reader.users_table(users))))
   examples = _read_examples_row_by_row(ratings_path, users, max_bad_rows, quarantine_path,
-                                       bad_rows)
+                                       bad_rows, bounds)
   logging.info("Read %d ratings from %s", len(examples), ratings_path)
   return pipeline | "CreateExamples" >> beam.Create(examples, reshuffle=False)
 
