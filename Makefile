@@ -3,7 +3,7 @@ SHELL := /bin/bash
 MIRROR ?= $(wildcard ../shared/data/ml-100k)
 OUTPUT ?= output
 
-.PHONY: setup run test bench-pipeline bench-startup bench-quality lock
+.PHONY: setup run test bench-pipeline bench-startup bench-quality bench-compare bench-scale lock
 
 setup:
 	@bash scripts/setup.sh
@@ -26,6 +26,12 @@ bench-startup: setup
 
 bench-quality: setup
 	.venv/bin/python bench/quality.py
+
+bench-compare: setup
+	.venv/bin/python bench/pipeline_compare.py
+
+bench-scale: setup
+	.venv/bin/python bench/scale.py $(if $(SIZES),--sizes $(SIZES))
 
 # Re-resolves requirements.lock from pyproject.toml (needs network access to PyPI).
 lock:

@@ -35,6 +35,7 @@ SUBCOMMAND_MODULES = (
     "tools.simulate",        # uet simulate
     "pipeline.metadata_backup",  # uet restore-metadata
     "tools.report.cli",      # uet runs, uet report
+    "tools.synth",           # uet synth
 )
 
 

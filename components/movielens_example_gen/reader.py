@@ -2,7 +2,9 @@
 
 Pure Python and independent of Beam, so every error can name the file and line. A
 malformed row raises `MovieLensFormatError` by default; with `max_bad_rows` > 0 such rows are
-quarantined (kept with their reason) until the limit is passed.
+quarantined (kept with their reason) until the limit is passed. This is the row path:
+clean files take the faster batch path (`batch_reader`, the same rules vectorized), and a
+file that path does not accept in full is read here, for the exact file:line.
 
 Value-level rules that the schema owns (a rating of 6, an unknown occupation) are *not*
 checked here: those rows parse into examples and the validation gate reports them.
