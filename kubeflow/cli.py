@@ -176,6 +176,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
   parameters = spec["root"]["inputDefinitions"]["parameters"]
   print(f"uet compile: wrote {output} ({options.target}): {len(spec['root']['dag']['tasks'])} "
         f"tasks, pipeline root {spec['defaultPipelineRoot']}", file=sys.stderr)
+  for note in runner.compile_notes(config):
+    print(f"uet compile: note: {note}", file=sys.stderr)
   print("runtime parameters (defaults):", file=sys.stderr)
   for name in sorted(parameters):
     print(f"  {name} = {json.dumps(parameters[name].get('defaultValue'))}", file=sys.stderr)
