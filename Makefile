@@ -3,7 +3,7 @@ SHELL := /bin/bash
 MIRROR ?= $(wildcard ../shared/data/ml-100k)
 OUTPUT ?= output
 
-.PHONY: setup run test bench-pipeline bench-quality lock
+.PHONY: setup run test bench-pipeline bench-startup bench-quality lock
 
 setup:
 	@bash scripts/setup.sh
@@ -18,6 +18,9 @@ test: setup
 
 bench-pipeline: setup
 	.venv/bin/python bench/pipeline_timing.py $(if $(MIRROR),--mirror $(MIRROR))
+
+bench-startup: setup
+	.venv/bin/python bench/startup.py $(if $(MIRROR),--mirror $(MIRROR))
 
 bench-quality: setup
 	.venv/bin/python bench/quality.py

@@ -25,6 +25,8 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"  # before TensorFlow is imported
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+# The benchmarks' default data: MovieLens-100K in ../shared beside the checkout.
+DEFAULT_DATA_DIR = os.path.join(os.path.dirname(REPO), "shared", "data", "ml-100k")
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
@@ -38,7 +40,8 @@ from typing import Any, Dict, List, Optional, Sequence  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from trainer import features, model as model_lib, movielens, train  # noqa: E402
+from tools import movielens  # noqa: E402
+from trainer import features, model as model_lib, train  # noqa: E402
 from trainer.config import TUTORIAL_EMBEDDING_BUDGET, TrainingConfig  # noqa: E402
 
 MODELS = ("collisionless", "hash", "unified")
@@ -319,7 +322,7 @@ def markdown(models: Dict[str, Runs], sweep: Dict[int, Dict[str, Runs]],
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--data-dir", default=movielens.DEFAULT_DATA_DIR,
+  parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
                       help="MovieLens-100K directory (default ../shared/data/ml-100k)")
   parser.add_argument("--runs", type=int, default=5, help="runs per model (default 5)")
   parser.add_argument("--sweep-runs", type=int,

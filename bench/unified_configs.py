@@ -35,7 +35,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple  # noqa: E402
 import numpy as np  # noqa: E402
 
 import quality  # noqa: E402  (bench/quality.py: split, runs, formatting)
-from trainer import embeddings, features, movielens  # noqa: E402
+from tools import movielens  # noqa: E402
+from trainer import embedding_layer, embeddings, features  # noqa: E402
 from trainer.config import TUTORIAL_EMBEDDING_BUDGET, TrainingConfig  # noqa: E402
 
 M, U, G, Z, O, A = (features.MOVIE_ID, features.USER_ID, features.USER_GENDER,
@@ -101,16 +102,16 @@ def salt_namespace(namespace: str) -> Iterator[None]:
 @contextlib.contextmanager
 def tableconfig_default_initializer() -> Iterator[None]:
   """Tables get TableConfig's default initializer (what TFRS' UnifiedEmbedding uses)."""
-  original = embeddings._TableConfig  # pylint: disable=protected-access
+  original = embedding_layer._TableConfig  # pylint: disable=protected-access
 
   def table_config(**kwargs):
     kwargs.pop("initializer", None)
     return original(**kwargs)
-  embeddings._TableConfig = table_config  # pylint: disable=protected-access
+  embedding_layer._TableConfig = table_config  # pylint: disable=protected-access
   try:
     yield
   finally:
-    embeddings._TableConfig = original  # pylint: disable=protected-access
+    embedding_layer._TableConfig = original  # pylint: disable=protected-access
 
 
 def _quiet(*args, **kwargs):
@@ -119,7 +120,7 @@ def _quiet(*args, **kwargs):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--data-dir", default=movielens.DEFAULT_DATA_DIR)
+  parser.add_argument("--data-dir", default=quality.DEFAULT_DATA_DIR)
   parser.add_argument("--runs", type=int, default=5)
   parser.add_argument("--budget", type=int, default=TUTORIAL_EMBEDDING_BUDGET)
   parser.add_argument("--only", nargs="*", help="configuration names to run")

@@ -92,7 +92,7 @@ def prepare_config(config: config_lib.PipelineConfig,
                            "Cloud Storage; give a gs:// path (or a local --pipeline-root, "
                            "to run the file here with `uet run-spec`)")
   # The curated schema ships inside the image (kubeflow/Dockerfile copies it there).
-  if config.schema_file == config_lib.DEFAULT_SCHEMA:
+  if config.schema_file is None:
     changes["schema_file"] = IMAGE_SCHEMA_FILE
   elif not (config.schema_file.startswith(("gs://", IMAGE_PROJECT_DIR + "/"))):
     raise CompileError(f"schema_file {config.schema_file!r} is a local file the containers "

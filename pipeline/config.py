@@ -6,13 +6,10 @@ decide paths (local directories or gs:// URIs) and engines, then pass the config
 
 import dataclasses
 import json
-import pathlib
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+import schema
 from trainer.config import TrainingConfig
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-DEFAULT_SCHEMA = str(REPO_ROOT / "schema" / "schema.pbtxt")
 
 # Beam on this kind of machine: in-memory DirectRunner was measured faster than
 # multi-processing with 2 workers (259 s vs 323 s for a one-model pipeline).
@@ -44,7 +41,8 @@ class PipelineConfig:
     output_dir: root of everything the run writes: `tfx/` (artifacts), `metadata.sqlite`
       (local ML Metadata), `serving/<version>/` (pushed models), `last_run.json`.
     pipeline_name: the TFX pipeline name (also the ML Metadata context).
-    schema_file: the curated raw schema imported by ImportSchemaGen.
+    schema_file: a raw schema for ImportSchemaGen to import instead of the curated one that
+      ships with the project (None: the curated `schema/schema.pbtxt`, see `schema_path`).
     candidate: training config of the candidate (unified by default).
     baseline: training config of the baseline (hash, same budget, by default).
     train_collisionless: also train the collisionless reference (not evaluated or pushed).
@@ -71,7 +69,7 @@ class PipelineConfig:
   data_dir: str
   output_dir: str
   pipeline_name: str = "uet-movielens"
-  schema_file: str = DEFAULT_SCHEMA
+  schema_file: Optional[str] = None
   candidate: TrainingConfig = TrainingConfig(model_type="unified")
   baseline: TrainingConfig = TrainingConfig(model_type="hash")
   train_collisionless: bool = False
@@ -108,6 +106,11 @@ class PipelineConfig:
   @property
   def pipeline_root(self) -> str:
     return f"{self.output_dir.rstrip('/')}/tfx"
+
+  @property
+  def schema_path(self) -> str:
+    """The schema file ImportSchemaGen imports."""
+    return self.schema_file or schema.SCHEMA_FILE
 
   @property
   def metadata_path(self) -> str:

@@ -5,22 +5,16 @@ directory and its dataset copy. The second refuses at once instead. The lock is 
 so it disappears with the process that held it, however that process ended (even SIGKILL):
 a crashed run never leaves a stale lock behind.
 
-Light on purpose (no TensorFlow): the CLI takes the lock before anything else.
+Light on purpose (no TensorFlow): the entry points (`uet run`, `uet simulate`) take it once,
+before anything else; the local runner assumes its caller holds it.
 """
 
 import contextlib
 import fcntl
 import os
-import threading
-from typing import Dict, Iterator
+from typing import Iterator
 
 LOCK_FILE = ".uet.lock"
-
-# Locks this process holds, by real path, with their nesting depth: `uet run` takes the lock
-# before fetching the dataset and `local_runner.run` takes it again; flock would refuse a
-# second descriptor of the same process.
-_held: Dict[str, int] = {}
-_held_guard = threading.Lock()
 
 
 class RunLockedError(RuntimeError):
@@ -29,29 +23,17 @@ class RunLockedError(RuntimeError):
 
 @contextlib.contextmanager
 def output_lock(output_dir: str) -> Iterator[None]:
-  """Holds the output directory's lock for the duration of the block (re-entrant).
+  """Holds the output directory's lock for the duration of the block.
 
   Args:
     output_dir: the run's output directory (created if missing).
 
   Raises:
-    RunLockedError: another process holds it; the message names the holder.
+    RunLockedError: another process (or another block of this one) holds it; the message
+      names the holder.
   """
   os.makedirs(output_dir, exist_ok=True)
-  path = os.path.realpath(os.path.join(output_dir, LOCK_FILE))
-  with _held_guard:
-    if path in _held:
-      _held[path] += 1
-      reentered = True
-    else:
-      reentered = False
-  if reentered:
-    try:
-      yield
-    finally:
-      with _held_guard:
-        _held[path] -= 1
-    return
+  path = os.path.join(output_dir, LOCK_FILE)
   with open(path, "a+") as f:
     try:
       fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -65,11 +47,7 @@ def output_lock(output_dir: str) -> Iterator[None]:
     f.truncate()
     f.write(f"uet run (pid {os.getpid()})")
     f.flush()
-    with _held_guard:
-      _held[path] = 1
     try:
       yield
     finally:
-      with _held_guard:
-        del _held[path]
       fcntl.flock(f, fcntl.LOCK_UN)

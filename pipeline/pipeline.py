@@ -15,9 +15,16 @@ by Resolvers: the Kubeflow V2 compiler could not express those choices as metada
 from typing import List, Optional
 
 import tensorflow_model_analysis as tfma
-from tfx import v1 as tfx
+# Not `from tfx import v1`: its `extensions` load google-cloud-aiplatform (9 s at start-up),
+# which the local runner never uses.
+from tfx.components import ExampleValidator, StatisticsGen, Trainer, Transform
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.experimental.conditionals.conditional import Cond
+from tfx.dsl.input_resolution.strategies.span_range_strategy import SpanRangeStrategy
 from tfx.dsl.placeholder import placeholder_base
-from tfx.proto import range_config_pb2
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.proto import pusher_pb2, range_config_pb2
 
 from components.movielens_example_gen.component import MovieLensExampleGen, make_input_config
 from components.movielens_example_gen.reader import RATINGS_FILE
@@ -65,10 +72,14 @@ def _overall_only(threshold: tfma.MetricThreshold) -> list:
                                        threshold=threshold)]
 
 
-def make_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
-  """Candidate vs baseline on the eval split: AUC must clear a floor and beat the baseline.
+def _gate_eval_config(evaluation: EvaluationConfig, baseline_name: str, min_change: float,
+                      slice_features: List[str]) -> tfma.EvalConfig:
+  """The candidate against one baseline model on the eval split.
 
-  LogLoss and example counts are reported overall and sliced by gender and age bucket.
+  The candidate's AUC must be at least `evaluation.auc_floor` and at least `min_change`
+  above the baseline's (absolute; negative allows that much regression). Without a baseline
+  model TFX drops the change threshold and the floor alone decides. LogLoss and example
+  counts are reported overall and sliced by `slice_features`.
   """
   def model_spec(name: str, is_baseline: bool) -> tfma.ModelSpec:
     return tfma.ModelSpec(
@@ -80,14 +91,11 @@ def make_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
           lower_bound={"value": evaluation.auc_floor}),
       change_threshold=tfma.GenericChangeThreshold(
           direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-          absolute={"value": evaluation.min_auc_gain}))
+          absolute={"value": min_change}))
   return tfma.EvalConfig(
-      model_specs=[model_spec(CANDIDATE_MODEL, False), model_spec(BASELINE_MODEL, True)],
-      slicing_specs=[
-          tfma.SlicingSpec(),
-          tfma.SlicingSpec(feature_keys=[features.USER_GENDER]),
-          tfma.SlicingSpec(feature_keys=[features.USER_AGE_BUCKET]),
-      ],
+      model_specs=[model_spec(CANDIDATE_MODEL, False), model_spec(baseline_name, True)],
+      slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f])
+                                            for f in slice_features],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name="ExampleCount"),
           tfma.MetricConfig(class_name="AUC", config='{"name": "auc"}',
@@ -96,33 +104,19 @@ def make_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
       ])])
 
 
+def make_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
+  """Gate 1, candidate vs hash baseline: clear the AUC floor and beat the baseline by
+  `min_auc_gain`; metrics also sliced by gender and age bucket."""
+  return _gate_eval_config(evaluation, BASELINE_MODEL, evaluation.min_auc_gain,
+                           [features.USER_GENDER, features.USER_AGE_BUCKET])
+
+
 def make_production_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
-  """Candidate vs the model in production, on the new span: no regression beyond
-  `max_auc_regression`. Without a production model TFX drops the change threshold, and the
-  AUC floor alone decides (the first run)."""
-  return tfma.EvalConfig(
-      model_specs=[
-          tfma.ModelSpec(name=CANDIDATE_MODEL, signature_name="serving_default",
-                         label_key=features.LABEL,
-                         preprocessing_function_names=["transform_features"]),
-          tfma.ModelSpec(name=PRODUCTION_MODEL_NAME, signature_name="serving_default",
-                         label_key=features.LABEL,
-                         preprocessing_function_names=["transform_features"],
-                         is_baseline=True),
-      ],
-      slicing_specs=[tfma.SlicingSpec()],
-      metrics_specs=[tfma.MetricsSpec(metrics=[
-          tfma.MetricConfig(class_name="ExampleCount"),
-          tfma.MetricConfig(
-              class_name="AUC", config='{"name": "auc"}',
-              per_slice_thresholds=_overall_only(tfma.MetricThreshold(
-                  value_threshold=tfma.GenericValueThreshold(
-                      lower_bound={"value": evaluation.auc_floor}),
-                  change_threshold=tfma.GenericChangeThreshold(
-                      direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                      absolute={"value": -evaluation.max_auc_regression})))),
-          tfma.MetricConfig(class_name="BinaryCrossentropy", config='{"name": "logloss"}'),
-      ])])
+  """Gate 2, candidate vs the model in production, on the new span: no regression beyond
+  `max_auc_regression`. Without a production model (the first run) the AUC floor alone
+  decides."""
+  return _gate_eval_config(evaluation, PRODUCTION_MODEL_NAME, -evaluation.max_auc_regression,
+                           [])
 
 
 def validated_statistics_dir(config: PipelineConfig) -> str:
@@ -131,7 +125,7 @@ def validated_statistics_dir(config: PipelineConfig) -> str:
 
 
 def _trainer(config: PipelineConfig, training: TrainingConfig, transform,
-             component_id: str, base_model=None) -> tfx.components.Trainer:
+             component_id: str, base_model=None) -> Trainer:
   return production_model.Trainer(
       run_fn=RUN_FN,
       examples=transform.outputs["transformed_examples"],
@@ -146,14 +140,14 @@ def _trainer(config: PipelineConfig, training: TrainingConfig, transform,
   ).with_id(component_id)
 
 
-def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
   """Builds the pipeline graph.
 
   Args:
     config: the run's configuration (paths may be local or gs://).
 
   Returns:
-    A `tfx.dsl.Pipeline` without a metadata connection; runners add theirs.
+    A `tfx_pipeline.Pipeline` without a metadata connection; runners add theirs.
   """
   example_gen = MovieLensExampleGen(
       input_base=config.data_dir,
@@ -161,11 +155,11 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
       max_bad_rows=config.max_bad_rows,
       quarantine_path=config.quarantine_path if config.max_bad_rows else "",
   ).with_id(EXAMPLE_GEN)
-  statistics_gen = tfx.components.StatisticsGen(
+  statistics_gen = StatisticsGen(
       examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
-  schema_gen = tfx.components.ImportSchemaGen(
-      schema_file=config.schema_file).with_id(SCHEMA_GEN)
-  example_validator = tfx.components.ExampleValidator(
+  schema_gen = ImportSchemaGen(
+      schema_file=config.schema_path).with_id(SCHEMA_GEN)
+  example_validator = ExampleValidator(
       statistics=statistics_gen.outputs["statistics"],
       schema=schema_gen.outputs["schema"]).with_id(EXAMPLE_VALIDATOR)
   # Drift baseline: the statistics of the last span that passed the gate (not this run's).
@@ -189,8 +183,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
   # Validation looks at the new span only; training reads a rolling window of spans.
   training_examples = example_gen.outputs["examples"]
   if config.window_spans > 1:
-    window = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.SpanRangeStrategy,
+    window = Resolver(
+        strategy_class=SpanRangeStrategy,
         config={"range_config": range_config_pb2.RangeConfig(
             rolling_range=range_config_pb2.RollingRange(num_spans=config.window_spans))},
         examples=example_gen.outputs["examples"],
@@ -207,7 +201,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
   ).with_id(PRODUCTION_MODEL)
   components.append(production)
 
-  transform = tfx.components.Transform(
+  transform = Transform(
       examples=training_examples,
       schema=schema_gen.outputs["schema"],
       preprocessing_fn=PREPROCESSING_FN,
@@ -247,7 +241,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
   both_gates = placeholder_base.logical_and(
       evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1,
       production_evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1)
-  with tfx.dsl.Cond(both_gates):
+  with Cond(both_gates):
     # A pushed version directory is complete or absent, even if the run dies mid-push.
     pusher = AtomicPusher(
         model=candidate.outputs["model"],
@@ -255,13 +249,13 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         # Recorded with the push: the next run's ProductionModel skips a model trained on
         # the data it ingests.
         examples=training_examples,
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=config.serving_dir)),
     ).with_id(PUSHER)
   components += [production_evaluator, pusher]
 
-  return tfx.dsl.Pipeline(
+  return tfx_pipeline.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,
       components=components,

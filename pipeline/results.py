@@ -15,6 +15,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.utils import path_utils
 
 from pipeline import pipeline as pipeline_lib
+from pipeline import store as store_lib
 
 _EXECUTION_STATES = {
     metadata_store_pb2.Execution.COMPLETE: "complete",
@@ -29,6 +30,19 @@ _EXECUTION_STATES = {
 _RESOLVER_TYPE = "tfx.dsl.components.common.resolver.Resolver"
 
 
+def resolver_type_id(store: mlmd.MetadataStore) -> Optional[int]:
+  """The id of the Resolver nodes' execution type, None before any resolver ran."""
+  try:
+    return store.get_execution_type(_RESOLVER_TYPE).id
+  except mlmd.errors.NotFoundError:
+    return None
+
+
+def execution_state(execution: metadata_store_pb2.Execution) -> str:
+  """complete, cached, failed, running, new, canceled (or unknown)."""
+  return _EXECUTION_STATES.get(execution.last_known_state, "unknown")
+
+
 @dataclasses.dataclass
 class NodeRun:
   execution_id: int
@@ -36,13 +50,8 @@ class NodeRun:
   outputs: Dict[str, List[metadata_store_pb2.Artifact]]
   # Resolver nodes only look artifacts up; they run every time and are never cached.
   is_resolver: bool = False
-
-
-def open_store(metadata_path: str) -> mlmd.MetadataStore:
-  config = metadata_store_pb2.ConnectionConfig()
-  config.sqlite.filename_uri = metadata_path
-  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-  return mlmd.MetadataStore(config)
+  # Wall time between the execution's registration and its last update in ML Metadata.
+  seconds: float = 0.0
 
 
 def latest_run_id(store: mlmd.MetadataStore) -> Optional[str]:
@@ -59,10 +68,7 @@ def node_runs(store: mlmd.MetadataStore, pipeline_name: str,
   if run is None:
     return {}
   in_run = {e.id: e for e in store.get_executions_by_context(run.id)}
-  try:
-    resolver_type = store.get_execution_type(_RESOLVER_TYPE)
-  except mlmd.errors.NotFoundError:
-    resolver_type = None
+  resolver_type = resolver_type_id(store)
   result = {}
   for node in store.get_contexts_by_type("node"):
     prefix = f"{pipeline_name}."
@@ -81,10 +87,11 @@ def node_runs(store: mlmd.MetadataStore, pipeline_name: str,
     for ev in events:
       key = ev.path.steps[0].key if ev.path.steps else ""
       outputs.setdefault(key, []).append(artifacts[ev.artifact_id])
-    result[node_id] = NodeRun(execution.id,
-                              _EXECUTION_STATES.get(execution.last_known_state, "unknown"),
-                              outputs,
-                              bool(resolver_type and execution.type_id == resolver_type.id))
+    result[node_id] = NodeRun(
+        execution.id, execution_state(execution), outputs,
+        execution.type_id == resolver_type,
+        round((execution.last_update_time_since_epoch -
+               execution.create_time_since_epoch) / 1000.0, 1))
   return result
 
 
@@ -112,80 +119,111 @@ def evaluation_metrics(evaluation_uri: str) -> Dict[str, Dict[str, Dict[str, flo
   return out
 
 
+def _blessed(node: Optional[NodeRun]) -> bool:
+  """Whether the Evaluator node's blessing says `blessed` = 1."""
+  blessing = node.outputs.get("blessing", []) if node else []
+  blessed = blessing[0].custom_properties.get("blessed") if blessing else None
+  return bool(blessed and blessed.int_value == 1)
+
+
+def _overall(node: Optional[NodeRun]) -> Dict[str, Dict[str, float]]:
+  """model name -> metric -> value on the overall slice of an Evaluator node's output."""
+  evaluation = node.outputs.get("evaluation", []) if node else []
+  return evaluation_metrics(evaluation[0].uri).get("overall", {}) if evaluation else {}
+
+
+def baseline_gate(nodes: Dict[str, NodeRun]) -> Dict[str, Any]:
+  """Gate 1 (candidate vs hash baseline): AUC and LogLoss of both, per slice, and the verdict."""
+  node = nodes.get(pipeline_lib.EVALUATOR)
+  evaluation = node.outputs.get("evaluation", []) if node else []
+  metrics = evaluation_metrics(evaluation[0].uri) if evaluation else {}
+  overall = metrics.get("overall", {})
+  gate: Dict[str, Any] = {"blessed": _blessed(node), "sliced_metrics": metrics}
+  for role in (pipeline_lib.CANDIDATE_MODEL, pipeline_lib.BASELINE_MODEL):
+    gate[f"{role}_auc"] = overall.get(role, {}).get("auc")
+    gate[f"{role}_logloss"] = overall.get(role, {}).get("logloss")
+  return gate
+
+
+def production_gate(nodes: Dict[str, NodeRun]) -> Optional[Dict[str, Any]]:
+  """Gate 2 (candidate vs the model in production): both AUCs and the verdict; None when
+  the node did not run. `production_auc` is None without a model in production."""
+  node = nodes.get(pipeline_lib.PRODUCTION_EVALUATOR)
+  if node is None:
+    return None
+  overall = _overall(node)
+  return {"blessed": _blessed(node),
+          "candidate_auc": overall.get(pipeline_lib.CANDIDATE_MODEL, {}).get("auc"),
+          "production_auc": overall.get(pipeline_lib.PRODUCTION_MODEL_NAME, {}).get("auc")}
+
+
+def pushed_model_dir(nodes: Dict[str, NodeRun]) -> Optional[str]:
+  """Where the Pusher put the candidate in this run, or None (not pushed, or skipped)."""
+  node = nodes.get(pipeline_lib.PUSHER)
+  pushed = node.outputs.get("pushed_model", []) if node else []
+  props = pushed[0].custom_properties if pushed else {}
+  if props.get("pushed") and props["pushed"].int_value == 1:
+    return props["pushed_destination"].string_value
+  return None
+
+
+def quarantined_rows(nodes: Dict[str, NodeRun]) -> int:
+  """Malformed ratings rows the ExampleGen quarantined (0 when none, or it did not run)."""
+  node = nodes.get(pipeline_lib.EXAMPLE_GEN)
+  examples = node.outputs.get("examples", []) if node else []
+  count = examples[0].custom_properties.get("quarantined_rows") if examples else None
+  return count.int_value if count else 0
+
+
+def trained_models(nodes: Dict[str, NodeRun]) -> Dict[str, Any]:
+  """Serving directories of the candidate and baseline, and the candidate's warm start."""
+  out: Dict[str, Any] = {"candidate_model_dir": None, "baseline_model_dir": None,
+                         "warm_started_from": None}
+  for role, node_id in (("candidate", pipeline_lib.CANDIDATE_TRAINER),
+                        ("baseline", pipeline_lib.BASELINE_TRAINER)):
+    node = nodes.get(node_id)
+    if node and node.outputs.get("model"):
+      out[f"{role}_model_dir"] = path_utils.serving_model_path(node.outputs["model"][0].uri)
+  candidate = nodes.get(pipeline_lib.CANDIDATE_TRAINER)
+  if candidate and candidate.outputs.get("model_run"):
+    result_file = os.path.join(candidate.outputs["model_run"][0].uri, "training_result.json")
+    if os.path.exists(result_file):
+      with open(result_file) as f:
+        out["warm_started_from"] = json.load(f).get("warm_started_from")
+  return out
+
+
 def summarize(metadata_path: str, pipeline_name: str) -> Dict[str, Any]:
-  """The summary of the latest run: keys `candidate_auc`, `baseline_auc`, `blessed`,
-  `pushed_model_dir`, plus LogLoss, sliced metrics, each component's state and how many
-  malformed rows ExampleGen quarantined (`quarantined_rows`)."""
+  """The summary of the latest run, read from ML Metadata.
+
+  Returns:
+    `run_id`; `components` (node id -> complete / cached / failed / ...) and
+    `component_seconds`; each gate's numbers (`candidate_auc`, `baseline_auc`, their
+    LogLoss, `sliced_metrics`, `baseline_gate_blessed`, `production_gate`); `blessed`
+    (passed every gate, i.e. what the Pusher acted on); `pushed_model_dir`; the trained
+    models' directories and warm start; `quarantined_rows`.
+  """
   nodes: Dict[str, NodeRun] = {}
   run_id = None
   if os.path.exists(metadata_path):
-    store = open_store(metadata_path)
+    store = store_lib.open_readonly(metadata_path)
     run_id = latest_run_id(store)
     nodes = node_runs(store, pipeline_name, run_id) if run_id else {}
+  components = {k: v for k, v in sorted(nodes.items()) if not v.is_resolver}
+  gate1 = baseline_gate(nodes)
+  gate2 = production_gate(nodes)
   summary: Dict[str, Any] = {
       "run_id": run_id,
-      "components": {k: v.state for k, v in sorted(nodes.items()) if not v.is_resolver},
+      "components": {k: v.state for k, v in components.items()},
+      "component_seconds": {k: v.seconds for k, v in components.items()},
+      "cached_components": sorted(k for k, v in components.items() if v.state == "cached"),
       "resolvers": sorted(k for k, v in nodes.items() if v.is_resolver),
-      "candidate_auc": None, "baseline_auc": None,
-      "candidate_logloss": None, "baseline_logloss": None,
-      "blessed": False, "pushed_model_dir": None, "sliced_metrics": {},
-      "production_gate": None,
-      "candidate_model_dir": None, "baseline_model_dir": None, "warm_started_from": None,
-      "quarantined_rows": 0,
+      **{k: v for k, v in gate1.items() if k != "blessed"},
+      "baseline_gate_blessed": gate1["blessed"],
+      "production_gate": gate2,
+      "blessed": gate1["blessed"] and bool(gate2 and gate2["blessed"]),
+      "pushed_model_dir": pushed_model_dir(nodes),
+      **trained_models(nodes),
+      "quarantined_rows": quarantined_rows(nodes),
   }
-  example_gen = nodes.get(pipeline_lib.EXAMPLE_GEN)
-  if example_gen and example_gen.outputs.get("examples"):
-    quarantined = example_gen.outputs["examples"][0].custom_properties.get("quarantined_rows")
-    summary["quarantined_rows"] = quarantined.int_value if quarantined else 0
-  for role, node_id in (("candidate", pipeline_lib.CANDIDATE_TRAINER),
-                        ("baseline", pipeline_lib.BASELINE_TRAINER)):
-    trainer = nodes.get(node_id)
-    if trainer and trainer.outputs.get("model"):
-      summary[f"{role}_model_dir"] = path_utils.serving_model_path(
-          trainer.outputs["model"][0].uri)
-    if role == "candidate" and trainer and trainer.outputs.get("model_run"):
-      result_file = os.path.join(trainer.outputs["model_run"][0].uri, "training_result.json")
-      if os.path.exists(result_file):
-        with open(result_file) as f:
-          summary["warm_started_from"] = json.load(f).get("warm_started_from")
-  evaluator = nodes.get(pipeline_lib.EVALUATOR)
-  if evaluator:
-    evaluation = evaluator.outputs.get("evaluation", [])
-    if evaluation:
-      metrics = evaluation_metrics(evaluation[0].uri)
-      overall = metrics.get("overall", {})
-      for role in (pipeline_lib.CANDIDATE_MODEL, pipeline_lib.BASELINE_MODEL):
-        summary[f"{role}_auc"] = overall.get(role, {}).get("auc")
-        summary[f"{role}_logloss"] = overall.get(role, {}).get("logloss")
-      summary["sliced_metrics"] = metrics
-    blessing = evaluator.outputs.get("blessing", [])
-    if blessing:
-      blessed = blessing[0].custom_properties.get("blessed")
-      summary["blessed"] = bool(blessed and blessed.int_value == 1)
-  production = nodes.get(pipeline_lib.PRODUCTION_EVALUATOR)
-  if production:
-    # Gate 2 ran (gate 1 passed): the candidate against the model in production.
-    gate: Dict[str, Any] = {"blessed": False, "candidate_auc": None, "production_auc": None}
-    evaluation = production.outputs.get("evaluation", [])
-    if evaluation:
-      overall = evaluation_metrics(evaluation[0].uri).get("overall", {})
-      gate["candidate_auc"] = overall.get(pipeline_lib.CANDIDATE_MODEL, {}).get("auc")
-      gate["production_auc"] = overall.get(pipeline_lib.PRODUCTION_MODEL_NAME, {}).get("auc")
-    blessing = production.outputs.get("blessing", [])
-    if blessing:
-      blessed = blessing[0].custom_properties.get("blessed")
-      gate["blessed"] = bool(blessed and blessed.int_value == 1)
-    summary["production_gate"] = gate
-  # Blessed = passed every gate that applies, i.e. what the Pusher acted on.
-  summary["baseline_gate_blessed"] = summary["blessed"]
-  if summary["blessed"]:
-    summary["blessed"] = bool(summary["production_gate"] and
-                              summary["production_gate"]["blessed"])
-  pusher = nodes.get(pipeline_lib.PUSHER)
-  if pusher:
-    pushed = pusher.outputs.get("pushed_model", [])
-    if pushed:
-      props = pushed[0].custom_properties
-      if props.get("pushed") and props["pushed"].int_value == 1:
-        summary["pushed_model_dir"] = props["pushed_destination"].string_value
   return summary

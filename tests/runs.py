@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline import store as store_lib
 from tests.conftest import REPO
 
 UET = str(REPO / ".venv" / "bin" / "uet")
@@ -57,10 +58,7 @@ def versions(serving_dir: str) -> List[str]:
 
 def metadata_store(output_dir: str) -> mlmd.MetadataStore:
   """A read-only connection to the run's ML Metadata."""
-  config = metadata_store_pb2.ConnectionConfig()
-  config.sqlite.filename_uri = os.path.join(output_dir, "metadata.sqlite")
-  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-  return mlmd.MetadataStore(config)
+  return store_lib.open_readonly(os.path.join(output_dir, "metadata.sqlite"))
 
 
 def executions_of(output_dir: str, node_id: str,

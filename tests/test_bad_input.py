@@ -19,10 +19,12 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import pipeline as pipeline_lib
+from pipeline.cli import EXIT_FAILED, EXIT_USAGE
 from tests import runs
 from tests.conftest import write_movielens_slice
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
+pytestmark = pytest.mark.pipeline
+
 # Malformed rows planted in the production run's data, at these (1-based) line numbers.
 QUARANTINED = {10: "196\t242\n", 20: "186\t302\tfour\t891717742\n"}
 

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from pipeline import cli
-from trainer import collisions, embeddings
+from tools import collisions
+from trainer import embedding_layer, embeddings
 
 VOCABS = {
     "color": ["red", "green", "blue", "cyan", "magenta", "yellow", "black"],
@@ -28,7 +29,7 @@ def _brute_force(spec, vocabs):
   for feature, lookups in spec.lookups:
     for value in vocabs[feature]:
       rows_of[(feature, value)] = [
-          (table, int(embeddings.hash_ids(tf.constant([value]), rows[table],
+          (table, int(embedding_layer.hash_ids(tf.constant([value]), rows[table],
                                           embeddings.feature_salt(feature, chunk))[0]))
           for table, chunk in lookups]
   expected = {}

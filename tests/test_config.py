@@ -1,12 +1,15 @@
 """The typed config: defaults are the tutorial's, files and flags override, typos fail."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from pipeline import config as config_lib
 from pipeline import fingerprint
 from pipeline import pipeline as pipeline_lib
+from tests import runs
 from trainer import features
 from trainer.config import TrainingConfig
 
@@ -74,6 +77,18 @@ def test_fingerprint_changes_with_one_edited_line(tmp_path):
   assert fingerprint.fingerprint(list(reversed(files)), root=tmp_path) == before
   (tmp_path / "b.py").write_text("y = 3\n")
   assert fingerprint.fingerprint(files, root=tmp_path) != before
+
+
+def test_the_trainer_fingerprint_covers_exactly_what_the_trainers_and_transform_run():
+  # The Trainer's cache key hashes every file of trainer/; that is right only while trainer/
+  # holds nothing the Trainer (run_fn) and Transform (preprocessing_fn) do not import: a
+  # tool kept there would re-train both models when its help text changes.
+  code = ("import sys, trainer.run_fn, trainer.preprocessing; "
+          "print(' '.join(m for m in sys.modules if m.split('.')[0] == 'trainer'))")
+  imported = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                            text=True, env=runs.python_env()).stdout.split()
+  files = {p.stem if p.stem != "__init__" else "" for p in fingerprint.TRAINER_DIR.glob("*.py")}
+  assert {m.partition(".")[2] for m in imported} == files
 
 
 def test_pipeline_graph_wires_candidate_against_baseline():

@@ -14,11 +14,11 @@ from tfx.utils import io_utils
 from components.validation_gate import executor as gate
 from components import decisions
 from components.validation_gate import baseline as baseline_lib
-from pipeline import cli, pipeline as pipeline_lib
-from pipeline.config import DEFAULT_SCHEMA
+from pipeline import pipeline as pipeline_lib, run_command
+from schema import SCHEMA_FILE
 from tests.conftest import require_ml100k, write_movielens_slice
 
-SCHEMA = io_utils.SchemaReader().read(DEFAULT_SCHEMA)
+SCHEMA = io_utils.SchemaReader().read(SCHEMA_FILE)
 USER_COLUMNS = ["user_id", "user_age", "user_gender", "user_occupation", "user_zip_code"]
 
 
@@ -157,11 +157,11 @@ def test_the_empty_mark_survives_the_json_metadata_of_kubeflow_tasks():
 
 def test_drift_thresholds_come_from_flags_and_the_config_file(tmp_path):
   parser = argparse.ArgumentParser()
-  cli._add_run_parser(parser.add_subparsers(dest="command"))  # pylint: disable=protected-access
+  run_command.add_parser(parser.add_subparsers(dest="command"))
   data = write_movielens_slice(tmp_path / "ml", 10)
   config_file = tmp_path / "config.json"
   config_file.write_text(json.dumps({"drift_categorical_linf": 0.5}))
-  config = cli.build_run_config(parser.parse_args([
+  config = run_command.build_run_config(parser.parse_args([
       "run", "--data-dir", str(data), "--output-dir", str(tmp_path / "out"),
       "--config", str(config_file), "--drift-rating-js", "0.2"]))
   assert (config.drift_rating_js, config.drift_categorical_linf) == (0.2, 0.5)

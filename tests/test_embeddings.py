@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import embeddings, features, model as model_lib
+from trainer import embedding_layer, embeddings, features, model as model_lib
 from trainer.config import TUTORIAL_EMBEDDING_BUDGET, TUTORIAL_HASH_BUCKETS, TrainingConfig
 
 VALUES = {
@@ -28,13 +28,13 @@ def _inputs(names=features.MODEL_FEATURES):
 
 
 def _ids(spec, names):
-  layer = embeddings.SpecEmbedding(spec)
+  layer = embedding_layer.SpecEmbedding(spec)
   return {k: v.numpy() for k, v in layer.ids(_inputs(names)).items()}
 
 
 def _layer_parameters(spec):
   """Parameters the built layer really holds (not what the spec claims)."""
-  layer = embeddings.SpecEmbedding(spec)
+  layer = embedding_layer.SpecEmbedding(spec)
   layer(_inputs(spec.feature_names))
   return sum(int(np.prod(v.shape)) for v in layer.trainable_variables)
 
@@ -50,7 +50,7 @@ def test_hashing_is_deterministic_and_pinned():
   # Pinned values: a change here re-hashes every trained model's rows (breaks warm starts).
   salt = embeddings.feature_salt(features.MOVIE_ID, 0)
   assert salt == (3901301843, 0)  # first 4 bytes of sha256("movie_id"), chunk 0
-  ids = embeddings.hash_ids(tf.constant(["242", "302", "377"]), 1_500, salt).numpy()
+  ids = embedding_layer.hash_ids(tf.constant(["242", "302", "377"]), 1_500, salt).numpy()
   np.testing.assert_array_equal(ids, PINNED_MOVIE_IDS)
 
 
@@ -102,7 +102,7 @@ def test_layer_ids_are_the_shared_hashing_code():
   rows = spec.table_rows()
   layer_ids = _ids(spec, [features.MOVIE_ID])
   for table, chunk in dict(spec.lookups)[features.MOVIE_ID]:
-    expected = embeddings.hash_ids(tf.constant(VALUES[features.MOVIE_ID]), rows[table],
+    expected = embedding_layer.hash_ids(tf.constant(VALUES[features.MOVIE_ID]), rows[table],
                                    embeddings.feature_salt(features.MOVIE_ID, chunk))
     np.testing.assert_array_equal(layer_ids[f"{features.MOVIE_ID}/{chunk}"], expected)
 
@@ -119,12 +119,12 @@ def _copy_weights(source, target):
 def test_layer_get_config_from_config_round_trip(kind):
   config = _small_config(model_type=kind, chunks=((features.MOVIE_ID, 3),))
   vocabs = {f: sorted(set(v)) for f, v in VALUES.items()}
-  layer = embeddings.SpecEmbedding(model_lib.embedding_spec(config, vocabs), name="emb")
+  layer = embedding_layer.SpecEmbedding(model_lib.embedding_spec(config, vocabs), name="emb")
   outputs = layer(_inputs())
 
   # Through JSON, as a Keras config file would carry it.
   config_json = json.loads(json.dumps(layer.get_config()))
-  clone = embeddings.SpecEmbedding.from_config(config_json)
+  clone = embedding_layer.SpecEmbedding.from_config(config_json)
   assert clone.spec == layer.spec
   assert clone.name == "emb"
   assert clone.get_config() == layer.get_config()
@@ -135,9 +135,9 @@ def test_layer_get_config_from_config_round_trip(kind):
 
 
 def test_layer_deserializes_by_registered_name():
-  layer = embeddings.SpecEmbedding(embeddings.hash_spec({features.USER_GENDER: 3}, 4))
+  layer = embedding_layer.SpecEmbedding(embeddings.hash_spec({features.USER_GENDER: 3}, 4))
   clone = tf.keras.layers.deserialize(tf.keras.layers.serialize(layer))
-  assert isinstance(clone, embeddings.SpecEmbedding)
+  assert isinstance(clone, embedding_layer.SpecEmbedding)
   assert clone.spec == layer.spec
 
 
@@ -258,7 +258,7 @@ def test_per_feature_chunks_change_only_that_features_output_dim():
   assert more_dims == {**dims, features.MOVIE_ID: 32, features.USER_GENDER: 8}
   assert more.num_parameters == base.num_parameters  # chunks share the same tables
 
-  layer = embeddings.SpecEmbedding(more)
+  layer = embedding_layer.SpecEmbedding(more)
   outputs = dict(zip(more.feature_names, layer(_inputs())))
   for f in features.MODEL_FEATURES:
     assert outputs[f].shape == (len(VALUES[f]), more_dims[f])

@@ -21,10 +21,12 @@ from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import lock
 from pipeline import pipeline as pipeline_lib
+from pipeline.cli import EXIT_LOCKED
 from tests import runs
 from tests.conftest import REPO, write_movielens_slice
 
-EXIT_LOCKED = 3
+pytestmark = pytest.mark.pipeline
+
 PROGRESS = re.compile(r"^\[\s*[0-9.]+s\] (\S+) \.\.\.$")
 UPSTREAM_OF_CANDIDATE = (
     pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN, pipeline_lib.SCHEMA_GEN,

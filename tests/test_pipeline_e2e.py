@@ -8,7 +8,6 @@ earlier pushed model stays.
 import json
 import os
 
-import ml_metadata as mlmd
 import pytest
 import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
@@ -17,7 +16,11 @@ from components.movielens_example_gen import executor as example_gen_executor
 from components.movielens_example_gen import reader
 from pipeline import config as config_lib, local_runner
 from pipeline import pipeline as pipeline_lib
+from pipeline import store as store_lib
 from tests.conftest import write_movielens_slice
+
+pytestmark = pytest.mark.pipeline
+
 
 ALL_COMPONENTS = {
     pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN, pipeline_lib.SCHEMA_GEN,
@@ -36,10 +39,7 @@ def _config(data_dir, output_dir, **evaluation):
 
 
 def _store(config):
-  c = metadata_store_pb2.ConnectionConfig()
-  c.sqlite.filename_uri = config.metadata_path
-  c.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-  return mlmd.MetadataStore(c)
+  return store_lib.open_readonly(config.metadata_path)
 
 
 def _serialized_raw_examples(data_dir, n):

@@ -11,7 +11,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import schema_utils
 from tfx.utils import io_utils
 
-from pipeline.config import DEFAULT_SCHEMA
+from schema import SCHEMA_FILE
 from trainer import features, preprocessing
 
 
@@ -33,7 +33,7 @@ def test_age_buckets_match_tfds_bucketized_user_age():
 
 
 def _raw_schema():
-  return io_utils.SchemaReader().read(DEFAULT_SCHEMA)
+  return io_utils.SchemaReader().read(SCHEMA_FILE)
 
 
 def test_preprocessing_fn_on_rows_with_tf_transform():

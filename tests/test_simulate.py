@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline import simulate
+from tools import simulate
 from tests.conftest import write_movielens_slice
 from tests.test_movielens_example_gen import _run_executor
 

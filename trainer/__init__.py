@@ -1,5 +1,5 @@
-# TFRS, TFT and TFMA need Keras 2 (tf-keras); TensorFlow 2.16 picks Keras 3 unless this is set
-# before `tf.keras` is first touched. Every entry point imports this package first.
-import os as _os
+"""The model package: features, preprocessing, embeddings, model, training, export.
 
-_os.environ["TF_USE_LEGACY_KERAS"] = "1"
+What imports it must have set TF_USE_LEGACY_KERAS=1 before TensorFlow loads (the `uet` CLI,
+the container image and the tests do).
+"""

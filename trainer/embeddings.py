@@ -1,34 +1,27 @@
-"""Embedding layers: unified (feature multiplexing), per-feature hash, and collisionless.
+"""What an embedding holds and how it is sized: specs, salts and parameter budgets.
 
-All three share one hashing function and one table back end, TFRS' `TPUEmbedding`, so the
-same code runs on CPU, GPU and under `TPUStrategy` (where the tables live in TPU HBM).
+Pure Python (no TensorFlow), so tools such as the collision report can size and describe
+the models without loading the model code. The Keras layer that builds tables from a spec
+is `trainer.embedding_layer.SpecEmbedding`.
 
-Why not TFRS' `UnifiedEmbedding` (0.7.7) directly:
-  * its salts are `[feature index, chunk index]`: adding, removing or reordering one feature
-    re-hashes every later feature, so a warm-started model reads the wrong rows. Here a
-    lookup's salt derives from the feature *name* and the chunk index only;
-  * its `get_config`/`from_config` cannot round-trip (wrong key, assignment to a read-only
-    property, the hashing config reset to `{}`). Here the config is the layer's spec;
-  * it gives every feature the same number of chunks and cannot be sized from a parameter
-    budget. Here chunks are per feature and `unified_spec_from_budget` derives the tables.
+Three kinds share one spec format: unified (feature multiplexing: every feature's chunks
+are hashed into a few shared tables), per-feature hash, and collisionless (one exact row per
+vocabulary value).
 
 Same budget, same parameter count: `usable_budget` rounds a budget down to a multiple of
 both models' row widths, and from such a budget `unified_spec_from_budget` and
 `hash_spec_from_budget` both produce exactly that many parameters.
+
+Salts derive from the feature *name* and the chunk index only (TFRS' `UnifiedEmbedding`
+uses `[feature index, chunk index]`, so adding, removing or reordering one feature re-hashes
+every later feature and a warm-started model reads the wrong rows).
 """
 
 import dataclasses
 import hashlib
 import math
 import numbers
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
-
-import tensorflow as tf
-import tensorflow_recommenders as tfrs
-
-_TPUEmbedding = tfrs.layers.embedding.TPUEmbedding
-_TableConfig = tf.tpu.experimental.embedding.TableConfig
-_FeatureConfig = tf.tpu.experimental.embedding.FeatureConfig
+from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 
 
 def _name_hash32(name: str) -> int:
@@ -46,20 +39,6 @@ def feature_salt(feature: str, chunk: int = 0) -> Tuple[int, int]:
     A pair of unsigned 32-bit integers, usable as `tf.strings.to_hash_bucket_strong`'s key.
   """
   return (_name_hash32(feature), int(chunk))
-
-
-def hash_ids(values: tf.Tensor, num_buckets: int, salt: Sequence[int]) -> tf.Tensor:
-  """Maps string values to ids in [0, num_buckets) with keyed SipHash (stable across runs).
-
-  Args:
-    values: string tensor of any shape.
-    num_buckets: number of rows of the table.
-    salt: the SipHash key, a pair of integers (see `feature_salt`).
-
-  Returns:
-    An int64 tensor of `values`' shape.
-  """
-  return tf.strings.to_hash_bucket_strong(values, num_buckets, key=list(salt))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,105 +269,6 @@ def collisionless_spec(vocabularies: Mapping[str, Sequence[str]], dim: int) -> E
   lookups = tuple((f, ((f"exact_{f}", 0),)) for f in vocabularies)
   vocabs = tuple((f, tuple(v)) for f, v in vocabularies.items())
   return EmbeddingSpec("collisionless", tables, lookups, vocabs)
-
-
-def hashed_ids(spec: EmbeddingSpec, inputs: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-  """The row id of every lookup of a hashed ("unified" or "hash") spec.
-
-  The one place that turns values into rows: the layers and the collision report both use
-  it, so the report describes exactly what the model looks up.
-
-  Args:
-    spec: a unified or hash spec.
-    inputs: feature -> string tensor; every feature of the spec must be present.
-
-  Returns:
-    "feature/chunk" -> int64 row ids in that lookup's table, of the input's shape.
-  """
-  if spec.kind == "collisionless":
-    raise ValueError("a collisionless spec has no hashed ids; use SpecEmbedding.ids")
-  rows = spec.table_rows()
-  return {lookup_key(feature, chunk): hash_ids(inputs[feature], rows[table],
-                                                feature_salt(feature, chunk))
-          for feature, lookups in spec.lookups for table, chunk in lookups}
-
-
-@tf.keras.utils.register_keras_serializable(package="uet")
-class SpecEmbedding(tf.keras.layers.Layer):
-  """Embeds a dict of string features as `spec` says; returns one tensor per feature.
-
-  Serializable: `get_config` is the spec, so `from_config(get_config())` rebuilds the same
-  layer (weights travel separately, through checkpoints or SavedModel).
-  """
-
-  def __init__(self, spec: EmbeddingSpec, optimizer: Optional[Any] = None, **kwargs):
-    """Args:
-      spec: an `EmbeddingSpec` or its `to_dict()`.
-      optimizer: the TPU-embedding optimizer (`tf.tpu.experimental.embedding.*`), needed
-        only under `TPUStrategy`; elsewhere the Keras optimizer trains the tables.
-      **kwargs: Keras layer arguments.
-    """
-    super().__init__(**kwargs)
-    self.spec = spec if isinstance(spec, EmbeddingSpec) else EmbeddingSpec.from_dict(spec)
-    # Keras' Embedding default (the tutorial's hash and collisionless tables) for all three
-    # kinds, so the models differ only in how values map to rows. (TableConfig's default,
-    # truncated normal with stddev 1/sqrt(dim), is what TFRS' UnifiedEmbedding gets.)
-    table_configs = {
-        name: _TableConfig(vocabulary_size=rows, dim=dim, name=name,
-                           initializer=tf.keras.initializers.RandomUniform(-0.05, 0.05))
-        for name, rows, dim in self.spec.tables
-    }
-    self._feature_configs = {
-        lookup_key(f, c): _FeatureConfig(table=table_configs[t], name=lookup_key(f, c))
-        for f, lk in self.spec.lookups for t, c in lk
-    }
-    self._lookup_tables = {}
-    for feature, values in self.spec.vocabularies:
-      self._lookup_tables[feature] = tf.keras.layers.StringLookup(
-          vocabulary=list(values), num_oov_indices=1, mask_token=None,
-          name=f"{feature}_lookup")
-    self._embedding = _TPUEmbedding(feature_config=self._feature_configs, optimizer=optimizer)
-
-  def ids(self, inputs: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """The row id of every lookup, keyed "feature/chunk" (see `hashed_ids`).
-
-    Args:
-      inputs: feature -> string tensor.
-
-    Returns:
-      "feature/chunk" -> int64 row ids.
-    """
-    if self.spec.kind != "collisionless":
-      return hashed_ids(self.spec, inputs)
-    return {lookup_key(f, c): self._lookup_tables[f](inputs[f])
-            for f, lk in self.spec.lookups for _, c in lk}
-
-  def call(self, inputs: Mapping[str, tf.Tensor]) -> List[tf.Tensor]:
-    """Embeds `inputs` ([batch] string tensors): one [batch, dim] tensor per feature."""
-    activations = self._embedding(self.ids(inputs))
-    return [tf.concat([activations[lookup_key(f, c)] for _, c in lk], axis=-1)
-            for f, lk in self.spec.lookups]
-
-  @property
-  def embedding_tables(self) -> Dict[str, tf.Variable]:
-    """Table name -> variable."""
-    return {cfg.name: var for cfg, var in self._embedding.embedding_tables.items()}
-
-  def get_config(self) -> Dict[str, Any]:
-    """The Keras config: the layer's base config plus the spec as a JSON-able dict.
-
-    The TPU-embedding optimizer is not part of it: it is bound at construction under
-    `TPUStrategy` and irrelevant for serving.
-    """
-    config = super().get_config()
-    config["spec"] = self.spec.to_dict()
-    return config
-
-  @classmethod
-  def from_config(cls, config: Dict[str, Any]) -> "SpecEmbedding":
-    """Rebuilds the layer `get_config` describes (untrained: weights travel separately)."""
-    config = dict(config)
-    return cls(spec=EmbeddingSpec.from_dict(config.pop("spec")), **config)
 
 
 def lookup_key(feature: str, chunk: int) -> str:

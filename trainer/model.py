@@ -4,7 +4,7 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
-from trainer import embeddings, features
+from trainer import embedding_layer, embeddings, features
 from trainer.config import TrainingConfig
 
 
@@ -55,8 +55,8 @@ class RankingModel(tf.keras.Model):
       **kwargs: Keras model arguments.
     """
     super().__init__(**kwargs)
-    self.embedding = embeddings.SpecEmbedding(spec, optimizer=embedding_optimizer,
-                                              name="embedding")
+    self.embedding = embedding_layer.SpecEmbedding(spec, optimizer=embedding_optimizer,
+                                                   name="embedding")
     self.layer_sizes = [int(x) for x in layer_sizes]
     self.hidden = [tf.keras.layers.Dense(n, activation="relu", name=f"dense_{i}")
                    for i, n in enumerate(self.layer_sizes)]

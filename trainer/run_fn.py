@@ -5,7 +5,7 @@ import json
 import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 
 from trainer import export, features, model as model_lib, strategy as strategy_lib, train
 from trainer import warm_start
@@ -18,7 +18,7 @@ def _vocabularies(tf_transform_output: tft.TFTransformOutput):
           for f in features.MODEL_FEATURES}
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
   """Trains the model `custom_config["training"]` describes and exports it for serving."""
   custom = fn_args.custom_config or {}
   config = TrainingConfig.from_dict(custom.get("training"))

@@ -10,7 +10,7 @@ renames it into `<base>/<version>`.
 from typing import Optional
 
 from tfx import types
-from tfx import v1 as tfx
+from tfx.components.pusher import component as pusher_component
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import pusher_pb2
 from tfx.types import component_spec, standard_artifacts, standard_component_specs
@@ -28,7 +28,7 @@ class AtomicPusherSpec(standard_component_specs.PusherSpec):
   }
 
 
-class AtomicPusher(tfx.components.Pusher):
+class AtomicPusher(pusher_component.Pusher):
   """A Pusher that never leaves a partial version directory behind and records its push."""
 
   SPEC_CLASS = AtomicPusherSpec

@@ -6,18 +6,21 @@ production gate (ProductionEvaluator). `ProductionModel` chooses it from the pus
 in production" output as no input.
 """
 
-from tfx import v1 as tfx
+from tfx.components.evaluator import component as evaluator_component
+from tfx.components.trainer import component as trainer_component
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_artifacts
 
 from components.production_model import executor
 
 
-@tfx.dsl.components.component
+@component
 def ProductionModel(
-    examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
-    serving_dir: tfx.dsl.components.Parameter[str],
-    model: tfx.dsl.components.OutputArtifact[standard_artifacts.Model],
+    examples: InputArtifact[standard_artifacts.Examples],
+    serving_dir: Parameter[str],
+    model: OutputArtifact[standard_artifacts.Model],
 ) -> None:
   """Copies the model in production into `model`, or marks `model` empty.
 
@@ -29,13 +32,13 @@ def ProductionModel(
   executor.write_production_model([examples], serving_dir, model)
 
 
-class Trainer(tfx.components.Trainer):
+class Trainer(trainer_component.Trainer):
   """`tfx.components.Trainer`; an empty `base_model` means train from scratch."""
 
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.TrainerExecutor)
 
 
-class Evaluator(tfx.components.Evaluator):
+class Evaluator(evaluator_component.Evaluator):
   """`tfx.components.Evaluator`; an empty `baseline_model` means the thresholds' floors only."""
 
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.EvaluatorExecutor)

@@ -6,7 +6,8 @@ it passes; `DriftBaseline` (baseline.py) gives the next run the newest of them, 
 that failed never becomes the baseline of the next one.
 """
 
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
@@ -15,15 +16,15 @@ from components.validation_gate import baseline as baseline_lib
 from components.validation_gate import executor
 
 
-@tfx.dsl.components.component
+@component
 def ValidationGate(
-    anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleAnomalies],
-    statistics: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleStatistics],
-    schema: tfx.dsl.components.InputArtifact[standard_artifacts.Schema],
-    drift_rating_js: tfx.dsl.components.Parameter[float],
-    drift_categorical_linf: tfx.dsl.components.Parameter[float],
-    validated_dir: tfx.dsl.components.Parameter[str],
-    baseline_statistics: tfx.dsl.components.InputArtifact[
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    schema: InputArtifact[standard_artifacts.Schema],
+    drift_rating_js: Parameter[float],
+    drift_categorical_linf: Parameter[float],
+    validated_dir: Parameter[str],
+    baseline_statistics: InputArtifact[
         standard_artifacts.ExampleStatistics] = None,
 ) -> None:
   """Raises `DataValidationError` (listing split, feature, kind, description) on anomalies.
@@ -49,11 +50,11 @@ def ValidationGate(
   baseline_lib.record_validated(validated_dir, statistics)
 
 
-@tfx.dsl.components.component
+@component
 def DriftBaseline(
-    statistics: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleStatistics],
-    validated_dir: tfx.dsl.components.Parameter[str],
-    baseline: tfx.dsl.components.OutputArtifact[standard_artifacts.ExampleStatistics],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    validated_dir: Parameter[str],
+    baseline: OutputArtifact[standard_artifacts.ExampleStatistics],
 ) -> None:
   """Copies the statistics of the last span that passed the gate into `baseline`.
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from trainer import features, movielens
+from tools import movielens
+from trainer import features
 
 
 def test_first_ratings_become_the_transformed_features(small_movielens):
@@ -29,7 +30,7 @@ def test_vocabularies_are_sorted_distinct_strings():
   assert vocabs == {"a": ["a", "b"]}
 
 
-def test_missing_directory_names_the_flag_and_the_default(tmp_path):
+def test_missing_directory_names_the_file_and_the_flag(tmp_path):
   with pytest.raises(FileNotFoundError, match="pass --data-dir") as e:
     movielens.check_data_dir(str(tmp_path))
-  assert movielens.DEFAULT_DATA_DIR in str(e.value)
+  assert str(tmp_path / "u.data") in str(e.value)

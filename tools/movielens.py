@@ -14,11 +14,6 @@ import numpy as np
 from components.movielens_example_gen import reader
 from trainer import features
 
-# ../shared/data/ml-100k beside the checkout (this file is REPO/trainer/movielens.py).
-DEFAULT_DATA_DIR = os.path.normpath(os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "ml-100k"))
-
-
 def check_data_dir(data_dir: str) -> str:
   """Returns the absolute path of a MovieLens directory, or raises with what is missing.
 
@@ -31,8 +26,7 @@ def check_data_dir(data_dir: str) -> str:
     if not os.path.isfile(path):
       raise FileNotFoundError(
           f"{path} not found: pass --data-dir pointing at a MovieLens-100K directory "
-          f"(with {reader.RATINGS_FILE} and {reader.USERS_FILE}); the default is "
-          f"{DEFAULT_DATA_DIR}")
+          f"(with {reader.RATINGS_FILE} and {reader.USERS_FILE})")
   return data_dir
 
 

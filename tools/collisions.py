@@ -1,12 +1,12 @@
 """`uet collisions`: how many feature values share embedding rows, hash vs unified.
 
-  uet collisions [--data-dir D] [--budget N]
+  uet collisions --data-dir D [--budget N]
 
 Reads every model feature's vocabulary from a MovieLens directory, sizes the hash baseline
 and the unified embedding from the same parameter budget exactly as the Trainer does
 (`trainer.model.embedding_spec`), hashes every value with the layers' own hashing code
-(`embeddings.hashed_ids`) and prints, per feature, the share of values whose rows are also
-used by another value:
+(`embedding_layer.hashed_ids`) and prints, per feature, the share of values whose rows are
+also used by another value:
 
   * same:      by another value of the same feature;
   * other:     by a value of another feature (always 0 for hash: one table per feature);
@@ -22,7 +22,7 @@ import dataclasses
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from pipeline.cli import EXIT_OK, EXIT_USAGE
 DEFAULT_BUDGET = 24_000
 
 
@@ -65,12 +65,12 @@ def collision_stats(spec: Any, vocabularies: Mapping[str, Sequence[str]]
     One `FeatureCollisions` per feature of the spec, in the spec's order.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from trainer import embeddings  # pylint: disable=g-import-not-at-top
+  from trainer import embedding_layer, embeddings  # pylint: disable=g-import-not-at-top
 
   lookups = dict(spec.lookups)
   rows_of = spec.table_rows()
   vocabs = {f: list(dict.fromkeys(vocabularies[f])) for f in spec.feature_names}
-  ids = {key: tensor.numpy().tolist() for key, tensor in embeddings.hashed_ids(
+  ids = {key: tensor.numpy().tolist() for key, tensor in embedding_layer.hashed_ids(
       spec, {f: tf.constant(v, tf.string) for f, v in vocabs.items()}).items()}
 
   # (table, row) -> the (feature, value index) pairs that read it.
@@ -169,10 +169,11 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
   Returns:
     The exit code: 0, or 2 for a missing data directory or an unusable budget.
   """
-  from trainer import model as model_lib, movielens  # pylint: disable=g-import-not-at-top
+  from tools import movielens  # pylint: disable=g-import-not-at-top
+  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
   from trainer.config import TrainingConfig  # pylint: disable=g-import-not-at-top
   try:
-    data_dir = movielens.check_data_dir(args.data_dir or movielens.DEFAULT_DATA_DIR)
+    data_dir = movielens.check_data_dir(args.data_dir)
     base = TrainingConfig(embedding_budget=args.budget)
     specs = {kind: model_lib.embedding_spec(base.replace(model_type=kind))
              for kind in ("hash", "unified")}
@@ -193,8 +194,8 @@ def add_parser(subparsers: Any) -> None:
       description="Reads each feature's vocabulary and reports, for the hash baseline and "
       "the unified embedding sized from the same budget, the share of values that share an "
       "embedding row with another value (same feature, other features, or all rows).")
-  p.add_argument("--data-dir", help="MovieLens-100K-layout directory (u.data, u.user); "
-                 "default: ../shared/data/ml-100k beside the checkout")
+  p.add_argument("--data-dir", required=True,
+                 help="MovieLens-100K-layout directory (u.data, u.user)")
   p.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
                  help=f"embedding parameters of each model (default {DEFAULT_BUDGET:,}, the "
                  "tutorial's)")

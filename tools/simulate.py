@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any, Dict, List, Tuple
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from pipeline.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def add_parser(sub) -> None:
@@ -58,7 +58,8 @@ def load_span(span_path: str, users) -> Dict[str, Any]:
   """A span's ratings as model features, labels, serving requests and the train mask."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from components.movielens_example_gen import executor, reader  # pylint: disable=g-import-not-at-top
-  from trainer import features, movielens  # pylint: disable=g-import-not-at-top
+  from tools import movielens  # pylint: disable=g-import-not-at-top
+  from trainer import features  # pylint: disable=g-import-not-at-top
   rows = list(reader.read_ratings(os.path.join(span_path, reader.RATINGS_FILE), users))
   requests, is_train = [], []
   for rating, user in rows:
@@ -192,7 +193,7 @@ def write_report(rows: List[Dict[str, Any]], output_dir: str) -> str:
 def run(args: argparse.Namespace) -> int:
   """Runs the replay; exit code 0 when every period completed."""
   from components.movielens_example_gen import reader, spans as spans_lib  # pylint: disable=g-import-not-at-top
-  from pipeline import config as config_lib, data, local_runner  # pylint: disable=g-import-not-at-top
+  from pipeline import config as config_lib, data, lock  # pylint: disable=g-import-not-at-top
   if args.spans < 2:
     print("uet simulate: error: --spans must be >= 2 (train on one, score the next)",
           file=sys.stderr)
@@ -230,6 +231,14 @@ def run(args: argparse.Namespace) -> int:
   frozen_vocab = {f: sorted({v.decode() for v in values})
                   for f, values in loaded[0]["features"].items()}
 
+  with lock.output_lock(pipeline_out):
+    return _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir)
+
+
+def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> int:
+  """The periods of the replay; the caller holds the pipeline output directory's lock."""
+  from components.movielens_example_gen import spans as spans_lib  # pylint: disable=g-import-not-at-top
+  from pipeline import local_runner  # pylint: disable=g-import-not-at-top
   from trainer import features  # pylint: disable=g-import-not-at-top
   rows = []
   start = time.perf_counter()
