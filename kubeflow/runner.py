@@ -78,7 +78,7 @@ def prepare_config(config: config_lib.PipelineConfig,
     changes["output_dir"] = os.path.abspath(config.output_dir)
     if is_local_path(config.data_dir):
       changes["data_dir"] = os.path.abspath(config.data_dir)
-    if is_local_path(config.schema_file):
+    if config.schema_file is not None and is_local_path(config.schema_file):
       changes["schema_file"] = os.path.abspath(config.schema_file)
     if options.dataflow or options.vertex_training:
       raise CompileError(f"--pipeline-root {config.output_dir!r} is local: Dataflow and "
@@ -158,6 +158,48 @@ def use_vertex_training(pipeline: tfx.dsl.Pipeline, training: VertexTrainingOpti
     node.exec_properties[key] = json_utils.dumps(custom)
 
 
+_CONDITION_KEY = re.compile(r"inputs\.artifacts\['([^']+)'\]")
+
+
+def repair_condition_keys(job: Dict[str, Any]) -> List[str]:
+  """Points trigger conditions at the input keys their tasks have.
+
+  TFX 1.16's step builder names a channel of a `Cond` predicate `_<producer>.<output>` and
+  adds it as an input, except when the task already has that channel as an input under
+  another key (the Pusher's `model_blessing` is the ProductionEvaluator's blessing); its
+  CEL then still says `_ProductionEvaluator.blessing`, a key the task does not have, and
+  Vertex cannot evaluate the condition. Such a reference is renamed to the task's own key
+  for the same producer output.
+
+  Returns:
+    "task: old -> new" for each renamed key.
+
+  Raises:
+    CompileError: a condition names an input that neither exists nor maps to one.
+  """
+  renamed = []
+  for name, task in job["pipelineSpec"]["root"]["dag"]["tasks"].items():
+    condition = task.get("triggerPolicy", {}).get("condition")
+    if not condition:
+      continue
+    artifacts = task.get("inputs", {}).get("artifacts", {})
+    for key in sorted(set(_CONDITION_KEY.findall(condition))):
+      if key in artifacts:
+        continue
+      producer, _, output = key[1:].partition(".")
+      same = [k for k, spec in artifacts.items()
+              if spec.get("taskOutputArtifact") == {"producerTask": producer,
+                                                     "outputArtifactKey": output}]
+      if not key.startswith("_") or len(same) != 1:
+        raise CompileError(f"task {name}: its condition reads input {key!r}, which it does "
+                           "not have")
+      condition = condition.replace(f"inputs.artifacts['{key}']",
+                                    f"inputs.artifacts['{same[0]}']")
+      renamed.append(f"{name}: {key} -> {same[0]}")
+    task["triggerPolicy"]["condition"] = condition
+  return renamed
+
+
 def _add_parameter_defaults(job: Dict[str, Any],
                             runtime_parameters: List[tfx.dsl.experimental.RuntimeParameter]
                             ) -> None:
@@ -209,6 +251,7 @@ def compile_pipeline(config: config_lib.PipelineConfig, options: CompileOptions,
   job = runner.run(pipeline, parameter_values=parameters.defaults(runtime_parameters),
                    write_out=False)
   _add_parameter_defaults(job, runtime_parameters)
+  repair_condition_keys(job)
   # KFP reads the root from the spec (its YAML has no runtimeConfig); Vertex from either.
   job["pipelineSpec"]["defaultPipelineRoot"] = config.pipeline_root
   directory = os.path.dirname(output_path)

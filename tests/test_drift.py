@@ -148,11 +148,21 @@ def test_baseline_is_the_newest_statistics_that_passed_other_than_the_current(tm
 
 
 def test_the_empty_mark_survives_the_json_metadata_of_kubeflow_tasks():
-  # What a run-spec / Vertex task receives: custom properties as JSON metadata values.
-  empty = standard_artifacts.ExampleStatistics()
-  empty.set_json_value_custom_property(decisions.EMPTY_KEY, "nothing yet")
-  assert decisions.is_empty(empty)
-  assert not decisions.is_empty(standard_artifacts.ExampleStatistics())
+  # What a Vertex / run-spec task's entrypoint makes of an input artifact: metadata values
+  # become struct-valued custom properties.
+  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
+  from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as entry  # pylint: disable=g-import-not-at-top
+  artifacts = {}
+  for key, metadata in (("empty", {decisions.EMPTY_KEY: "nothing yet", "span": 1.0}),
+                        ("real", {"span": 2.0})):
+    artifacts[key] = json_format.ParseDict({"artifacts": [{
+        "name": f"a/{key}", "uri": f"/s/{key}", "metadata": metadata,
+        "type": {"instanceSchema": "title: tfx.ExampleStatistics\ntype: object\n"}}]},
+        pipeline_spec_pb2.ArtifactList())
+  parsed = entry.parse_raw_artifact_dict(artifacts, {})
+  assert decisions.is_empty(parsed["empty"][0]) and parsed["empty"][0].span == 1
+  assert not decisions.is_empty(parsed["real"][0])
 
 
 def test_drift_thresholds_come_from_flags_and_the_config_file(tmp_path):

@@ -6,6 +6,7 @@ gates, the runtime parameters, the Beam arguments and the Vertex Trainer.
 
 import importlib
 import json
+import re
 
 import pytest
 import yaml
@@ -21,7 +22,8 @@ from kubeflow import runner
 from kubeflow.options import IMAGE_SCHEMA_FILE
 from pipeline import cli
 from pipeline import pipeline as pipeline_lib
-from pipeline.config import DEFAULT_SCHEMA, PipelineConfig
+from pipeline.config import PipelineConfig
+from schema import SCHEMA_FILE
 from trainer.config import TrainingConfig
 
 IMAGE = "us-central1-docker.pkg.dev/proj/uet/uet:test"
@@ -123,18 +125,39 @@ def test_evaluator_compares_the_unified_candidate_with_the_hash_baseline(tasks):
     assert custom["training"]["model_type"] == model_type
 
 
-def test_pusher_runs_only_when_the_evaluator_blessed_the_candidate(tasks):
+def test_pusher_runs_only_when_both_gates_blessed_the_candidate(tasks):
   pusher = tasks[pipeline_lib.PUSHER]
   blessing_key = f"_{pipeline_lib.EVALUATOR}.blessing"
+  condition = pusher["triggerPolicy"]["condition"]
   assert (f"(inputs.artifacts['{blessing_key}'].artifacts[0].metadata['blessed'] == 1.0)"
-          in pusher["triggerPolicy"]["condition"])
+          in condition)
   assert _producer(tasks, pipeline_lib.PUSHER, blessing_key) == pipeline_lib.EVALUATOR
-  assert _producer(tasks, pipeline_lib.PUSHER, "model") == pipeline_lib.CANDIDATE_TRAINER
-  push = json.loads(_constant(tasks, pipeline_lib.PUSHER, "push_destination"))
-  assert push["filesystem"]["base_directory"] == f"{ROOT}/serving"
-  # Only tasks nested in the blessing condition have a trigger condition.
-  for name in (pipeline_lib.TRANSFORM, pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.EVALUATOR):
-    assert "triggerPolicy" not in tasks[name]
+  # The production gate's blessing is the Pusher's `model_blessing` input; TFX 1.16 names it
+  # `_ProductionEvaluator.blessing` in the condition, a key the task does not have.
+  assert ("(inputs.artifacts['model_blessing'].artifacts[0].metadata['blessed'] == 1.0)"
+          in condition)
+  assert _producer(tasks, pipeline_lib.PUSHER, "model_blessing") == \
+      pipeline_lib.PRODUCTION_EVALUATOR
+
+
+def test_every_condition_reads_inputs_its_task_has(tasks):
+  for name, task in tasks.items():
+    condition = task.get("triggerPolicy", {}).get("condition", "")
+    for key in re.findall(r"inputs\.artifacts\['([^']+)'\]", condition):
+      assert key in task["inputs"]["artifacts"], (name, key)
+
+
+def test_a_condition_key_the_compiler_left_dangling_is_renamed_or_refused():
+  task = {"inputs": {"artifacts": {"blessing_in": {"taskOutputArtifact": {
+      "producerTask": "Gate", "outputArtifactKey": "blessing"}}}},
+          "triggerPolicy": {"condition": "(inputs.artifacts['_Gate.blessing'].artifacts[0]"
+                                         ".metadata['blessed'] == 1.0)"}}
+  job = {"pipelineSpec": {"root": {"dag": {"tasks": {"Push": task}}}}}
+  assert runner.repair_condition_keys(job) == ["Push: _Gate.blessing -> blessing_in"]
+  assert "inputs.artifacts['blessing_in']" in task["triggerPolicy"]["condition"]
+  task["triggerPolicy"]["condition"] = "(inputs.artifacts['_Other.x'].uri == 'a')"
+  with pytest.raises(runner.CompileError, match="Push: its condition reads input '_Other.x'"):
+    runner.repair_condition_keys(job)
 
 
 def test_runtime_parameters_are_declared_with_the_config_defaults(job):
@@ -242,7 +265,7 @@ def test_a_local_pipeline_root_compiles_for_run_spec(tmp_path, capsys):
   tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
   assert job["pipelineSpec"]["defaultPipelineRoot"] == str(tmp_path / "root" / "tfx")
   # The schema is read where it is (no image here), the data from the local directory.
-  assert _constant(tasks, pipeline_lib.SCHEMA_GEN, "schema_file") == DEFAULT_SCHEMA
+  assert _constant(tasks, pipeline_lib.SCHEMA_GEN, "schema_file") == SCHEMA_FILE
   assert job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["data_dir"][
       "defaultValue"] == str(tmp_path / "data")
 
