@@ -17,6 +17,7 @@ import shutil
 
 import pytest
 import tensorflow as tf
+from ml_metadata.proto import metadata_store_pb2
 
 from components.atomic_pusher import executor as pusher_executor
 from components.movielens_example_gen import executor as example_gen_executor
@@ -94,7 +95,7 @@ def _local_outputs(output_dir, ran):
       continue
     events = [e for e in store.get_events_by_execution_ids([executions[-1].id])
               if e.path.steps and e.path.steps[0].key == key and e.type in (
-                  e.OUTPUT, e.DECLARED_OUTPUT)]
+                  metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
     if not events:
       continue
     artifact = store.get_artifacts_by_id([events[0].artifact_id])[0]
@@ -123,8 +124,10 @@ class LocalRuns:
       config = config.replace(evaluation=config.evaluation.__class__(
           min_auc_gain=min_auc_gain, auc_floor=0.0))
     summary = local_runner.run(config)
-    return _decision(_local_outputs(config.output_dir, summary["components"]),
-                     summary["components"],
+    states = dict(summary["components"])
+    if summary["succeeded"] and pipeline_lib.PUSHER not in states:
+      states[pipeline_lib.PUSHER] = "skipped"  # no execution: its condition was false
+    return _decision(_local_outputs(config.output_dir, summary["components"]), states,
                      summary.get("failed_component"), config.serving_dir)
 
 
