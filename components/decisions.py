@@ -68,12 +68,31 @@ def write_json(path: str, record: Dict[str, Any]) -> None:
   fileio.rename(temporary, path, overwrite=True)
 
 
+class RecordError(ValueError):
+  """A record cannot be read; the message names the file and what to do."""
+
+
 def read_json(path: str) -> Optional[Dict[str, Any]]:
-  """The record at `path`, or None when there is none."""
+  """The record at `path`, or None when there is none.
+
+  Raises:
+    RecordError: the file is not a JSON object (e.g. edited by hand).
+  """
   if not fileio.exists(path):
     return None
   with fileio.open(path, "r") as f:
-    return json.loads(f.read())
+    text = f.read()
+  try:
+    record = json.loads(text)
+  except ValueError as e:
+    record = e
+  if not isinstance(record, dict):
+    raise RecordError(f"{path}: not a JSON record ({record}); it was written by the "
+                      "AtomicPusher or the ValidationGate of an earlier run. Restore it, or "
+                      "delete it: a pushed version without its record is never the model in "
+                      "production, and validated statistics without one are never a drift "
+                      "baseline")
+  return record
 
 
 def append_record(directory: str, record: Dict[str, Any]) -> str:

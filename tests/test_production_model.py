@@ -4,6 +4,7 @@ Evaluator as no input."""
 
 import os
 
+import pytest
 from tfx.types import standard_artifacts, standard_component_specs
 
 from components import decisions
@@ -74,3 +75,13 @@ def test_executors_drop_an_empty_production_model():
   key = standard_component_specs.BASELINE_MODEL_KEY
   assert key not in decisions.drop_empty({key: [empty], "model": [real]}, key)
   assert decisions.drop_empty({key: [real]}, key) == {key: [real]}
+
+
+def test_a_damaged_record_names_its_file_and_what_to_do(tmp_path):
+  serving = tmp_path / "serving"
+  version_dir = _push(tmp_path, serving, "m1", [_examples("/e/1", 1)])
+  record = os.path.join(version_dir, pusher.PUSH_RECORD)
+  with open(record, "w") as f:
+    f.write("{truncated")
+  with pytest.raises(decisions.RecordError, match=f"{record}: not a JSON record.*delete it"):
+    production.choose(str(serving), ["/e/2"])
