@@ -12,16 +12,21 @@ A check of the compiled artifact before a cloud submission, not a production orc
     `<pipeline root>/<run id>/<task>/<output key>`;
   * runtime parameters come from the spec's defaults (and a PipelineJob's runtimeConfig),
     overridden by `--parameter NAME=VALUE`;
+  * every output artifact is recorded in a local ML Metadata store under the pipeline root
+    (`run_spec_metadata.sqlite`), and resolver tasks (what TFX compiles Resolvers into) are
+    answered by evaluating their `outputArtifactQueries` filters against it: exactly the
+    filters TFX 1.16's step builder writes (`schema_title`, `state`,
+    `metadata.KEY.number_value` / `string_value`, `name` with an input placeholder), newest
+    artifact first; anything else is refused by name;
   * trigger conditions are evaluated as the compiler wrote them: the subset of CEL that TFX
     1.16's `compiler_utils.placeholder_to_cel` emits (`cel.py`); anything else is refused by
     name;
   * a failed task stops the run with its name and error; nothing after it runs.
 
-What it does not do: the cache (every task runs), resolver and importer tasks (TFX compiles
-Resolvers into metadata queries; this pipeline compiles none, and such a spec is refused by
-task name), containers (tasks run in this Python environment, the one kubeflow/Dockerfile
-installs, not in the image), and everything only the cloud has: IAM, GCS, Dataflow workers,
-Vertex training jobs, accelerators.
+What it does not do: the cache (every task runs), importer tasks, containers (tasks run in
+this Python environment, the one kubeflow/Dockerfile installs, not in the image), and
+everything only the cloud has: IAM, GCS, Dataflow workers, Vertex training jobs,
+accelerators, Vertex ML Metadata.
 """
 
 import dataclasses
@@ -35,7 +40,9 @@ import time
 import uuid
 from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO
 
+import ml_metadata as mlmd
 import yaml
+from ml_metadata.proto import metadata_store_pb2
 
 from kubeflow import cel
 
@@ -44,6 +51,12 @@ EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
 # What kubeflow/Dockerfile sets in the image; tasks get it here too.
 IMAGE_ENVIRONMENT = {"TF_USE_LEGACY_KERAS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+METADATA_FILE = "run_spec_metadata.sqlite"
+# One clause of a resolver filter, as TFX 1.16's step builder writes them.
+_CLAUSE = re.compile(r'^(schema_title|state|name|metadata\.(\w+)\.(number_value|string_value))'
+                     r'=("(?:[^"\\]|\\.)*"|[\w.+-]+)$')
+_INPUT_METADATA = re.compile(
+    r"\{\{\$\.inputs\.artifacts\['([^']+)'\]\.metadata\['([^']+)'\]\}\}")
 
 
 class RunSpecError(ValueError):
@@ -226,6 +239,105 @@ def _error_of(log_text: str) -> str:
   return lines[-1] if lines else "(no output)"
 
 
+def schema_title(artifact_type: Mapping[str, Any]) -> str:
+  """The schema title of a KFP artifact type (`schemaTitle`, or `title:` in instanceSchema)."""
+  if artifact_type.get("schemaTitle"):
+    return artifact_type["schemaTitle"]
+  found = re.search(r"^title:\s*(\S+)", artifact_type.get("instanceSchema", ""), re.M)
+  if not found:
+    raise RunSpecError(f"artifact type {artifact_type!r} has no schema title")
+  return found.group(1)
+
+
+class ArtifactStore:
+  """The artifacts of every run under one pipeline root, in a local ML Metadata store, for
+  the resolver tasks of later runs (Vertex keeps them in Vertex ML Metadata)."""
+
+  def __init__(self, path: str):
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = path
+    config.sqlite.connection_mode = (
+        metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE)
+    self._store = mlmd.MetadataStore(config)
+
+  def record(self, artifact: Mapping[str, Any]) -> None:
+    """Records one runtime artifact (name, type, uri, metadata) as LIVE."""
+    type_id = self._store.put_artifact_type(
+        metadata_store_pb2.ArtifactType(name=schema_title(artifact["type"])))
+    proto = metadata_store_pb2.Artifact(type_id=type_id, uri=artifact["uri"],
+                                        name=artifact["name"],
+                                        state=metadata_store_pb2.Artifact.LIVE)
+    for key, value in artifact.get("metadata", {}).items():
+      if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        proto.custom_properties[key].struct_value.update({"value": value})
+      elif isinstance(value, str):
+        proto.custom_properties[key].string_value = value
+      else:
+        proto.custom_properties[key].double_value = float(value)
+    self._store.put_artifacts([proto])
+
+  def query(self, task: str, text: str,
+            inputs: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """The newest artifact matching a resolver filter, as a runtime artifact ([] if none).
+
+    Raises:
+      RunSpecError: a clause or placeholder outside what TFX 1.16 writes.
+    """
+    def substitute(match):
+      listing = inputs.get(match.group(1), {}).get("artifacts", [])
+      value = listing[0].get("metadata", {}).get(match.group(2)) if listing else None
+      return "" if value is None else str(value)
+    resolved = _INPUT_METADATA.sub(substitute, text)
+    if "{{$" in resolved:
+      raise RunSpecError(f"task {task}: filter {text!r} has a placeholder other than "
+                         "{{$.inputs.artifacts['KEY'].metadata['NAME']}}")
+    clauses = {}
+    for clause in resolved.split(" AND "):
+      found = _CLAUSE.match(clause.strip())
+      if not found:
+        raise RunSpecError(f"task {task}: filter clause {clause!r} is not one TFX 1.16 writes "
+                           "(schema_title, state, name, metadata.KEY.number_value/"
+                           "string_value with =)")
+      value = found.group(4)
+      clauses[found.group(1)] = value[1:-1] if value.startswith('"') else value
+    title = clauses.pop("schema_title", None)
+    if title is None:
+      raise RunSpecError(f"task {task}: filter {text!r} has no schema_title")
+    candidates = sorted(self._store.get_artifacts_by_type(title), key=lambda a: a.id,
+                        reverse=True)
+    for candidate in candidates:
+      if all(self._matches(candidate, field, value) for field, value in clauses.items()):
+        return [self._runtime(candidate, title)]
+    return []
+
+  @staticmethod
+  def _matches(artifact: metadata_store_pb2.Artifact, field: str, value: str) -> bool:
+    if field == "state":
+      return metadata_store_pb2.Artifact.State.Name(artifact.state) == value
+    if field == "name":
+      return artifact.name == value
+    key, kind = field.split(".")[1:]
+    prop = artifact.custom_properties.get(key)
+    if prop is None:
+      return False
+    if kind == "number_value":
+      actual = prop.double_value if prop.HasField("double_value") else prop.int_value
+      return actual == float(value)
+    return prop.string_value == value
+
+  @staticmethod
+  def _runtime(artifact: metadata_store_pb2.Artifact, title: str) -> Dict[str, Any]:
+    metadata = {}
+    for key, value in artifact.custom_properties.items():
+      kind = value.WhichOneof("value")
+      if kind == "struct_value":
+        metadata[key] = dict(value.struct_value)["value"]
+      else:
+        metadata[key] = getattr(value, kind)
+    return {"name": artifact.name, "type": {"schemaTitle": title}, "uri": artifact.uri,
+            "metadata": metadata}
+
+
 class _Runner:
   """One run of a compiled pipeline."""
 
@@ -247,6 +359,8 @@ class _Runner:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     self.run_id = f"{name}-{stamp}-{uuid.uuid4().hex[:6]}"
     self.run_dir = os.path.join(self.root, self.run_id)
+    os.makedirs(self.root, exist_ok=True)
+    self.store = ArtifactStore(os.path.join(self.root, METADATA_FILE))
     self.outputs: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
     self.parameter_outputs: Dict[str, Dict[str, Any]] = {}
     self.states: Dict[str, str] = {}
@@ -333,15 +447,18 @@ class _Runner:
       outputs[key] = artifacts
     self.outputs[name] = outputs
     self.parameter_outputs[name] = dict(produced.get("parameterValues", {}))
+    for artifacts in outputs.values():
+      for artifact in artifacts:
+        self.store.record(artifact)
 
   def run_task(self, name: str, task: Mapping[str, Any]) -> str:
     """Runs one task (or skips it); returns its state."""
     component = self.spec["components"][task["componentRef"]["name"]]
     executor = self.spec["deploymentSpec"]["executors"][component["executorLabel"]]
     kind = next(iter(executor), "")
-    if kind != "container":
-      raise RunSpecError(f"task {name} is a {kind} task; uet run-spec runs container tasks "
-                         "only (this pipeline compiles no resolver or importer)")
+    if kind not in ("container", "resolver"):
+      raise RunSpecError(f"task {name} is a {kind} task; uet run-spec runs container and "
+                         "resolver tasks only")
     skipped_upstream = [u for u in _upstream(task) if self.states.get(u) == "skipped"]
     if skipped_upstream:
       self._print(f"{name} skipped (upstream {', '.join(skipped_upstream)} skipped)")
@@ -357,6 +474,14 @@ class _Runner:
       if go is not True:
         self._print(f"{name} skipped (condition not met)")
         return "skipped"
+    if kind == "resolver":
+      inputs = self._input_artifacts(name, task)
+      queries = executor["resolver"].get("outputArtifactQueries", {})
+      self.outputs[name] = {key: self.store.query(name, query.get("filter", ""), inputs)
+                            for key, query in sorted(queries.items())}
+      found = {key: len(artifacts) for key, artifacts in self.outputs[name].items()}
+      self._print(f"{name} resolved {found}")
+      return "complete"
     task_dir = os.path.join(self.run_dir, name)
     os.makedirs(task_dir, exist_ok=True)
     executor_input = self._executor_input(name, task, component, task_dir)

@@ -130,16 +130,79 @@ def test_a_failed_task_stops_the_run_and_nothing_after_it_runs(tmp_path):
   assert not marker.exists()
 
 
-def test_resolver_tasks_and_unknown_placeholders_are_refused_by_name(tmp_path):
+def test_importer_tasks_and_unknown_placeholders_are_refused_by_name(tmp_path):
   spec = _spec({"a": _task("a")})
-  spec["deploymentSpec"]["executors"]["a_executor"] = {"resolver": {"outputArtifactQueries": {}}}
+  spec["deploymentSpec"]["executors"]["a_executor"] = {"importer": {"artifactUri": {}}}
   path = tmp_path / "p.json"
   path.write_text(json.dumps({"pipelineSpec": spec}))
-  with pytest.raises(run_spec.RunSpecError, match="task a is a resolver task"):
+  with pytest.raises(run_spec.RunSpecError, match="task a is a importer task"):
     run_spec.run(str(path), pipeline_root=str(tmp_path / "root"))
   spec = _spec({"a": _task("a")})
   spec["deploymentSpec"]["executors"]["a_executor"]["container"]["args"] = [
       "{{$.inputs.parameters['x']}}"]
   path.write_text(json.dumps({"pipelineSpec": spec}))
   with pytest.raises(run_spec.RunSpecError, match=r"placeholder \{\{\$\.inputs"):
+    run_spec.run(str(path), pipeline_root=str(tmp_path / "root"))
+
+
+# A task that makes a model and a blessing of it, as the Trainer and Evaluator would.
+_MAKE = """
+import json, os, sys
+executor_input = json.loads(sys.argv[1])
+outputs = executor_input["outputs"]
+model = outputs["artifacts"]["model"]["artifacts"][0]
+os.makedirs(os.path.dirname(outputs["outputFile"]), exist_ok=True)
+with open(outputs["outputFile"], "w") as f:
+  json.dump({"artifacts": {"model": {"artifacts": [{"metadata": {}}]},
+             "blessing": {"artifacts": [{"metadata": {
+                 "blessed": 1, "current_model_id": model["name"]}}]}}}, f)
+"""
+
+
+def _resolver_spec():
+  """What TFX 1.16 compiles a LatestBlessedModelStrategy Resolver into, plus a producer."""
+  spec = _spec({"a-blessing": _task("a-blessing"), "b-model": _task("b-model"),
+                "make": _task("make")})
+  spec["root"]["dag"]["tasks"]["b-model"]["inputs"] = {"artifacts": {"input": {
+      "taskOutputArtifact": {"producerTask": "a-blessing", "outputArtifactKey": "blessing"}}}}
+  executors = spec["deploymentSpec"]["executors"]
+  executors["a-blessing_executor"] = {"resolver": {"outputArtifactQueries": {"blessing": {
+      "filter": 'schema_title="tfx.ModelBlessing" AND state=LIVE AND '
+                'metadata.blessed.number_value=1'}}}}
+  executors["b-model_executor"] = {"resolver": {"outputArtifactQueries": {"model": {
+      "filter": 'schema_title="tfx.Model" AND state=LIVE AND '
+                'name="{{$.inputs.artifacts[\'input\'].metadata[\'current_model_id\']}}"'}}}}
+  executors["make_executor"]["container"]["command"] = ["python", "-c", _MAKE, "{{$}}"]
+  spec["components"]["make"]["outputDefinitions"] = {"artifacts": {
+      "model": {"artifactType": {"schemaTitle": "tfx.Model"}},
+      "blessing": {"artifactType": {"schemaTitle": "tfx.ModelBlessing"}}}}
+  return spec
+
+
+def test_resolver_tasks_query_the_artifacts_of_earlier_runs(tmp_path):
+  path = tmp_path / "p.json"
+  path.write_text(json.dumps({"pipelineSpec": _resolver_spec()}))
+  root = str(tmp_path / "root")
+  first = run_spec.run(str(path), pipeline_root=root)
+  # Nothing ran before: the queries find nothing (as a Resolver on a first run).
+  assert first.outputs["a-blessing"] == {"blessing": []}
+  assert first.outputs["b-model"] == {"model": []}
+  made = first.outputs["make"]["model"][0]
+  second = run_spec.run(str(path), pipeline_root=root)
+  [blessing] = second.outputs["a-blessing"]["blessing"]
+  assert blessing["metadata"]["blessed"] == 1 and blessing["uri"].startswith(first.run_dir)
+  # The model query names the blessed model through the blessing's current_model_id.
+  [model] = second.outputs["b-model"]["model"]
+  assert (model["name"], model["uri"]) == (made["name"], made["uri"])
+
+
+def test_a_filter_tfx_does_not_write_is_refused_by_name(tmp_path):
+  spec = _resolver_spec()
+  spec["deploymentSpec"]["executors"]["a-blessing_executor"]["resolver"][
+      "outputArtifactQueries"]["blessing"]["filter"] = (
+          'schema_title="tfx.ModelBlessing" AND create_time>"2024"')
+  path = tmp_path / "p.json"
+  path.write_text(json.dumps({"pipelineSpec": spec}))
+  with pytest.raises(run_spec.RunSpecError,
+                     match="task a-blessing: filter clause 'create_time>\"2024\"'"):
     run_spec.run(str(path), pipeline_root=str(tmp_path / "root"))
