@@ -11,8 +11,8 @@ predicate with exactly these constructs, and this module evaluates exactly these
 
 Anything else (other identifiers, functions, operators) is refused with its text and
 position, so a spec that needs more of CEL fails before any task runs instead of being
-misread. A maintained CEL implementation was not added to the locked environment (see
-kubeflow/README.md).
+misread. A maintained CEL implementation (`cel-python`) resolves on this stack but is not in
+the locked environment yet (see kubeflow/README.md).
 """
 
 import re
