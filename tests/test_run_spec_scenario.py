@@ -141,7 +141,9 @@ class SpecRuns:
   def __init__(self, root, feed):
     self.output_dir = str(root / "out")
     self.path = str(root / "pipeline.json")
-    config_file = runs.write_config(root / "config.json", SMALL)
+    # The feed has no span yet when the pipeline is compiled: name the layout.
+    config_file = runs.write_config(root / "config.json",
+                                    dict(SMALL, span_pattern=spans_lib.SPAN_PATTERN))
     assert cli.main(["compile", "--target", "vertex", "--pipeline-root", self.output_dir,
                      "--data-dir", str(feed), "--config", config_file, "--image", "local",
                      "--output", self.path]) == 0
