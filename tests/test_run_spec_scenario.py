@@ -59,23 +59,33 @@ def _new_feed(all_spans, root):
   return feed
 
 
-def _production_spans(serving_dir, production_dir):
-  """Spans the model in production was trained on ([] for nothing in production)."""
-  if not production_dir:
-    return []
-  return pusher_executor.read_push_record(production_dir)["spans"]
+def _span_of(uri, history, key):
+  """Which period's run produced the artifact at `uri` (periods count from 1)."""
+  matches = [number for number, run in enumerate(history, 1) if run.get(key) == uri]
+  assert len(matches) == 1, (uri, history)
+  return matches[0]
 
 
-def _decision(outputs, states, failed, serving_dir):
-  """What a run decided, from its tasks' states and output artifacts' metadata."""
+def _decision(outputs, states, failed, serving_dir, history):
+  """What a run decided, from its tasks' states and output artifacts (metadata, `_uri`);
+  earlier periods are named by the URIs of their Examples and statistics in `history`."""
   production = outputs.get(pipeline_lib.PRODUCTION_MODEL, {})
   baseline = outputs.get(pipeline_lib.DRIFT_BASELINE, {})
   pushed = outputs.get(pipeline_lib.PUSHER, {}).get("pushed", 0) == 1
+  production_spans = []
+  if production.get("production_dir"):
+    record = pusher_executor.read_push_record(production["production_dir"])
+    production_spans = [_span_of(uri, history, "examples") for uri in record["trained_on"]]
+  drift_baseline_span = None
+  if baseline and not baseline.get("uet_empty"):
+    drift_baseline_span = _span_of(baseline["source_uri"], history, "statistics")
+  history.append({
+      "examples": outputs.get(pipeline_lib.EXAMPLE_GEN, {}).get("_uri"),
+      "statistics": outputs.get(pipeline_lib.STATISTICS_GEN, {}).get("_uri")})
   return {
       "failed_at": failed,
-      "production_spans": _production_spans(serving_dir, production.get("production_dir")),
-      "drift_baseline_span": (None if baseline.get("uet_empty") or not baseline
-                              else int(baseline["span"])),
+      "production_spans": production_spans,
+      "drift_baseline_span": drift_baseline_span,
       "pusher": states.get(pipeline_lib.PUSHER, "not reached"),
       "pushed": pushed,
       "versions": len(runs.versions(serving_dir)),
@@ -87,7 +97,9 @@ def _local_outputs(output_dir, ran):
   nodes in `ran` (this run's)."""
   store = runs.metadata_store(output_dir)
   result = {}
-  for node, key in ((pipeline_lib.PRODUCTION_MODEL, "model"),
+  for node, key in ((pipeline_lib.EXAMPLE_GEN, "examples"),
+                    (pipeline_lib.STATISTICS_GEN, "statistics"),
+                    (pipeline_lib.PRODUCTION_MODEL, "model"),
                     (pipeline_lib.DRIFT_BASELINE, "baseline"),
                     (pipeline_lib.PUSHER, "pushed_model")):
     executions = runs.executions_of(output_dir, node)
@@ -102,6 +114,7 @@ def _local_outputs(output_dir, ran):
     values = {k: (v.string_value or v.int_value) for k, v in artifact.custom_properties.items()}
     values.update({k: v.int_value for k, v in artifact.properties.items()
                    if v.HasField("int_value")})
+    values["_uri"] = artifact.uri
     result[node] = values
   return result
 
@@ -110,6 +123,7 @@ class LocalRuns:
   """`uet run` on a feed of spans."""
 
   def __init__(self, root, feed):
+    self.history = []
     self.config = config_lib.from_mapping(
         SMALL, data_dir=str(feed), output_dir=str(root / "out"),
         span_pattern=spans_lib.SPAN_PATTERN)
@@ -132,13 +146,14 @@ class LocalRuns:
     if summary["succeeded"] and pipeline_lib.PUSHER not in states:
       states[pipeline_lib.PUSHER] = "skipped"  # no execution: its condition was false
     return _decision(_local_outputs(config.output_dir, summary["components"]), states,
-                     summary.get("failed_component"), config.serving_dir)
+                     summary.get("failed_component"), config.serving_dir, self.history)
 
 
 class SpecRuns:
   """`uet compile` once, then `uet run-spec` per period."""
 
   def __init__(self, root, feed):
+    self.history = []
     self.output_dir = str(root / "out")
     self.path = str(root / "pipeline.json")
     # The feed has no span yet when the pipeline is compiled: name the layout.
@@ -160,9 +175,12 @@ class SpecRuns:
     except run_spec.TaskFailed as e:
       assert "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" in str(e)
       result, failed = e.result, e.task
-    outputs = {task: next(iter(artifacts.values()))[0]["metadata"]
-               for task, artifacts in result.outputs.items() if artifacts}
-    return _decision(outputs, result.states, failed, self.serving_dir)
+    outputs = {}
+    for task, artifacts in result.outputs.items():
+      listing = next(iter(artifacts.values()), [])
+      if listing:
+        outputs[task] = dict(listing[0]["metadata"], _uri=listing[0]["uri"])
+    return _decision(outputs, result.states, failed, self.serving_dir, self.history)
 
 
 EXPECTED = [
