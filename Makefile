@@ -3,7 +3,7 @@ SHELL := /bin/bash
 MIRROR ?= $(wildcard ../shared/data/ml-100k)
 OUTPUT ?= output
 
-.PHONY: setup run test bench-pipeline bench-startup bench-quality lock
+.PHONY: setup run test bench-pipeline bench-startup bench-quality bench-compare bench-scale lock
 
 setup:
 	@bash scripts/setup.sh
@@ -13,7 +13,9 @@ setup:
 run: setup
 	.venv/bin/uet run --output-dir $(OUTPUT) $(if $(MIRROR),--mirror $(MIRROR))
 
-test: setup
+# The run-report test needs Chromium: setup installs it when it can (see scripts/setup.sh).
+test:
+	@bash scripts/setup.sh --with-browser
 	.venv/bin/python -m pytest
 
 bench-pipeline: setup
@@ -24,6 +26,12 @@ bench-startup: setup
 
 bench-quality: setup
 	.venv/bin/python bench/quality.py
+
+bench-compare: setup
+	.venv/bin/python bench/pipeline_compare.py
+
+bench-scale: setup
+	.venv/bin/python bench/scale.py $(if $(SIZES),--sizes $(SIZES))
 
 # Re-resolves requirements.lock from pyproject.toml (needs network access to PyPI).
 lock:

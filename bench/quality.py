@@ -41,10 +41,17 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tools import movielens  # noqa: E402
-from trainer import features, model as model_lib, train  # noqa: E402
+from trainer import admission, features, model as model_lib, train  # noqa: E402
 from trainer.config import TUTORIAL_EMBEDDING_BUDGET, TrainingConfig  # noqa: E402
 
-MODELS = ("collisionless", "hash", "unified")
+# name -> the TrainingConfig changes of that model. "unified" is the pipeline's default
+# candidate (the budget rule); "unified (tutorial)" the tutorial's layout, one key away.
+MODELS = {
+    "collisionless": dict(model_type="collisionless"),
+    "hash": dict(model_type="hash"),
+    "unified": dict(model_type="unified", layout="budget_rule"),
+    "unified (tutorial)": dict(model_type="unified", layout="explicit"),
+}
 SWEEP_MULTIPLES = (0.25, 0.5, 1.0, 2.0)
 SPLIT_SEED = 42
 TRAIN_SIZE, TEST_SIZE = 80_000, 20_000
@@ -109,6 +116,17 @@ def load_split(data_dir: str) -> Split:
   return Split(train_x, train_y, test_x, test_y, movielens.vocabularies(columns))
 
 
+def with_admission(split: Split, config: TrainingConfig) -> Split:
+  """The split with Transform's admission flags for `config.admission_features` added: a
+  filter of the train split's ids (what Transform analyzes), applied to both splits."""
+  if not config.admission_features:
+    return split
+  return dataclasses.replace(
+      split,
+      train=admission.admitted_columns(split.train, split.train, config.admission_features),
+      test=admission.admitted_columns(split.test, split.train, config.admission_features))
+
+
 def train_dataset(split: Split, batch_size: int, seed: int) -> tf.data.Dataset:
   """The tutorial's `train.shuffle(100_000).batch(8192).cache()` (one shuffle, cached)."""
   return (tf.data.Dataset.from_tensor_slices((split.train, split.train_labels))
@@ -138,7 +156,9 @@ def run_config(split: Split, config: TrainingConfig, runs: int, name: Optional[s
     The runs' AUCs, LogLosses and training examples/s.
   """
   spec = spec or model_lib.embedding_spec(config, split.vocabularies)
-  result = Runs(name or config.model_type, spec.num_parameters, [], [], [])
+  split = with_admission(split, config)
+  result = Runs(name or config.model_type,
+                spec.num_parameters + model_lib.admission_parameters(config), [], [], [])
   eval_ds = test_dataset(split)
   for run in range(runs):
     seed = config.seed + run
@@ -156,13 +176,17 @@ def run_config(split: Split, config: TrainingConfig, runs: int, name: Optional[s
 
 
 def write_transformed_tfrecords(split: Split, directory: str, shards: int = 2) -> List[str]:
-  """Writes the train split as Transform does: gzipped TFRecords of transformed tf.Examples."""
+  """Writes the train split as Transform does: gzipped TFRecords of transformed tf.Examples
+  (with the admission flags when the split carries them)."""
+  flags = [k for k in split.train if k.endswith(features.ADMITTED_SUFFIX)]
   paths = [os.path.join(directory, f"transformed_examples-{i:05d}-of-{shards:05d}.gz")
            for i in range(shards)]
   writers = [tf.io.TFRecordWriter(p, options="GZIP") for p in paths]
   for i in range(len(split.train_labels)):
     feature = {f: tf.train.Feature(bytes_list=tf.train.BytesList(value=[split.train[f][i]]))
                for f in features.MODEL_FEATURES}
+    for k in flags:
+      feature[k] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(split.train[k][i])]))
     feature[features.LABEL] = tf.train.Feature(
         int64_list=tf.train.Int64List(value=[int(split.train_labels[i])]))
     writers[i % shards].write(tf.train.Example(
@@ -180,7 +204,10 @@ def trainer_throughput(split: Split, config: TrainingConfig) -> Dict[str, float]
   no cache), the training loop (`fit`'s examples/s over the epochs), and the Trainer end to
   end (epochs * examples / wall time of parsing, caching, tracing and training).
   """
+  split = with_admission(split, config)
   feature_spec = {f: tf.io.FixedLenFeature([], tf.string) for f in features.MODEL_FEATURES}
+  feature_spec.update({admission.admitted_name(f): tf.io.FixedLenFeature([], tf.int64)
+                       for f in config.admission_features})
   feature_spec[features.LABEL] = tf.io.FixedLenFeature([], tf.int64)
   with tempfile.TemporaryDirectory() as tmp:
     pattern = os.path.join(tmp, "transformed_examples-*.gz")
@@ -285,6 +312,10 @@ def markdown(models: Dict[str, Runs], sweep: Dict[int, Dict[str, Runs]],
   u = models["unified"]
   lines += [
       "",
+      "`unified` is the pipeline's default candidate (layout `budget_rule`, "
+      "`trainer.config.budget_rule_layout`, with its admission filter, whose bytes are "
+      "counted in its parameters); `unified (tutorial)` the tutorial's layout "
+      "(`layout: explicit`). "
       f"Unified uses {u.params / c.params:.0%} of the collisionless model's embedding "
       "parameters. The std varies the initialization and shuffle seeds only: which values "
       "collide is fixed by the hash salts (`bench/unified_configs.py --salt-spread N` "
@@ -351,9 +382,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         + ", ".join(f"{f} {len(v):,}" for f, v in split.vocabularies.items()), flush=True)
 
   # First, in this fresh process (like a Trainer's): the Trainer's own input pipeline.
-  throughput = trainer_throughput(split, base.replace(model_type="unified"))
+  throughput = trainer_throughput(split, base.replace(**MODELS["unified"]))
 
-  models = {m: run_config(split, base.replace(model_type=m), args.runs) for m in MODELS}
+  models = {m: run_config(split, base.replace(**changes), args.runs, name=m)
+            for m, changes in MODELS.items()}
   sweep: Dict[int, Dict[str, Runs]] = {}
   for multiple in SWEEP_MULTIPLES:
     budget = int(TUTORIAL_EMBEDDING_BUDGET * multiple)
@@ -363,7 +395,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sweep[budget][m] = models[m]  # the same configuration and seeds: reuse
       else:
         sweep[budget][m] = run_config(
-            split, base.replace(model_type=m, embedding_budget=budget), args.sweep_runs)
+            split, base.replace(**MODELS[m], embedding_budget=budget), args.sweep_runs, name=m)
   seconds = time.perf_counter() - started
 
   print("")

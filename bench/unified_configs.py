@@ -81,11 +81,22 @@ CONFIGS: Dict[str, Tuple[str, Dict]] = {
     "T1xD4 big6": ("1 table x dim 4; movie/user 6 chunks, zip 4, gender/occupation/age 2",
                    dict(num_tables=1, dim_per_table=4,
                         chunks=_chunks(**{M: 6, U: 6, Z: 4, G: 2, O: 2, A: 2}))),
+    # The pipeline's default: the budget rule (trainer.config.budget_rule_layout), with and
+    # without its admission filter, and the filter on the earlier winner.
+    "rule": ("budget rule: 1 table x dim 8; movie/user/zip 4 chunks, occupation 2, "
+             "gender/age 1; admission filter", dict(layout="budget_rule")),
+    "rule no-admission": ("budget rule's tables and chunks, without the admission filter",
+                          dict(num_tables=1, chunks=_chunks(**{M: 4, U: 4, Z: 4, G: 1, O: 2,
+                                                               A: 1}), default_chunks=1)),
+    "T1xD8 big4 admission": ("T1xD8 big4 with the admission filter",
+                             dict(num_tables=1, chunks=_chunks(**{M: 4, U: 4, Z: 2, G: 1,
+                                                                  O: 1, A: 1}),
+                                  admission_features=(M, U, Z))),
 }
 
 
 # Configurations re-run under other salts by --salt-spread.
-SALT_SPREAD_CONFIGS = ("T2xD8 c2", "T1xD8 c2", "T1xD8 big4")
+SALT_SPREAD_CONFIGS = ("T2xD8 c2", "T1xD8 c2", "T1xD8 big4", "rule")
 
 
 @contextlib.contextmanager
@@ -125,8 +136,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("--budget", type=int, default=TUTORIAL_EMBEDDING_BUDGET)
   parser.add_argument("--only", nargs="*", help="configuration names to run")
   parser.add_argument("--salt-spread", type=int, default=0, metavar="N",
-                      help=f"re-run {', '.join(SALT_SPREAD_CONFIGS)} and hash under N other "
-                      "salt namespaces (1 run each)")
+                      help=f"re-run {', '.join(SALT_SPREAD_CONFIGS)} (those of them in --only, "
+                      "if given) and hash under N other salt namespaces (1 run each)")
   parser.add_argument("--tableconfig-init", action="store_true",
                       help="re-run the tutorial config and hash with TableConfig's default "
                       "initializer")
@@ -175,7 +186,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     lines += ["", f"## Spread across hash salts ({args.salt_spread} salt namespaces, 1 run "
               "each, seed 42)", "",
               "| config | AUC mean +- std across salts | per salt |", "|---|---|---|"]
-    spread_configs = {n: CONFIGS[n][1] for n in SALT_SPREAD_CONFIGS}
+    spread_configs = {n: CONFIGS[n][1] for n in SALT_SPREAD_CONFIGS
+                      if not args.only or n in args.only}
     spread_configs["hash"] = {"model_type": "hash"}
     for name, changes in spread_configs.items():
       aucs: List[float] = []

@@ -23,6 +23,9 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
 
 # Exit codes of every subcommand (README, "Exit codes").
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+# The ML Metadata store is damaged (see `uet restore-metadata`); SIGTERM cancelled the run
+# (128 + 15, what a shell reports for a process that SIGTERM ended).
+EXIT_METADATA, EXIT_CANCELLED = 4, 143
 
 SUBCOMMAND_MODULES = (
     "pipeline.run_command",  # uet run
@@ -30,6 +33,9 @@ SUBCOMMAND_MODULES = (
     "kubeflow.cli",          # uet compile, uet schedule
     "tools.collisions",      # uet collisions
     "tools.simulate",        # uet simulate
+    "pipeline.metadata_backup",  # uet restore-metadata
+    "tools.report.cli",      # uet runs, uet report
+    "tools.synth",           # uet synth
 )
 
 

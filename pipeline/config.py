@@ -70,7 +70,7 @@ class PipelineConfig:
   output_dir: str
   pipeline_name: str = "uet-movielens"
   schema_file: Optional[str] = None
-  candidate: TrainingConfig = TrainingConfig(model_type="unified")
+  candidate: TrainingConfig = TrainingConfig(model_type="unified", layout="budget_rule")
   baseline: TrainingConfig = TrainingConfig(model_type="hash")
   train_collisionless: bool = False
   evaluation: EvaluationConfig = EvaluationConfig()
@@ -170,8 +170,10 @@ def from_mapping(values: Mapping[str, Any], **overrides: Any) -> PipelineConfig:
     if isinstance(section, TrainingConfig):
       kwargs[role] = section
     else:
-      kwargs[role] = TrainingConfig.from_dict({"model_type": default_type, **shared,
-                                               **section})
+      # The candidate's layout follows the budget rule unless the config says otherwise.
+      kwargs[role] = TrainingConfig.from_dict(
+          {"model_type": default_type, **shared, **section},
+          default_layout="budget_rule" if role == "candidate" else "explicit")
   evaluation = values.pop("evaluation", {}) or {}
   if not isinstance(evaluation, EvaluationConfig):
     eval_known = {f.name for f in dataclasses.fields(EvaluationConfig)}

@@ -12,8 +12,9 @@ from typing import Iterable
 import trainer
 
 TRAINER_DIR = pathlib.Path(trainer.__file__).resolve().parent
-# Transform runs only these; editing the model code must not re-run Transform.
-TRANSFORM_SOURCES = ("features.py", "preprocessing.py")
+# Transform runs only these (preprocessing imports the admission filter, which reads its
+# feature list from config); editing the model code must not re-run Transform.
+TRANSFORM_SOURCES = ("features.py", "preprocessing.py", "admission.py", "config.py")
 
 
 def fingerprint(paths: Iterable[pathlib.Path], root: pathlib.Path = TRAINER_DIR) -> str:

@@ -3,26 +3,56 @@
 Shows each component as it starts and finishes, as ML Metadata records it, then reads the
 outcome from ML Metadata and writes it to OUTPUT/last_run.json. The caller holds the output
 directory's lock (`pipeline.lock.output_lock`).
+
+Faults of an unattended run are handled here: a damaged metadata store stops the run before
+it starts (`metadata_backup`), a SIGTERM cancels the running component (`cancel_on_sigterm`),
+a full disk is named as such, and every successful run leaves a last-good copy of the store.
 """
 
+import contextlib
+import dataclasses
+import errno
 import json
 import logging
 import os
+import shutil
+import signal
 import sys
 import threading
 import time
-from typing import Any, Dict, Optional, Set, TextIO
+from typing import Any, Dict, Iterator, List, Optional, Set, TextIO
 
 import absl.logging
 import ml_metadata as mlmd
 from tfx.orchestration import metadata
 from tfx.orchestration.local import local_dag_runner
 
-from pipeline import results, store as store_lib
+from pipeline import metadata_backup, results, store as store_lib
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 SUMMARY_FILE = "last_run.json"
+
+# Beam flags by which TFX sees that a pipeline's Python dependencies are taken care of.
+# Without one, every Beam component (ExampleGen, StatisticsGen, Transform, both
+# Evaluators) first copies the installed tfx package and builds an sdist of it for remote
+# workers: 5-10 s each, for nothing on the DirectRunner, which runs in this environment.
+_DEPENDENCY_FLAGS = ("--extra_package", "--extra_packages", "--setup_file",
+                     "--requirements_file", "--sdk_container_image",
+                     "--worker_harness_container_image")
+# The SDK image of this Beam version. The DirectRunner chooses its own environment (this
+# process, or subprocesses of this Python), so it never pulls or runs it.
+_DIRECT_RUNNER_SDK_IMAGE = "--sdk_container_image=apache/beam_python3.10_sdk:2.59.0"
+
+
+def local_beam_args(beam_args) -> list:
+  """`beam_args` plus, on the DirectRunner, a flag that skips TFX's tfx sdist build."""
+  args = list(beam_args)
+  runner = [a.split("=", 1)[1] for a in args if a.startswith("--runner=")]
+  direct = not runner or runner[-1] in ("DirectRunner", "direct", "SwitchingDirectRunner")
+  if direct and not any(a.split("=", 1)[0] in _DEPENDENCY_FLAGS for a in args):
+    args.append(_DIRECT_RUNNER_SDK_IMAGE)
+  return args
 
 
 class PipelineRunError(RuntimeError):
@@ -34,6 +64,104 @@ class PipelineRunError(RuntimeError):
     self.summary: Dict[str, Any] = {}
     where = f"component {component} failed" if component else "the pipeline failed"
     super().__init__(f"{where}: {type(cause).__name__}: {cause}")
+
+
+class PipelineCancelled(PipelineRunError):
+  """The run was cancelled (SIGTERM); `component` names the component it stopped."""
+
+  def __init__(self, component: Optional[str], signal_name: str):
+    super().__init__(component, RuntimeError(f"cancelled by {signal_name}"))
+    self.signal_name = signal_name
+    self.args = (f"cancelled by {signal_name}"
+                 + (f" while {component} ran" if component else ""),)
+
+
+class _Cancel(Exception):
+  """Raised in the main thread by the SIGTERM handler.
+
+  An Exception (not a BaseException) on purpose: TFX's launcher then records the running
+  execution as failed and re-raises, exactly as for a component error.
+  """
+
+
+@contextlib.contextmanager
+def cancel_on_sigterm() -> Iterator[List[str]]:
+  """While the block runs, SIGTERM stops the current component (raises in the main thread).
+
+  Yields a list that receives the signal's name once one arrived. Further SIGTERMs while
+  the run winds down are ignored (a scheduler's SIGKILL ends it if it takes too long).
+  Outside the main thread (where Python cannot handle signals) this does nothing.
+  """
+  received: List[str] = []
+  if threading.current_thread() is not threading.main_thread():
+    yield received
+    return
+
+  def handler(signum, frame):  # pylint: disable=unused-argument
+    if received:
+      return
+    received.append(signal.Signals(signum).name)
+    raise _Cancel(f"cancelled by {received[0]}")
+
+  previous = signal.signal(signal.SIGTERM, handler)
+  try:
+    yield received
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
+def _mark_cancelled(metadata_path: str) -> None:
+  """Marks the executions the cancelled run left unfinished (or failed) as CANCELED."""
+  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = metadata_path
+  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
+  store = mlmd.MetadataStore(config)
+  run_id = results.latest_run_id(store)
+  if not run_id:
+    return
+  run = store.get_context_by_type_and_name("pipeline_run", run_id)
+  unfinished = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING,
+                metadata_store_pb2.Execution.FAILED)
+  executions = [e for e in store.get_executions_by_context(run.id)
+                if e.last_known_state in unfinished]
+  for execution in executions:
+    execution.last_known_state = metadata_store_pb2.Execution.CANCELED
+  if executions:
+    store.put_executions(executions)
+
+
+def _is_disk_full(error: BaseException) -> bool:
+  """Whether `error` (or what caused it) is a full disk: OS, TensorFlow or SQLite."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+      return True
+    text = str(error)
+    if "No space left on device" in text or "database or disk is full" in text:
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def disk_full_hint(output_dir: str) -> str:
+  """What to say when the disk is full: where, how much is free, what to do."""
+  try:
+    free = f"{shutil.disk_usage(output_dir).free // 1024} KiB free now"
+  except OSError:
+    free = "free space unknown"
+  return (f"no space left on the device of {output_dir} ({free}). Free space (or use "
+          "another --output-dir) and run again: completed components are reused")
+
+
+class _LogFile(logging.FileHandler):
+  """The run's log file; a full disk drops log lines instead of printing tracebacks."""
+
+  def handleError(self, record: logging.LogRecord) -> None:
+    if isinstance(sys.exc_info()[1], OSError):
+      return
+    super().handleError(record)
 
 
 class ProgressMonitor:
@@ -122,6 +250,35 @@ class ProgressMonitor:
     self._stream.flush()
 
 
+def _latest_run_id(metadata_path: str) -> Optional[str]:
+  """The newest pipeline run before this one (to tell whether this one registered any)."""
+  if not os.path.exists(metadata_path):
+    return None
+  try:
+    return results.latest_run_id(store_lib.open_readonly(metadata_path))
+  except Exception:  # pylint: disable=broad-except
+    return None  # unreadable metadata: the run itself will say so
+
+
+def write_report(config: PipelineConfig, summary: Dict[str, Any], stream: TextIO) -> None:
+  """Writes OUTPUT/report/<run id>/index.html (tools.report); a failure only warns.
+
+  The report explains the run and is never part of its outcome: whatever goes wrong here
+  leaves the decision, the pushed model and the exit code as they are.
+  """
+  try:
+    from tools import report  # pylint: disable=g-import-not-at-top
+    path = report.write_report(config.output_dir, summary["run_id"],
+                               metadata_path=config.metadata_path,
+                               pipeline_name=config.pipeline_name, summary=summary)
+    stream.write(f"report: {path}\n")
+  except Exception as e:  # pylint: disable=broad-except
+    stream.write(f"warning: the run report could not be written ({type(e).__name__}: {e}); "
+                 f"the run's outcome is unaffected; retry with `uet report --output-dir "
+                 f"{config.output_dir}`\n")
+  stream.flush()
+
+
 def run(config: PipelineConfig, stream: TextIO = sys.stderr,
         log_file: Optional[str] = None) -> Dict[str, Any]:
   """Runs the pipeline and returns (and saves) its summary.
@@ -137,25 +294,56 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
     The summary dict written to OUTPUT/last_run.json.
 
   Raises:
+    metadata_backup.MetadataStoreError: the metadata store is damaged (nothing ran).
+    PipelineCancelled: SIGTERM stopped the run (the summary is still written).
     PipelineRunError: a component failed (the summary is still written, with the error).
   """
+  # Beam args are copied into the components when the pipeline is built, so they are
+  # added to the config, not to the built pipeline.
+  config = dataclasses.replace(config, beam_args=tuple(local_beam_args(config.beam_args)))
+  metadata_backup.check_store(config.metadata_path)
+  moved = metadata_backup.start_fresh_if_missing(config.metadata_path, config.pipeline_root)
+  if moved:
+    stream.write(f"no metadata store: starting a new one and retraining from scratch; the "
+                 f"previous artifacts are kept in {moved}\n")
   pipeline = create_pipeline(config)
   pipeline.metadata_connection_config = (
       metadata.sqlite_metadata_connection_config(config.metadata_path))
   log_file = log_file or os.path.join(
       config.output_dir, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
+  previous_run_id = _latest_run_id(config.metadata_path)
   start = time.perf_counter()
   error: Optional[BaseException] = None
+  cancelled: List[str] = []
   with _LogsToFile(log_file):
     with ProgressMonitor(config.metadata_path, config.pipeline_name, stream):
       try:
-        local_dag_runner.LocalDagRunner().run(pipeline)
+        with cancel_on_sigterm() as cancelled:
+          local_dag_runner.LocalDagRunner().run(pipeline)
       except Exception as e:  # the failing component is named below, then the run stops
         error = e
   elapsed = time.perf_counter() - start
+  if error is not None and cancelled:
+    try:
+      _mark_cancelled(config.metadata_path)
+    except Exception as e:  # pylint: disable=broad-except
+      # The component already stopped and is recorded as failed; only the label is lost.
+      stream.write(f"warning: could not mark the cancelled executions in ML Metadata: {e}\n")
   summary = results.summarize(config.metadata_path, config.pipeline_name)
-  failed = [node for node, state in summary["components"].items() if state == "failed"]
-  run_error = PipelineRunError(failed[0] if failed else None, error) if error else None
+  # The node that stopped the run: failed, cancelled, or (when a full disk kept ML Metadata
+  # from recording its failure) still marked running.
+  stopped = [node for state in ("failed", "canceled", "running")
+             for node, s in summary["components"].items() if s == state]
+  component = stopped[0] if stopped else None
+  run_error = None
+  if error is not None and cancelled:
+    run_error = PipelineCancelled(component, cancelled[0])
+  elif error is not None and _is_disk_full(error):
+    run_error = PipelineRunError(component, OSError(
+        errno.ENOSPC, f"{disk_full_hint(config.output_dir)}. The error was: "
+        f"{type(error).__name__}: {error}"))
+  elif error is not None:
+    run_error = PipelineRunError(component, error)
   if not error:
     # A node without an execution in a completed run was skipped by its condition.
     for node in pipeline.components:
@@ -163,6 +351,7 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
         stream.write(f"{node.id} skipped (condition not met)\n")
   summary.update({
       "succeeded": error is None,
+      "cancelled": isinstance(run_error, PipelineCancelled),
       "error": str(run_error) if run_error else None,
       "failed_component": run_error.component if run_error else None,
       "seconds": round(elapsed, 1),
@@ -172,9 +361,27 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
       "config": config.to_dict(),
   })
   tmp = os.path.join(config.output_dir, SUMMARY_FILE + ".tmp")
-  with open(tmp, "w") as f:
-    json.dump(summary, f, indent=2, sort_keys=True)
-  os.replace(tmp, os.path.join(config.output_dir, SUMMARY_FILE))
+  try:
+    with open(tmp, "w") as f:
+      json.dump(summary, f, indent=2, sort_keys=True)
+    os.replace(tmp, os.path.join(config.output_dir, SUMMARY_FILE))
+  except OSError as e:
+    if not _is_disk_full(e):
+      raise
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
+    stream.write(f"could not write {SUMMARY_FILE}: {disk_full_hint(config.output_dir)}\n")
+  if summary.get("run_id") and summary["run_id"] != previous_run_id:
+    write_report(config, summary, stream)
+  else:
+    stream.write("warning: no report: this run recorded no pipeline run in ML Metadata\n")
+  if not run_error:
+    # The copy `uet restore-metadata` puts back if the store is ever damaged.
+    try:
+      metadata_backup.save_last_good(config.metadata_path)
+    except (OSError, metadata_backup.MetadataStoreError) as e:
+      stream.write(f"warning: the last-good copy of {config.metadata_path} was not "
+                   f"updated: {e}\n")
   if run_error:
     run_error.summary = summary
     raise run_error
@@ -190,7 +397,7 @@ class _LogsToFile:
 
   def __enter__(self) -> None:
     os.makedirs(os.path.dirname(self._log_file), exist_ok=True)
-    self._handler = logging.FileHandler(self._log_file)
+    self._handler = _LogFile(self._log_file)
     self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     self._loggers = [logging.getLogger("absl"), logging.getLogger("tensorflow")]
     self._saved = [(lg, lg.level, lg.propagate) for lg in self._loggers]

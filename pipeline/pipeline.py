@@ -155,10 +155,13 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
       max_bad_rows=config.max_bad_rows,
       quarantine_path=config.quarantine_path if config.max_bad_rows else "",
   ).with_id(EXAMPLE_GEN)
-  statistics_gen = StatisticsGen(
-      examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
   schema_gen = ImportSchemaGen(
       schema_file=config.schema_path).with_id(SCHEMA_GEN)
+  # With the schema, statistics follow its types: `rating` (int_domain is_categorical) is
+  # counted per value, which the drift check compares.
+  statistics_gen = StatisticsGen(
+      examples=example_gen.outputs["examples"],
+      schema=schema_gen.outputs["schema"]).with_id(STATISTICS_GEN)
   example_validator = ExampleValidator(
       statistics=statistics_gen.outputs["statistics"],
       schema=schema_gen.outputs["schema"]).with_id(EXAMPLE_VALIDATOR)

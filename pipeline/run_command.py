@@ -10,7 +10,8 @@ import sys
 from typing import Optional, Tuple
 
 from pipeline import config as config_lib, data, lock
-from pipeline.cli import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
+from pipeline.cli import (EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA, EXIT_OK,
+                          EXIT_USAGE)
 
 
 def add_parser(sub) -> None:
@@ -160,10 +161,30 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_locked(config: config_lib.PipelineConfig) -> int:
   print(f"uet run: data {config.data_dir} -> output {config.output_dir}", file=sys.stderr)
+  from pipeline import metadata_backup  # pylint: disable=g-import-not-at-top  (sqlite3 only)
+  try:
+    # Before TensorFlow loads: a damaged store is reported at once.
+    metadata_backup.check_store(config.metadata_path)
+  except metadata_backup.MetadataStoreError as e:
+    print(f"uet run: error: {e}", file=sys.stderr)
+    return EXIT_METADATA
+  moved = metadata_backup.start_fresh_if_missing(config.metadata_path, config.pipeline_root)
+  if moved:
+    print(f"uet run: no metadata store: starting a new one and retraining from scratch; the "
+          f"previous artifacts are kept in {moved}", file=sys.stderr)
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top  (TensorFlow, TFX)
   from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
   try:
     summary = local_runner.run(config)
+  except local_runner.metadata_backup.MetadataStoreError as e:
+    print(f"uet run: error: {e}", file=sys.stderr)
+    return EXIT_METADATA
+  except local_runner.PipelineCancelled as e:
+    print(f"\nuet run: CANCELLED: {e}; it was stopped and is recorded as CANCELED in ML "
+          "Metadata", file=sys.stderr)
+    print(f"nothing was pushed; the models already in {config.serving_dir} are untouched; "
+          "the next run resumes from the completed components", file=sys.stderr)
+    return EXIT_CANCELLED
   except local_runner.PipelineRunError as e:
     print(f"\nuet run: FAILED: {e}", file=sys.stderr)
     if e.summary:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the project's virtual environment at .venv/ and installs the lock
-# and the project into it.
+# and the project into it. With --with-browser (make test) it also installs Debian's Chromium,
+# which the run-report test renders pages in, when it can (root and apt-get); never fatal.
 #
 # The environment itself lives in a cache keyed by the hash of requirements.lock and the
 # Python version, and .venv is a symlink to it: a second checkout (or CI's fresh clone) with
@@ -72,4 +73,16 @@ fi
 # The project itself is installed editable, every time: it is cheap, and the cached
 # environment may have last pointed at another checkout.
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$repo"
+
+# The report test renders a real run's page in headless Chromium. Only where installing it is
+# ours to do (root, apt-get: a CI container); elsewhere, or offline, that test skips and says
+# why. Quiet, and never a reason for setup to fail.
+if [ "${1:-}" = "--with-browser" ] && ! command -v chromium >/dev/null 2>&1 && \
+   [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing chromium (apt-get) for the run-report test" >&2
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+         apt-get install -y -qq --no-install-recommends chromium fonts-liberation; } >/dev/null 2>&1; then
+    echo "setup: could not install chromium (offline?); the report's browser tests will skip" >&2
+  fi
+fi
 echo "setup: ready: $repo/.venv/bin/uet" >&2

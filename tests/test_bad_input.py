@@ -173,6 +173,15 @@ def test_non_numeric_rating(production):
   assert "u.data:5: rating '4.5' is not an integer" in stderr
 
 
+def test_rating_dated_in_the_future(production):
+  data = plant(production, "future", ratings=set_field(12, 3, "99999999999"))
+  stderr = run_failing(production, data)
+  assert_component_failed(production, stderr, pipeline_lib.EXAMPLE_GEN)
+  assert (f"{data}/u.data:12: timestamp 99999999999 (5138-11-16 09:46:39 UTC) is after the "
+          "time of ingestion (") in stderr
+  assert "fix the clock or the field upstream, or drop the rating" in stderr
+
+
 def test_rating_for_a_user_missing_from_the_user_file(production):
   stderr = run_failing(production, plant(production, "unknown_user",
                                          ratings=set_field(8, 0, "9999")))
@@ -217,6 +226,9 @@ def test_rating_out_of_range(production, rating, kind):
   assert_component_failed(production, stderr, pipeline_lib.VALIDATION_GATE)
   assert f"feature=rating kind={kind}" in stderr
   assert "Fix the input data" in stderr
+  # One out-of-range value is the schema anomaly it is, not drift: ratings are compared
+  # value by value (schema: int_domain is_categorical).
+  assert "COMPARATOR_" not in stderr
 
 
 def test_occupation_absent_from_the_schema(production):

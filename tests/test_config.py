@@ -1,4 +1,5 @@
-"""The typed config: defaults are the tutorial's, files and flags override, typos fail."""
+"""The typed config: defaults (the budget rule; the tutorial one key away), files and flags
+override, typos fail."""
 
 import json
 import subprocess
@@ -11,18 +12,62 @@ from pipeline import fingerprint
 from pipeline import pipeline as pipeline_lib
 from tests import runs
 from trainer import features
-from trainer.config import TrainingConfig
+from trainer.config import (ADMISSION_FEATURES, DOMAIN_SIZES, TrainingConfig,
+                            budget_rule_layout)
 
 
-def test_defaults_are_the_tutorials():
+def test_defaults_train_the_tutorials_way_with_the_budget_rules_candidate():
   c = config_lib.PipelineConfig(data_dir="/d", output_dir="/o")
   assert c.candidate.model_type == "unified" and c.baseline.model_type == "hash"
   for t in (c.candidate, c.baseline):
     assert (t.layer_sizes, t.learning_rate, t.batch_size, t.epochs) == ((128, 64), 0.01, 8192, 5)
-  assert (c.candidate.num_tables, c.candidate.dim_per_table) == (2, 8)
-  assert set(c.candidate.chunks_per_feature.values()) == {2}
+  assert c.candidate.layout == "budget_rule"
+  assert (c.candidate.num_tables, c.candidate.dim_per_table) == (1, 8)
+  assert c.candidate.chunks_per_feature == {
+      features.MOVIE_ID: 4, features.USER_ID: 4, features.USER_GENDER: 1,
+      features.USER_ZIP_CODE: 4, features.USER_OCCUPATION: 2, features.USER_AGE_BUCKET: 1}
+  assert c.candidate.admission_features == ADMISSION_FEATURES
+  # The same from a config file without a candidate section.
+  assert config_lib.from_mapping({}, data_dir="/d", output_dir="/o").candidate == c.candidate
   assert c.evaluation.min_auc_gain == 0.01 and c.evaluation.auc_floor == 0.70
   assert c.serving_dir == "/o/serving" and c.metadata_path == "/o/metadata.sqlite"
+
+
+def test_the_tutorials_candidate_is_one_key_away():
+  c = config_lib.from_mapping({"candidate": {"layout": "explicit"}}, data_dir="/d",
+                              output_dir="/o")
+  assert (c.candidate.num_tables, c.candidate.dim_per_table) == (2, 8)
+  assert set(c.candidate.chunks_per_feature.values()) == {2}
+  assert c.candidate.admission_features == ()
+  # Giving tables or chunks yourself means the explicit layout.
+  c = config_lib.from_mapping({"candidate": {"num_tables": 3}}, data_dir="/d", output_dir="/o")
+  assert c.candidate.layout == "explicit" and c.candidate.num_tables == 3
+
+
+def test_budget_rule_follows_the_budget():
+  small, large = budget_rule_layout(6_000), budget_rule_layout(48_000)
+  # Open vocabularies keep their chunks; a closed domain gets fewer as the rows grow.
+  assert dict(small["chunks"])[features.USER_OCCUPATION] == 2
+  assert dict(large["chunks"])[features.USER_OCCUPATION] == 1
+  assert dict(small["chunks"])[features.MOVIE_ID] == dict(large["chunks"])[features.MOVIE_ID]
+  assert budget_rule_layout(24_000)["num_tables"] == 1
+  assert budget_rule_layout(8 * 3 * (1 << 20))["num_tables"] == 3
+  t = TrainingConfig(layout="budget_rule", embedding_budget=48_000)
+  assert t.chunks == large["chunks"]
+  # The Trainer reads it back from TFX's custom_config, JSON with sorted keys.
+  back = TrainingConfig.from_dict(json.loads(json.dumps(t.to_dict(), sort_keys=True)))
+  assert back.chunks_per_feature == t.chunks_per_feature and back.layout == "budget_rule"
+  with pytest.raises(ValueError, match=r"derives \['num_tables'\].*layout: explicit"):
+    TrainingConfig(layout="budget_rule", num_tables=3)
+
+
+def test_closed_domain_sizes_are_the_schemas():
+  from tfx.utils import io_utils  # pylint: disable=g-import-not-at-top
+  from schema import SCHEMA_FILE  # pylint: disable=g-import-not-at-top
+  schema = io_utils.SchemaReader().read(SCHEMA_FILE)
+  domains = {d.name: len(d.value) for d in schema.string_domain}
+  assert DOMAIN_SIZES[features.USER_GENDER] == domains[features.USER_GENDER]
+  assert DOMAIN_SIZES[features.USER_OCCUPATION] == domains[features.USER_OCCUPATION]
 
 
 def test_training_section_applies_to_both_and_roles_override():
@@ -125,3 +170,22 @@ def test_flags_override_the_config_files_sections():
   assert training == {"epochs": 7, "batch_size": 64}
   assert evaluation == {"auc_floor": 0.6, "min_auc_gain": 0.02}
   assert "training" not in values and "evaluation" not in values
+
+
+def test_transform_fingerprint_covers_every_trainer_module_transform_imports():
+  # A module preprocessing_fn imports but the fingerprint misses would leave a stale
+  # Transform in the cache after an edit.
+  import ast  # pylint: disable=g-import-not-at-top
+  seen, todo = set(), ["preprocessing"]
+  while todo:
+    name = todo.pop()
+    if name in seen:
+      continue
+    seen.add(name)
+    tree = ast.parse((fingerprint.TRAINER_DIR / f"{name}.py").read_text())
+    for node in ast.walk(tree):
+      if isinstance(node, ast.ImportFrom) and node.module == "trainer":
+        todo += [a.name for a in node.names]
+      elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("trainer."):
+        todo.append(node.module.split(".", 1)[1])
+  assert {f"{m}.py" for m in seen} <= set(fingerprint.TRANSFORM_SOURCES)

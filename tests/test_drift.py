@@ -8,6 +8,7 @@ import os
 import pandas as pd
 import pytest
 import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
@@ -36,8 +37,10 @@ def ratings() -> pd.DataFrame:
 
 
 def _stats_artifact(tmp_path, name, frame):
-  """An ExampleStatistics artifact laid out as StatisticsGen writes it (train and eval)."""
-  stats = tfdv.generate_statistics_from_dataframe(frame.reset_index(drop=True))
+  """An ExampleStatistics artifact laid out as StatisticsGen writes it (train and eval),
+  computed with the schema as the pipeline's StatisticsGen does (`rating` categorical)."""
+  stats = tfdv.generate_statistics_from_dataframe(
+      frame.reset_index(drop=True), stats_options=tfdv.StatsOptions(schema=SCHEMA))
   artifact = standard_artifacts.ExampleStatistics()
   artifact.uri = str(tmp_path / name)
   artifact.split_names = artifact_utils.encode_split_names(["train", "eval"])
@@ -76,6 +79,42 @@ def test_all_five_span_drifts_on_rating(tmp_path, ratings):
   # The threshold is the knob: at 1.0 (its maximum) the check never trips.
   assert gate.drift_anomalies(current, previous, SCHEMA,
                               gate.DriftThresholds(rating_js=1.0)) == []
+
+
+def test_rating_statistics_count_the_five_values(tmp_path, ratings):
+  artifact = _stats_artifact(tmp_path, "a", ratings.iloc[::5][:20000])
+  stats = gate.load_split_statistics(artifact, "train")
+  [rating] = [f for f in stats.datasets[0].features if f.path.step == ["rating"]]
+  counts = {b.label: b.sample_count for b in rating.string_stats.rank_histogram.buckets}
+  assert sorted(counts) == ["1", "2", "3", "4", "5"] and sum(counts.values()) == 20000
+
+
+def test_one_rating_of_six_among_20000_is_a_schema_anomaly_not_drift(tmp_path, ratings):
+  previous = _stats_artifact(tmp_path, "a", ratings.iloc[::5][:20000])
+  planted = ratings.iloc[1::5][:20000].reset_index(drop=True)
+  planted.loc[7, "rating"] = 6
+  current = _stats_artifact(tmp_path, "b", planted)
+  # Value by value, one 6 in 20,000 moves the distribution by nothing worth a drift alarm.
+  assert gate.drift_anomalies(current, previous, SCHEMA, gate.DriftThresholds()) == []
+  # It is what it is: a value outside the schema's domain.
+  anomalies = tfdv.validate_statistics(gate.load_split_statistics(current, "train"), SCHEMA,
+                                       environment="TRAINING")
+  assert {k: [anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in v.reason]
+          for k, v in anomalies.anomaly_info.items()} == {"rating": ["INT_TYPE_BIG_INT"]}
+  # The same planted value as a numeric histogram (the schema without is_categorical) is
+  # what raised the false alarm: TFDV re-buckets the range 1..6.
+  numeric = schema_pb2.Schema()
+  numeric.CopyFrom(SCHEMA)
+  [rating] = [f for f in numeric.feature if f.name == "rating"]
+  rating.int_domain.is_categorical = False
+  as_numbers = [tfdv.generate_statistics_from_dataframe(
+      frame.reset_index(drop=True), stats_options=tfdv.StatsOptions(schema=numeric))
+      for frame in (ratings.iloc[::5][:20000], planted)]
+  found = tfdv.validate_statistics(
+      as_numbers[1], gate.drift_schema(numeric, gate.DriftThresholds()),
+      environment="TRAINING", previous_statistics=as_numbers[0])
+  assert anomalies_pb2.AnomalyInfo.COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH in [
+      r.type for r in found.anomaly_info["rating"].reason]
 
 
 def test_categorical_shift_drifts_on_l_infinity(tmp_path, ratings):

@@ -143,11 +143,12 @@ def test_the_rerun_resumes_from_the_cache_and_pushes_exactly_one_model(resumed):
 
 def test_a_crippled_candidate_is_not_blessed_and_not_pushed(resumed):
   before = runs.serving_snapshot(resumed.serving)
-  # One embedding row per shared table: every id looks the same to the model. Evaluated
-  # with the default thresholds.
+  # One embedding row per shared table (the tutorial's explicit layout: the budget rule's
+  # admission filter alone costs more than 16 parameters): every id looks the same to the
+  # model. Evaluated with the default thresholds.
   crippled = runs.write_config(resumed.root / "crippled.json", {
       "training": {"epochs": 1, "batch_size": 512},
-      "candidate": {"embedding_budget": 16}})
+      "candidate": {"layout": "explicit", "embedding_budget": 16}})
   code, stdout, stderr = runs.uet_run(["--data-dir", resumed.data, "--output-dir",
                                        resumed.output, "--config", crippled, "--cold-start"])
   assert code == 0, stderr

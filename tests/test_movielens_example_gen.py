@@ -10,7 +10,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.movielens_example_gen import component, executor, reader
+from components.movielens_example_gen import batch_reader, component, executor, reader
 from tests.conftest import write_movielens_slice
 
 
@@ -113,3 +113,82 @@ def test_executor_writes_deterministic_80_20_splits(tmp_path):
   assert sorted(first["train"]) == sorted(second["train"])
   assert sorted(first["eval"]) == sorted(second["eval"])
   assert not set(first["train"]) & set(first["eval"])
+
+
+# The batch path (pyarrow) must produce exactly what the row path produces, and send every
+# file it does not accept in full to the row path.
+
+def test_batch_path_is_byte_identical_to_the_row_path_on_real_data(tmp_path):
+  data = write_movielens_slice(tmp_path / "ml", 3000, every=7)
+  users = reader.read_users(str(data / "u.user"))
+  assert batch_reader.scan_ratings(str(data / "u.data"), users) == 3000
+  batch = executor.read_examples(str(data / "u.data"), str(data))
+  rows = executor._read_examples_row_by_row(str(data / "u.data"), users, 0, "", None)
+  assert batch == rows
+
+
+def test_serialization_matches_protobuf_for_long_strings_and_large_or_negative_ints(tmp_path):
+  long_zip = "z" * 300  # lengths above 127 need two-byte varints at every level
+  d = _write(tmp_path, "1\t242\t3\t-5\n2\t302\t9223372036854775807\t891717742\n1\t7\t1\t0\n",
+             users=f"1|24|M|technician|{long_zip}\n2|53|F|other|94043\n")
+  users = reader.read_users(str(d / "u.user"))
+  batch = executor.read_examples(str(d / "u.data"), str(d))
+  assert batch == executor._read_examples_row_by_row(str(d / "u.data"), users, 0, "", None)
+  assert tf.train.Example.FromString(batch[0]).features.feature[
+      "timestamp"].int64_list.value == [-5]
+
+
+def test_byte_ranges_cover_the_file_on_line_boundaries(tmp_path):
+  data = write_movielens_slice(tmp_path / "ml", 500)
+  path = str(data / "u.data")
+  ranges = batch_reader.ratings_byte_ranges(path, block_bytes=1000)
+  assert len(ranges) > 5
+  assert ranges[0][0] == 0 and ranges[-1][1] == os.path.getsize(path)
+  assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+  content = (data / "u.data").read_bytes()
+  assert all(content[end - 1:end] == b"\n" for _, end in ranges)
+  assert sum(batch_reader.read_ratings_range(path, s, e).num_rows for s, e in ranges) == 500
+
+
+@pytest.mark.parametrize("ratings", [
+    "1\t242\t3\t881250949\n1\t242\t3\n",            # too few fields
+    "1\t242\tfive\t881250949\n",                    # not an integer
+    "1\t242\t\t881250949\n",                        # empty rating
+    "1\t242\tNA\t881250949\n",                      # a null spelling is not a rating
+    "3\t242\t3\t881250949\n",                       # unknown user
+    "1\t\t3\t881250949\n",                          # empty movie_id
+    " 1\t242\t3\t881250949\n",                      # whitespace the row path strips
+    b"1\t24\xff2\t3\t881250949\n",                  # not UTF-8
+    "",                                             # empty file
+])
+def test_files_the_batch_path_does_not_accept_go_to_the_row_path(tmp_path, ratings):
+  d = _write(tmp_path, ratings)
+  users = reader.read_users(str(d / "u.user"))
+  # Whitespace around an id is valid for the row path (it strips it); the batch path
+  # leaves such files to it rather than strip differently.
+  assert batch_reader.scan_ratings(str(d / "u.data"), users) is None
+
+
+@pytest.mark.parametrize("ratings", [
+    "1\t242\t3\t881250949\r\n\n2\t302\t5\t891717742\r\n\n",  # CRLF and blank lines
+    "1\t2\"42\t3\t881250949\n2\t\"302\t5\t891717742\n",        # a quote is data
+])
+def test_unusual_but_valid_files_take_the_batch_path_with_the_same_result(tmp_path, ratings):
+  d = _write(tmp_path, ratings)
+  users = reader.read_users(str(d / "u.user"))
+  assert batch_reader.scan_ratings(str(d / "u.data"), users) == 2
+  assert executor.read_examples(str(d / "u.data"), str(d)) == \
+      executor._read_examples_row_by_row(str(d / "u.data"), users, 0, "", None)
+
+
+@pytest.mark.parametrize("timestamp_range, accepted", [
+    ((None, None), 2),
+    ((881250949, 891717742), 2),
+    ((881250950, None), None),   # one rating too early: the row path decides
+    ((None, 891717741), None),   # one rating too late
+])
+def test_batch_path_leaves_timestamps_outside_a_range_to_the_row_path(
+    tmp_path, timestamp_range, accepted):
+  d = _write(tmp_path, "1\t242\t3\t881250949\n2\t302\t5\t891717742\n")
+  users = reader.read_users(str(d / "u.user"))
+  assert batch_reader.scan_ratings(str(d / "u.data"), users, timestamp_range) == accepted

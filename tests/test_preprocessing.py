@@ -12,7 +12,7 @@ from tensorflow_transform.tf_metadata import schema_utils
 from tfx.utils import io_utils
 
 from schema import SCHEMA_FILE
-from trainer import features, preprocessing
+from trainer import admission, features, preprocessing
 
 
 def test_label_is_one_from_rating_three_up():
@@ -55,7 +55,11 @@ def test_preprocessing_fn_on_rows_with_tf_transform():
     assert [r[features.LABEL] for r in out] == [1, 1, 0]
     assert [r[features.USER_AGE_BUCKET] for r in out] == [b"45", b"1", b"25"]
     assert [r[features.USER_ZIP_CODE] for r in out] == [b"55105", b"55105", b"T8H1N"]
-    assert set(out[0]) == set(features.MODEL_FEATURES) | {features.LABEL}
+    assert set(out[0]) == (set(features.MODEL_FEATURES) | {features.LABEL} |
+                           {admission.admitted_name(f) for f in admission.ADMISSION_FEATURES})
+    # Every analyzed id passed the filter.
+    assert all(r[admission.admitted_name(f)] == 1
+               for r in out for f in admission.ADMISSION_FEATURES)
 
   with tempfile.TemporaryDirectory() as tmp:
     with beam.Pipeline() as p, tft_beam.Context(temp_dir=tmp + "/tmp"):
@@ -71,3 +75,12 @@ def test_preprocessing_fn_on_rows_with_tf_transform():
         b"196", b"22"]
     assert sorted(output.vocabulary_by_name(
         features.vocabulary_name(features.USER_AGE_BUCKET))) == [b"1", b"25", b"45"]
+    # The filter travels inside the Transform graph: ids of the analyzed data pass, an id it
+    # never saw does not (the same bits in training and serving).
+    layer = output.transform_features_layer()
+    request = {k: tf.constant([v], tf.string if isinstance(v[0], bytes) else tf.int64)
+               for k, v in rows[0].items() if k != features.RATING}
+    request[features.USER_ID] = tf.constant([[b"a-user-never-seen"]])
+    served = layer(request)
+    assert served[admission.admitted_name(features.USER_ID)].numpy().tolist() == [0]
+    assert served[admission.admitted_name(features.MOVIE_ID)].numpy().tolist() == [1]

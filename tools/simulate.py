@@ -4,16 +4,19 @@ The ratings are cut into N time-window spans. For each period t = 1 .. N-1 the r
 runs on a feed directory that holds spans 1..t (ingesting span t, training on the newest
 `window` spans, warm-starting the candidate from the model in production), and then every
 model is scored on period t+1: data from the future that no model has seen. Beside the
-pipeline's unified candidate (warm) and hash baseline, two reference models are trained here
-on exactly the same training rows:
+pipeline's unified candidate (warm) and hash baseline, three reference models are trained
+here on exactly the same training rows:
 
   * unified, cold: the same model trained from scratch on the window only;
   * collisionless, vocabulary frozen at period 1: exact rows for the ids seen in span 1,
     every later id falls into its out-of-vocabulary row (a vocabulary model that is not
-    re-fitted).
+    re-fitted);
+  * collisionless, vocabulary re-fitted on every window: what teams run today, at a
+    parameter count that moves with the vocabulary (reported per period).
 
 It reports the share of next-period ratings whose user or movie never appeared in training,
-and whether the candidate was pushed.
+whether the candidate was pushed, and for every model the AUC per period and pooled over all
+periods (every period's predictions in one AUC). OUTPUT/simulation.json holds all of it.
 """
 
 import argparse
@@ -31,7 +34,8 @@ from pipeline.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 def add_parser(sub) -> None:
   """Registers `uet simulate`."""
   p = sub.add_parser("simulate", help="replay MovieLens in time order: warm vs cold vs "
-                     "hash vs frozen-vocabulary models on the next period",
+                     "hash vs frozen- and re-fitted-vocabulary models on the next period, "
+                     "per period and pooled",
                      description=__doc__.split("\n\n")[1])
   p.add_argument("--spans", type=int, default=6, help="number of equal time windows (6)")
   p.add_argument("--data-dir", help="MovieLens directory (default: the official release, "
@@ -90,19 +94,39 @@ def auc(labels, scores) -> float:
   return float(metric.result().numpy())
 
 
+MODELS = ("unified_warm", "unified_cold", "hash", "collisionless_frozen",
+          "collisionless_refit")
+# Pooled AUC is also reported from this period on: where warm start has history to carry.
+LATE_FROM_PERIOD = 3
+
+
 def train_reference(training, model_type: str, feats, label, vocabularies=None):
-  """Trains one reference model in-process with the pipeline's own builder and loop."""
+  """Trains one reference model in-process with the pipeline's own builder and loop.
+
+  `feats` carries the admission flags Transform would add when the config uses them
+  (`admission.admitted_columns`); the collisionless models ignore them.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
   config = training.replace(model_type=model_type)
+  if model_type == "collisionless":
+    config = config.replace(admission_features=(), id_dropout=0.0)
   tf.keras.utils.set_random_seed(config.seed)
   spec = model_lib.embedding_spec(config, vocabularies)
   model = model_lib.build_model(config, spec)
+  model.embedding_parameters = spec.num_parameters + model_lib.admission_parameters(config)
   ds = tf.data.Dataset.from_tensor_slices((feats, label)).shuffle(
       len(label), seed=config.seed, reshuffle_each_iteration=False).batch(
           config.batch_size).cache()
   model.fit(ds, epochs=config.epochs, verbose=0)
   return model
+
+
+def train_reference_parameters(training) -> int:
+  """Embedding parameters of a hashed model of this config (its spec and admission)."""
+  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
+  return (model_lib.embedding_spec(training).num_parameters
+          + model_lib.admission_parameters(training))
 
 
 def predict(model, feats):
@@ -138,33 +162,74 @@ def returning_users(next_feats, seen_users):
   return np.array([u in seen_users for u in next_feats[features.USER_ID]])
 
 
-def write_report(rows: List[Dict[str, Any]], output_dir: str) -> str:
-  """Markdown table + PNG plot + JSON of the per-period results; returns the markdown."""
+def pooled_auc(rows: List[Dict[str, Any]], scores: Dict[str, List[Any]], labels: List[Any],
+               from_period: int = 1) -> Dict[str, float]:
+  """Per model: one AUC over the predictions of every period >= `from_period`."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  keep = [i for i, r in enumerate(rows) if r["period"] >= from_period]
+  if not keep:
+    return {}
+  y = np.concatenate([labels[i] for i in keep])
+  return {m: auc(y, np.concatenate([s[i] for i in keep])) for m, s in scores.items()}
+
+
+def simulation_summary(rows: List[Dict[str, Any]], scores: Dict[str, List[Any]],
+            labels: List[Any]) -> Dict[str, Any]:
+  """What simulation.json holds: per model AUC per period and pooled; unseen shares; rows."""
+  pooled = pooled_auc(rows, scores, labels)
+  late = pooled_auc(rows, scores, labels, LATE_FROM_PERIOD)
+  return {
+      "models": {m: {"auc_per_period": [r["auc"][m] for r in rows],
+                     "auc_pooled": pooled[m],
+                     f"auc_pooled_from_period_{LATE_FROM_PERIOD}": late.get(m),
+                     "embedding_parameters_per_period":
+                         [r["embedding_parameters"].get(m) for r in rows]}
+                 for m in scores},
+      "unseen_share_per_period": [dict(period=r["period"], **r["unseen"]) for r in rows],
+      "periods": rows,
+  }
+
+
+def write_report(rows: List[Dict[str, Any]], output_dir: str,
+                 result: Dict[str, Any]) -> str:
+  """Markdown table + PNG plot + JSON of the results; returns the markdown."""
+  names = [m for m in MODELS if m in result["models"]]
   header = ("| period | trains on spans | train rows | next-period rows | unseen user or "
             "movie | unified warm | unified cold | hash | collisionless (frozen vocab) | "
-            "pushed |")
-  lines = [header, "|" + "---|" * 10]
+            "collisionless (re-fitted vocab) | pushed |")
+  lines = [header, "|" + "---|" * 11]
   for r in rows:
     lines.append(
         f"| {r['period']} | {r['train_spans']} | {r['train_rows']} | {r['next_rows']} | "
         f"{r['unseen']['user_or_movie']:.1%} (users {r['unseen']['user']:.1%}, movies "
-        f"{r['unseen']['movie']:.1%}) | {r['auc']['unified_warm']:.4f} | "
-        f"{r['auc']['unified_cold']:.4f} | {r['auc']['hash']:.4f} | "
-        f"{r['auc']['collisionless_frozen']:.4f} | {'yes' if r['pushed'] else 'no'} |")
+        f"{r['unseen']['movie']:.1%}) | " +
+        " | ".join(f"{r['auc'][m]:.4f}" for m in names) +
+        f" | {'yes' if r['pushed'] else 'no'} |")
+  models = result["models"]
+  late = f"auc_pooled_from_period_{LATE_FROM_PERIOD}"
+  lines.append("| pooled | | | | | " + " | ".join(f"{models[m]['auc_pooled']:.4f}"
+                                                 for m in names) + " | |")
+  lines.append(f"| pooled, periods {LATE_FROM_PERIOD}+ | | | | | " +
+               " | ".join(f"{models[m][late]:.4f}" if models[m][late] is not None else ""
+                          for m in names) + " | |")
+  lines += ["", "Embedding parameters per period:", "",
+            "| period | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+  for i, r in enumerate(rows):
+    lines.append(f"| {r['period']} | " + " | ".join(
+        f"{models[m]['embedding_parameters_per_period'][i]:,}" for m in names) + " |")
   lines += ["", "AUC on the next period's ratings by *returning* users only (users who rated "
             "in an earlier period):", "",
-            "| period | returning-user rows | unified warm | unified cold | hash | "
-            "collisionless (frozen vocab) |", "|" + "---|" * 6]
+            "| period | returning-user rows | " + " | ".join(names) + " |",
+            "|" + "---|" * (len(names) + 2)]
   for r in rows:
     a = r["auc_returning_users"]
-    lines.append(f"| {r['period']} | {r['returning_user_rows']} | {a['unified_warm']:.4f} | "
-                 f"{a['unified_cold']:.4f} | {a['hash']:.4f} | "
-                 f"{a['collisionless_frozen']:.4f} |")
+    lines.append(f"| {r['period']} | {r['returning_user_rows']} | " +
+                 " | ".join(f"{a[m]:.4f}" for m in names) + " |")
   markdown = "\n".join(lines) + "\n"
   with open(os.path.join(output_dir, "simulation.md"), "w") as f:
     f.write("AUC on the next period (future data), per model\n\n" + markdown)
   with open(os.path.join(output_dir, "simulation.json"), "w") as f:
-    json.dump(rows, f, indent=2)
+    json.dump(result, f, indent=2)
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -172,7 +237,8 @@ def write_report(rows: List[Dict[str, Any]], output_dir: str) -> str:
   periods = [r["period"] for r in rows]
   for key, label in (("unified_warm", "unified, warm-started"),
                      ("unified_cold", "unified, cold"), ("hash", "hash (per-feature)"),
-                     ("collisionless_frozen", "collisionless, vocab frozen at period 1")):
+                     ("collisionless_frozen", "collisionless, vocab frozen at period 1"),
+                     ("collisionless_refit", "collisionless, vocab re-fitted every window")):
     ax.plot(periods, [r["auc"][key] for r in rows], marker="o", label=label)
   ax2 = ax.twinx()
   ax2.bar(periods, [r["unseen"]["user_or_movie"] for r in rows], alpha=0.15, color="gray",
@@ -239,8 +305,10 @@ def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> 
   """The periods of the replay; the caller holds the pipeline output directory's lock."""
   from components.movielens_example_gen import spans as spans_lib  # pylint: disable=g-import-not-at-top
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top
-  from trainer import features  # pylint: disable=g-import-not-at-top
+  from trainer import admission, features  # pylint: disable=g-import-not-at-top
   rows = []
+  scores_by_model: Dict[str, List[Any]] = {m: [] for m in MODELS}
+  labels = []
   start = time.perf_counter()
   for t in range(1, len(all_spans)):
     # Period t's data arrives: the scheduled run ingests it.
@@ -256,14 +324,26 @@ def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> 
     nxt = loaded[t]
     seen_users = {u for p in loaded[:t] for u in p["features"][features.USER_ID]}
     seen_movies = {m for p in loaded[:t] for m in p["features"][features.MOVIE_ID]}
-    cold = train_reference(config.candidate, "unified", feats, label)
+    # The cold model sees the admission flags Transform gives the pipeline's models: a
+    # filter of the window's training ids.
+    admitted = config.candidate.admission_features
+    cold = train_reference(config.candidate, "unified",
+                           admission.admitted_columns(feats, feats, admitted), label)
     frozen = train_reference(config.candidate, "collisionless", feats, label, frozen_vocab)
+    # Transform's vocabularies come from the analyzed (training) rows of the window.
+    refit_vocab = {f: sorted({v.decode() for v in values}) for f, values in feats.items()}
+    refit = train_reference(config.candidate, "collisionless", feats, label, refit_vocab)
     scores = {
         "unified_warm": score_saved_model(summary["candidate_model_dir"], nxt["requests"]),
-        "unified_cold": predict(cold, nxt["features"]),
+        "unified_cold": predict(cold, admission.admitted_columns(nxt["features"], feats,
+                                                                 admitted)),
         "hash": score_saved_model(summary["baseline_model_dir"], nxt["requests"]),
         "collisionless_frozen": predict(frozen, nxt["features"]),
+        "collisionless_refit": predict(refit, nxt["features"]),
     }
+    for m, v in scores.items():
+      scores_by_model[m].append(v)
+    labels.append(nxt["label"])
     returning = returning_users(nxt["features"], seen_users)
     row = {
         "period": t,
@@ -279,12 +359,19 @@ def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> 
         "warm_started": bool(summary.get("warm_started_from")),
         "pushed": bool(summary["pushed_model_dir"]),
         "pipeline_seconds": summary["seconds"],
+        "embedding_parameters": {
+            "unified_warm": cold.embedding_parameters, "unified_cold": cold.embedding_parameters,
+            "hash": train_reference_parameters(config.baseline),
+            "collisionless_frozen": frozen.embedding_parameters,
+            "collisionless_refit": refit.embedding_parameters},
     }
     rows.append(row)
     print(f"period {t}: " + ", ".join(f"{k} {v:.4f}" for k, v in row["auc"].items()) +
           f"; unseen {row['unseen']['user_or_movie']:.1%}; pushed {row['pushed']}",
           file=sys.stderr)
-  markdown = write_report(rows, output_dir)
+  result = simulation_summary(rows, scores_by_model, labels)
+  result["seconds"] = time.perf_counter() - start
+  markdown = write_report(rows, output_dir, result)
   print(markdown)
   print(f"simulation: {time.perf_counter() - start:.0f} s; table {output_dir}/simulation.md, "
         f"plot {output_dir}/simulation.png")

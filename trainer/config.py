@@ -5,6 +5,7 @@ field is JSON-serializable and `TrainingConfig.from_dict(c.to_dict()) == c` hold
 """
 
 import dataclasses
+import math
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from trainer import features
@@ -25,13 +26,74 @@ TUTORIAL_HASH_BUCKETS: Tuple[Tuple[str, int], ...] = (
 )
 TUTORIAL_EMBEDDING_BUDGET = 24_000
 
+# Features Transform's admission filter covers (`trainer/admission.py`): the ids that churn,
+# users (and their zip codes, nearly one per user) and movies. Gender, occupation and age
+# bucket take a handful of values that every window contains.
+ADMISSION_FEATURES = (features.MOVIE_ID, features.USER_ID, features.USER_ZIP_CODE)
+
+LAYOUTS = ("budget_rule", "explicit")
+# The fields a layout decides.
+LAYOUT_FIELDS = ("num_tables", "dim_per_table", "chunks", "default_chunks",
+                 "admission_features", "id_dropout")
+
+# The budget rule (`budget_rule_layout`), measured in bench/results/unified_configs.md and
+# bench/results/cold_start.md.
+RULE_DIM_PER_TABLE = 8
+RULE_OPEN_CHUNKS = 4          # chunks of a feature whose vocabulary can fill the table
+RULE_MAX_ROWS_PER_TABLE = 1 << 20  # beyond this, the rows are sharded over more tables
+RULE_ID_DROPOUT = 0.0  # 0.05 and 0.2 lost 0.006-0.009 pooled AUC on the replay
+# Closed domains: how many values a feature can take (schema/schema.pbtxt's string domains;
+# the age buckets by construction). Every other model feature is an open vocabulary.
+DOMAIN_SIZES = {features.USER_GENDER: 2, features.USER_OCCUPATION: 21,
+                features.USER_AGE_BUCKET: len(features.AGE_BUCKET_LOWER_BOUNDS)}
+
+
+def budget_rule_layout(budget: int) -> Dict[str, Any]:
+  """The unified layout the budget rule derives from an embedding budget.
+
+  * one shared table of dimension `RULE_DIM_PER_TABLE` holding all `budget / 8` rows (more
+    tables only when the rows exceed `RULE_MAX_ROWS_PER_TABLE`, for sharding: on one
+    device, one table gives every lookup all the rows, and 1 table beat 2 or 3 at equal
+    chunks in bench/results/unified_configs.md);
+  * chunks proportional to the log of how many values a feature can take, relative to the
+    rows: an open vocabulary (ids, zip codes), which can fill the table, gets
+    `RULE_OPEN_CHUNKS`; a closed domain of n values gets
+    `max(1, round(RULE_OPEN_CHUNKS * log2(n) / log2(rows)))`: more chunks buy capacity (and
+    all-chunk collisions become rarer) where there are many values to tell apart;
+  * the admission filter on the open-vocabulary ids (`ADMISSION_FEATURES`) with id dropout
+    `RULE_ID_DROPOUT`; its bytes and defaults are paid from the same budget.
+
+  Args:
+    budget: embedding parameters.
+
+  Returns:
+    The values of `LAYOUT_FIELDS`.
+  """
+  rows = max(2, budget // RULE_DIM_PER_TABLE)
+  chunks = []
+  for f in features.MODEL_FEATURES:
+    n = DOMAIN_SIZES.get(f)
+    if n is None or n >= rows:
+      c = RULE_OPEN_CHUNKS
+    else:
+      c = max(1, round(RULE_OPEN_CHUNKS * math.log2(n) / math.log2(rows)))
+    chunks.append((f, c))
+  return {"num_tables": max(1, math.ceil(rows / RULE_MAX_ROWS_PER_TABLE)),
+          "dim_per_table": RULE_DIM_PER_TABLE, "chunks": tuple(chunks), "default_chunks": 1,
+          "admission_features": ADMISSION_FEATURES, "id_dropout": RULE_ID_DROPOUT}
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-  """Hyper-parameters of one Trainer run. Defaults are the tutorial's.
+  """Hyper-parameters of one Trainer run. Field defaults are the tutorial's.
 
   Attributes:
     model_type: "unified", "hash" or "collisionless".
+    layout: unified: "explicit" (the fields below as given; their defaults are the
+      tutorial's 2 tables x dimension 8, 2 chunks per feature) or "budget_rule" (tables,
+      dimension, chunks and admission derived from `embedding_budget` by
+      `budget_rule_layout`; the pipeline's default candidate). Under "budget_rule", setting
+      a field the rule decides is an error.
     layer_sizes: hidden layers of the MLP on top of the concatenated embeddings.
     learning_rate: Adam learning rate.
     batch_size: training batch size.
@@ -50,9 +112,16 @@ class TrainingConfig:
     shuffle_buffer: examples in the shuffle buffer before batching.
     seed: seed for initialization and shuffling.
     eval_batch_size: batch size for the in-Trainer evaluation.
+    admission_features: features whose ids pass Transform's admission filter (ids not
+      seen in the training window) before the embedding; a non-admitted id gets a learned
+      per-feature default vector instead of hashed rows (`trainer/admission.py`). The
+      filter's bytes and the default vectors are paid from `embedding_budget`. Empty: off.
+    id_dropout: with `admission_features`: the training-time rate at which an admitted id is
+      replaced by its feature's default (this is what trains the defaults).
   """
 
   model_type: str = "unified"
+  layout: str = "explicit"
   layer_sizes: Tuple[int, ...] = (128, 64)
   learning_rate: float = 0.01
   batch_size: int = 8192
@@ -67,17 +136,43 @@ class TrainingConfig:
   shuffle_buffer: int = 100_000
   seed: int = 42
   eval_batch_size: int = 4096
+  admission_features: Tuple[str, ...] = ()
+  id_dropout: float = 0.0
 
   def __post_init__(self):
     if self.model_type not in MODEL_TYPES:
       raise ValueError(
           f"training.model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
+    if self.layout not in LAYOUTS:
+      raise ValueError(f"training.layout must be one of {LAYOUTS}, got {self.layout!r}")
+    if self.layout == "budget_rule" and self.model_type == "unified":
+      derived = budget_rule_layout(self.embedding_budget)
+      defaults = {f.name: f.default for f in dataclasses.fields(self)}
+      # Chunks compare as a mapping: JSON with sorted keys (TFX's custom_config) reorders.
+      same = lambda k, a, b: dict(a) == dict(b) if k == "chunks" else a == b  # noqa: E731
+      clashes = [k for k, v in derived.items()
+                 if not (same(k, getattr(self, k), v) or same(k, getattr(self, k), defaults[k]))]
+      if clashes:
+        raise ValueError(f"training.layout 'budget_rule' derives {clashes} from the budget; "
+                         "remove them, or set layout: explicit to give every layout field "
+                         "yourself")
+      for k, v in derived.items():
+        object.__setattr__(self, k, v)  # frozen dataclass: fields set once, here
     for name in ("batch_size", "epochs", "embedding_dim", "embedding_budget", "num_tables",
                  "dim_per_table", "default_chunks", "eval_batch_size"):
       if getattr(self, name) <= 0:
         raise ValueError(f"training.{name} must be positive, got {getattr(self, name)}")
     if self.learning_rate <= 0:
       raise ValueError(f"training.learning_rate must be positive, got {self.learning_rate}")
+    if not 0.0 <= self.id_dropout < 1.0:
+      raise ValueError(f"training.id_dropout must be in [0, 1), got {self.id_dropout}")
+    unknown = set(self.admission_features) - set(ADMISSION_FEATURES)
+    if unknown:
+      raise ValueError(f"training.admission_features names {sorted(unknown)}; Transform "
+                       f"filters only {list(ADMISSION_FEATURES)}")
+    if self.id_dropout and not self.admission_features:
+      raise ValueError("training.id_dropout needs training.admission_features: dropped ids "
+                       "go to the default vector of an admission feature")
     unknown = {f for f, _ in self.chunks} - set(features.MODEL_FEATURES)
     if unknown:
       raise ValueError(f"training.chunks names unknown features {sorted(unknown)}; "
@@ -101,12 +196,22 @@ class TrainingConfig:
     d["layer_sizes"] = list(self.layer_sizes)
     d["chunks"] = dict(self.chunks)
     d["hash_bucket_weights"] = dict(self.hash_bucket_weights)
+    d["admission_features"] = list(self.admission_features)
     return d
 
   @classmethod
-  def from_dict(cls, d: Optional[Mapping[str, Any]]) -> "TrainingConfig":
-    """Builds a config from a (possibly partial) dict; unknown keys are an error."""
+  def from_dict(cls, d: Optional[Mapping[str, Any]],
+                default_layout: str = "explicit") -> "TrainingConfig":
+    """Builds a config from a (possibly partial) dict; unknown keys are an error.
+
+    Args:
+      d: the values.
+      default_layout: the layout when `d` names none: "explicit" as soon as `d` sets a
+        layout field (`LAYOUT_FIELDS`), else this.
+    """
     d = dict(d or {})
+    if "layout" not in d:
+      d["layout"] = "explicit" if set(d) & set(LAYOUT_FIELDS) else default_layout
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - known
     if unknown:
@@ -114,6 +219,8 @@ class TrainingConfig:
                        f"known keys are {sorted(known)}")
     if "layer_sizes" in d:
       d["layer_sizes"] = tuple(int(x) for x in d["layer_sizes"])
+    if "admission_features" in d:
+      d["admission_features"] = tuple(str(x) for x in d["admission_features"])
     for key in ("chunks", "hash_bucket_weights"):
       if key in d:
         value = d[key]

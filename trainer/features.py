@@ -26,6 +26,9 @@ USER_AGE_BUCKET = "user_age_bucket"
 MODEL_FEATURES = (MOVIE_ID, USER_ID, USER_GENDER, USER_ZIP_CODE, USER_OCCUPATION,
                   USER_AGE_BUCKET)
 
+# Transform's admission flag of a feature is named feature + this (`trainer/admission.py`).
+ADMITTED_SUFFIX = "_admitted"
+
 # Transformed binary label: 1 when rating >= LABEL_THRESHOLD.
 LABEL = "label"
 LABEL_THRESHOLD = 3

@@ -4,8 +4,28 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
-from trainer import embedding_layer, embeddings, features
+from trainer import admission, embedding_layer, embeddings, features
 from trainer.config import TrainingConfig
+
+
+def feature_dims(config: TrainingConfig) -> Dict[str, int]:
+  """Feature -> embedding dimension the config gives it (before sizing any table)."""
+  if config.model_type == "unified":
+    return {f: n * config.dim_per_table for f, n in config.chunks_per_feature.items()}
+  return {f: config.embedding_dim for f in features.MODEL_FEATURES}
+
+
+def admission_parameters(config: TrainingConfig) -> int:
+  """What the admission filter costs the embedding budget: its bytes / 4 plus the defaults.
+
+  Zero without `admission_features`. The unified and hash tables are sized from
+  `embedding_budget` minus this, so the model's total stays within the budget.
+  """
+  if not config.admission_features:
+    return 0
+  dims = feature_dims(config)
+  return (admission.filter_parameters(config.admission_features)
+          + sum(dims[f] for f in config.admission_features))
 
 
 def embedding_spec(config: TrainingConfig,
@@ -15,8 +35,9 @@ def embedding_spec(config: TrainingConfig,
 
   Unified and hash are sized from the same budget: `embedding_budget` rounded down to a
   multiple of both row widths (`dim_per_table`, `embedding_dim`), so the two specs have
-  exactly the same number of parameters. Collisionless needs the vocabularies (Transform's)
-  and ignores the budget.
+  exactly the same number of parameters. With `admission_features`, the filter and the
+  default vectors are paid first (`admission_parameters`). Collisionless needs the
+  vocabularies (Transform's) and ignores the budget.
 
   Args:
     config: training configuration.
@@ -25,8 +46,8 @@ def embedding_spec(config: TrainingConfig,
   Returns:
     The spec.
   """
-  budget = embeddings.usable_budget(config.embedding_budget, config.dim_per_table,
-                                    config.embedding_dim)
+  budget = embeddings.usable_budget(config.embedding_budget - admission_parameters(config),
+                                    config.dim_per_table, config.embedding_dim)
   if config.model_type == "unified":
     return embeddings.unified_spec_from_budget(
         budget, config.chunks_per_feature, config.dim_per_table, config.num_tables)
@@ -47,16 +68,28 @@ class RankingModel(tf.keras.Model):
   """P(rating >= 3 | features): concatenated embeddings -> ReLU MLP -> sigmoid."""
 
   def __init__(self, spec: embeddings.EmbeddingSpec, layer_sizes: Sequence[int],
-               embedding_optimizer=None, **kwargs):
+               embedding_optimizer=None, admission_features: Sequence[str] = (),
+               id_dropout: float = 0.0, **kwargs):
     """Args:
       spec: the embedding spec (or its dict).
       layer_sizes: hidden layer widths.
       embedding_optimizer: TPU-embedding optimizer, needed only under TPUStrategy.
+      admission_features: features whose non-admitted ids (input `<feature>_admitted` = 0)
+        get a learned default vector (`admission.UnseenDefault`).
+      id_dropout: training-time rate at which admitted ids get the default too.
       **kwargs: Keras model arguments.
     """
     super().__init__(**kwargs)
     self.embedding = embedding_layer.SpecEmbedding(spec, optimizer=embedding_optimizer,
                                                    name="embedding")
+    self.admission_features = [str(f) for f in admission_features]
+    self.id_dropout = float(id_dropout)
+    self.unseen_default = None
+    if self.admission_features:
+      dims = self.embedding.spec.output_dims()
+      self.unseen_default = admission.UnseenDefault(
+          {f: dims[f] for f in self.admission_features}, id_dropout=self.id_dropout,
+          name="unseen_default")
     self.layer_sizes = [int(x) for x in layer_sizes]
     self.hidden = [tf.keras.layers.Dense(n, activation="relu", name=f"dense_{i}")
                    for i, n in enumerate(self.layer_sizes)]
@@ -67,9 +100,28 @@ class RankingModel(tf.keras.Model):
     """The embedding spec."""
     return self.embedding.spec
 
-  def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """[batch] string features -> [batch, 1] probability that the rating is >= 3."""
-    x = tf.concat(self.embedding(inputs), axis=-1)
+  @property
+  def input_names_and_dtypes(self) -> Dict[str, tf.DType]:
+    """Every input the model reads: the string features, then the admission flags (int64)."""
+    names = {f: tf.string for f in self.spec.feature_names}
+    names.update({admission.admitted_name(f): tf.int64 for f in self.admission_features})
+    return names
+
+  def empty_inputs(self, batch: int = 0) -> Dict[str, tf.Tensor]:
+    """A batch of `batch` default inputs (empty strings, admitted): builds the weights."""
+    return {k: tf.zeros([batch], dtype) if dtype == tf.string
+            else tf.ones([batch], dtype)
+            for k, dtype in self.input_names_and_dtypes.items()}
+
+  def call(self, inputs: Mapping[str, tf.Tensor], training=None) -> tf.Tensor:
+    """[batch] string features (and admission flags) -> [batch, 1] P(rating >= 3)."""
+    embedded = self.embedding(inputs)
+    if self.unseen_default is not None:
+      by_feature = dict(zip(self.spec.feature_names, embedded))
+      admitted = {f: inputs[admission.admitted_name(f)] for f in self.admission_features}
+      by_feature = self.unseen_default(by_feature, admitted, training=training)
+      embedded = [by_feature[f] for f in self.spec.feature_names]
+    x = tf.concat(embedded, axis=-1)
     for layer in self.hidden:
       x = layer(x)
     return self.logit(x)
@@ -94,13 +146,16 @@ class RankingModel(tf.keras.Model):
 
   def get_config(self) -> Dict:
     """The architecture (spec and layer sizes); weights travel separately."""
-    return {"spec": self.spec.to_dict(), "layer_sizes": self.layer_sizes, "name": self.name}
+    return {"spec": self.spec.to_dict(), "layer_sizes": self.layer_sizes, "name": self.name,
+            "admission_features": self.admission_features, "id_dropout": self.id_dropout}
 
   @classmethod
   def from_config(cls, config: Dict) -> "RankingModel":
     """An untrained model with the architecture `get_config` describes."""
     return cls(spec=config["spec"], layer_sizes=config["layer_sizes"],
-               name=config.get("name"))
+               name=config.get("name"),
+               admission_features=config.get("admission_features", ()),
+               id_dropout=config.get("id_dropout", 0.0))
 
   def build_from_config(self, config: Dict) -> None:
     """Creates the weights when Keras loads a `.keras` file.
@@ -109,7 +164,7 @@ class RankingModel(tf.keras.Model):
     hashed; one call on an empty batch of strings creates the same weights.
     """
     del config
-    self({f: tf.constant([], tf.string) for f in self.spec.feature_names})
+    self(self.empty_inputs())
 
 
 def build_model(config: TrainingConfig, spec: embeddings.EmbeddingSpec,
@@ -133,7 +188,9 @@ def build_model(config: TrainingConfig, spec: embeddings.EmbeddingSpec,
     import tensorflow_recommenders as tfrs  # pylint: disable=g-import-not-at-top
     embedding_optimizer = (
         tfrs.layers.embedding.tpu_embedding_layer.translate_keras_optimizer(optimizer))
-  model = RankingModel(spec, config.layer_sizes, embedding_optimizer=embedding_optimizer)
+  model = RankingModel(spec, config.layer_sizes, embedding_optimizer=embedding_optimizer,
+                       admission_features=config.admission_features,
+                       id_dropout=config.id_dropout)
   model.compile(
       optimizer=optimizer,
       loss=tf.keras.losses.BinaryCrossentropy(),

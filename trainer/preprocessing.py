@@ -9,7 +9,7 @@ from typing import Any, Dict, Mapping, Optional
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer import features
+from trainer import admission, features
 
 
 def _dense(x: Any) -> tf.Tensor:
@@ -58,8 +58,10 @@ def preprocessing_fn(inputs: Mapping[str, Any],
       package's code in it so that a code change invalidates Transform's cache.
 
   Returns:
-    The six model features (strings), the binary `label` (when `rating` is present), and a
-    vocabulary per feature written as a Transform asset for the collisionless model.
+    The six model features (strings), `<feature>_admitted` (int64 0/1: the id passed the
+    admission filter of the analyzed data, see `trainer/admission.py`) for the features in
+    `ADMISSION_FEATURES`, the binary `label` (when `rating` is present), and a vocabulary
+    per feature written as a Transform asset for the collisionless model.
   """
   del custom_config
   outputs = transform_features(inputs)
@@ -67,6 +69,11 @@ def preprocessing_fn(inputs: Mapping[str, Any],
     # The hashed models need no vocabulary; the collisionless reference does. The asset is
     # written by the analyzer; nothing in the transformed data depends on it.
     tft.vocabulary(outputs[name], vocab_filename=features.vocabulary_name(name))
+  for name in admission.ADMISSION_FEATURES:
+    # The filter is an analyzer output: a constant of the Transform graph, so the served
+    # model decides admission with the very bits its training data was flagged with.
+    packed = admission.filter_analyzer(outputs[name], name)
+    outputs[admission.admitted_name(name)] = admission.is_admitted(outputs[name], packed, name)
   if features.RAW_LABEL in inputs:
     outputs[features.LABEL] = binarize_rating(_dense(inputs[features.RAW_LABEL]))
   return outputs

@@ -44,7 +44,9 @@ def run_fn(fn_args: FnArgs) -> None:
       logging.info("Warm start: restored %d variables from %s", warm["variables"],
                    fn_args.base_model)
       print(f"trainer: warm start from {fn_args.base_model}", flush=True)
-  result = train.fit(model, train_ds, config, eval_ds)
+  # TensorBoard summaries go beside training_result.json, in the Trainer's ModelRun
+  # artifact: `tensorboard --logdir <model_run uri>` shows train and eval curves per epoch.
+  result = train.fit(model, train_ds, config, eval_ds, tensorboard_dir=fn_args.model_run_dir)
   result.update({"model_type": config.model_type, "strategy": description,
                  "embedding_parameters": spec.num_parameters,
                  "warm_started_from": warm["from"] if warm else None})

@@ -1,9 +1,11 @@
 """Input pipeline and training loop.
 
 The input pipeline is built for throughput on a few CPU cores: records are batched *before*
-parsing (one vectorized `parse_example` per batch instead of one per record), the parsed
-batches are cached in memory after the first epoch, and the shuffle happens once, like the
-tutorial's `shuffle().batch().cache()`.
+parsing (one vectorized `parse_example` per batch instead of one per record), and the
+shuffle happens once, like the tutorial's `shuffle().batch().cache()`. Memory does not grow
+with the data: input of at most `CACHE_MAX_BYTES` (compressed) is cached in memory after the
+first epoch, which is what makes MovieLens-100K epochs fast; larger input streams, each
+epoch reading the files again, so memory holds the shuffle buffer and a few batches.
 """
 
 import time
@@ -28,9 +30,15 @@ def _files(file_patterns: Sequence[str]) -> List[str]:
   return files
 
 
+# Largest input (gzipped TFRecords on disk) whose parsed batches are cached in memory: about
+# 500k MovieLens examples, a few hundred MB parsed. A constant, so memory is bounded at
+# any data size.
+CACHE_MAX_BYTES = 16 << 20
+
+
 def make_dataset(file_patterns: Sequence[str], feature_spec: Mapping[str, tf.io.FixedLenFeature],
                  batch_size: int, shuffle_buffer: int = 0, seed: Optional[int] = None,
-                 cache: bool = True) -> tf.data.Dataset:
+                 cache: Optional[bool] = None) -> tf.data.Dataset:
   """(features, label) batches from gzipped TFRecords of transformed tf.Examples.
 
   Args:
@@ -39,13 +47,21 @@ def make_dataset(file_patterns: Sequence[str], feature_spec: Mapping[str, tf.io.
     batch_size: examples per batch.
     shuffle_buffer: >0 shuffles examples once (same order every epoch) before batching.
     seed: shuffle seed.
-    cache: keep the parsed batches in memory.
+    cache: keep the parsed batches in memory; None (default): only if the files hold at
+      most CACHE_MAX_BYTES.
 
   Returns:
-    The dataset; features are [batch] string tensors, the label a [batch] float tensor.
+    The dataset; features are [batch] string tensors (admission flags [batch] int64), the
+    label a [batch] float tensor.
   """
-  spec = {k: feature_spec[k] for k in (*features.MODEL_FEATURES, features.LABEL)}
-  ds = tf.data.TFRecordDataset(_files(file_patterns), compression_type="GZIP",
+  # The admission flags are read when Transform wrote them (models without admission
+  # ignore them).
+  flags = [k for k in feature_spec if k.endswith(features.ADMITTED_SUFFIX)]
+  spec = {k: feature_spec[k] for k in (*features.MODEL_FEATURES, *flags, features.LABEL)}
+  files = _files(file_patterns)
+  if cache is None:
+    cache = sum(tf.io.gfile.stat(f).length for f in files) <= CACHE_MAX_BYTES
+  ds = tf.data.TFRecordDataset(files, compression_type="GZIP",
                                num_parallel_reads=tf.data.AUTOTUNE)
   if shuffle_buffer:
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
@@ -68,19 +84,28 @@ def count_examples(ds: tf.data.Dataset) -> int:
 
 
 class ThroughputLogger(tf.keras.callbacks.Callback):
-  """Logs examples/s per epoch (the first epoch includes parsing and caching)."""
+  """Logs examples/s per epoch (the first epoch includes parsing and caching).
+
+  The clock stops where the epoch's validation pass (if any) starts, so the rate is of
+  training alone with or without per-epoch evaluation.
+  """
 
   def __init__(self, examples_per_epoch: int):
     super().__init__()
     self.examples_per_epoch = examples_per_epoch
     self.epoch_seconds: List[float] = []
     self._start = 0.0
+    self._stop: Optional[float] = None
 
   def on_epoch_begin(self, epoch, logs=None):
-    self._start = time.perf_counter()
+    self._start, self._stop = time.perf_counter(), None
+
+  def on_test_begin(self, logs=None):
+    if self._stop is None:
+      self._stop = time.perf_counter()
 
   def on_epoch_end(self, epoch, logs=None):
-    seconds = time.perf_counter() - self._start
+    seconds = (self._stop or time.perf_counter()) - self._start
     self.epoch_seconds.append(seconds)
     logging.info("epoch %d: %.0f examples/s (%.2fs), %s", epoch + 1,
                  self.examples_per_epoch / seconds, seconds, logs)
@@ -92,12 +117,35 @@ class ThroughputLogger(tf.keras.callbacks.Callback):
 
 
 def fit(model: tf.keras.Model, train_ds: tf.data.Dataset, config: TrainingConfig,
-        eval_ds: Optional[tf.data.Dataset] = None) -> Dict[str, float]:
-  """Trains for `config.epochs` epochs; returns throughput and (if given) eval metrics."""
-  n = count_examples(train_ds)  # also fills the cache, so epoch 1 measures training only
+        eval_ds: Optional[tf.data.Dataset] = None,
+        tensorboard_dir: Optional[str] = None) -> Dict[str, float]:
+  """Trains for `config.epochs` epochs; returns throughput and (if given) eval metrics.
+
+  Args:
+    model: a compiled model.
+    train_ds: (features, label) training batches.
+    config: the training config (epochs).
+    eval_ds: (features, label) evaluation batches; its metrics are returned as `eval_*`.
+    tensorboard_dir: write TensorBoard summaries here (loss, AUC and LogLoss per epoch,
+      under `train/` and, with `eval_ds`, `validation/`); with it, `eval_ds` is also
+      evaluated after every epoch. None writes nothing and evaluates once, at the end.
+
+  Returns:
+    `train_examples`, `train_seconds`, `examples_per_second` and `eval_<metric>`.
+  """
+  n = count_examples(train_ds)  # one streaming pass (fills the cache, if there is one)
   throughput = ThroughputLogger(n)
+  callbacks: List[tf.keras.callbacks.Callback] = [throughput]
+  validation = None
+  if tensorboard_dir:
+    # Per-epoch scalars only: no graph, histograms or profiler, which would slow training.
+    callbacks.append(tf.keras.callbacks.TensorBoard(
+        log_dir=tensorboard_dir, histogram_freq=0, write_graph=False, profile_batch=0,
+        update_freq="epoch"))
+    validation = eval_ds
   start = time.perf_counter()
-  model.fit(train_ds, epochs=config.epochs, verbose=0, callbacks=[throughput])
+  model.fit(train_ds, epochs=config.epochs, verbose=0, callbacks=callbacks,
+            validation_data=validation)
   result = {
       "train_examples": n,
       "train_seconds": time.perf_counter() - start,

@@ -58,6 +58,10 @@ def differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
   if dict(old_spec.lookups) != dict(new_spec.lookups) or \
       old_spec.feature_names != new_spec.feature_names:
     diffs.append(f"features/chunks {dict(old_spec.lookups)} -> {dict(new_spec.lookups)}")
+  old_admission = list(old.get("admission_features", []))
+  new_admission = list(new.get("admission_features", []))
+  if old_admission != new_admission:
+    diffs.append(f"admission_features {old_admission} -> {new_admission}")
   if list(old["layer_sizes"]) != list(new["layer_sizes"]):
     diffs.append(f"layer_sizes {old['layer_sizes']} -> {new['layer_sizes']}")
   return diffs
@@ -85,7 +89,7 @@ def warm_start(model: tf.keras.Model, base_model_dir: str) -> Dict[str, Any]:
   # Create the variables, then read them from the SavedModel's checkpoint; the SavedModel's
   # root object is the model itself, so object paths match. Its optimizer slots, signatures
   # and Transform layer are not part of this model and are left unread.
-  model({f: tf.constant([""]) for f in model.spec.feature_names})
+  model(model.empty_inputs(1))
   status = tf.train.Checkpoint(root=model).read(
       os.path.join(base_model_dir, "variables", "variables"))
   try:

@@ -3,6 +3,11 @@
 The base class resolves `input_config` (including `{SPAN}` patterns), splits the records by
 hash (deterministic) and writes them; this executor only turns one ratings file into
 serialized examples.
+
+A clean file (checked in one streaming pass with pyarrow) is converted in blocks: each Beam
+element is a byte range of the file, parsed with pyarrow, joined with the users and encoded
+to tf.Examples with vectorized pyarrow kernels. A file with any malformed row is read row by row in the
+launcher instead, which names file and line or quarantines the row.
 """
 
 import functools
@@ -17,7 +22,7 @@ from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.types import standard_component_specs
 
-from components.movielens_example_gen import reader
+from components.movielens_example_gen import batch_reader, reader, timestamps
 from trainer import features
 
 # Key of the options in the ExampleGen's `custom_config` (a Struct packed into an Any).
@@ -46,6 +51,47 @@ def to_example(rating: reader.Rating, user: reader.User) -> tf.train.Example:
   }))
 
 
+# Raw columns of the batch path (batch_reader.join_users) -> feature names of the raw schema.
+_FEATURE_OF_COLUMN = {
+    "user_id": features.USER_ID,
+    "movie_id": features.MOVIE_ID,
+    "rating": features.RATING,
+    "timestamp": features.TIMESTAMP,
+    "age": features.USER_AGE,
+    "gender": features.USER_GENDER,
+    "occupation": features.USER_OCCUPATION,
+    "zip_code": features.USER_ZIP_CODE,
+}
+
+
+def encode_examples(joined) -> List[bytes]:
+  """Serialized tf.Examples of `batch_reader.join_users` rows, byte-identical to
+  `to_example(...).SerializeToString(deterministic=True)` (the split hashes these bytes)."""
+  return batch_reader.serialize_examples(joined, _FEATURE_OF_COLUMN)
+
+
+class _EncodeRange(beam.DoFn):
+  """A byte range of a clean ratings file -> its serialized tf.Examples."""
+
+  def __init__(self, ratings_path: str, users):
+    self._ratings_path = ratings_path
+    self._users = users
+
+  def process(self, byte_range):
+    start, end = byte_range
+    ratings = batch_reader.read_ratings_range(self._ratings_path, start, end)
+    yield from encode_examples(batch_reader.join_users(ratings, self._users))
+
+
+def _write_quarantine(quarantine_path: str, bad_rows: List[reader.BadRow]) -> None:
+  # Rewritten by every ingest, even with nothing to quarantine: never a stale list.
+  tf.io.gfile.makedirs(os.path.dirname(quarantine_path))
+  with tf.io.gfile.GFile(quarantine_path, "w") as f:
+    f.write("file\tline\treason\trow\n")
+    for row in bad_rows:
+      f.write(f"{row.path}\t{row.line_number}\t{row.reason}\t{row.text}\n")
+
+
 def options_from_exec_properties(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
   """Reader options carried in the component's `custom_config` (a JSON-encoded Struct)."""
   raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
@@ -72,23 +118,44 @@ def read_examples(ratings_path: str, input_base: str, max_bad_rows: int = 0,
   Returns:
     The serialized tf.Examples of the valid rows.
   """
+  users = reader.read_users(reader.user_file_for(ratings_path, input_base))
+  # Ratings dated after now or before the feed's first span would bend every time window.
+  bounds = timestamps.bounds_for(ratings_path, input_base)
+  if batch_reader.scan_ratings(ratings_path, users, _timestamp_range(bounds)) is not None:
+    if quarantine_path:
+      _write_quarantine(quarantine_path, [])
+    table = batch_reader.users_table(users)
+    return [example
+            for start, end in batch_reader.ratings_byte_ranges(ratings_path)
+            for example in encode_examples(batch_reader.join_users(
+                batch_reader.read_ratings_range(ratings_path, start, end), table))]
+  return _read_examples_row_by_row(ratings_path, users, max_bad_rows, quarantine_path,
+                                   bad_rows, bounds)
+
+
+def _timestamp_range(bounds: Optional[timestamps.TimestampBounds]):
+  """`bounds` as the batch path's (not_before, not_after)."""
+  return (bounds.not_before, bounds.not_after) if bounds else (None, None)
+
+
+def _read_examples_row_by_row(ratings_path: str, users: Dict[str, reader.User],
+                              max_bad_rows: int, quarantine_path: str,
+                              bad_rows: Optional[List[reader.BadRow]],
+                              bounds: Optional[timestamps.TimestampBounds] = None
+                              ) -> List[bytes]:
+  """The row path of `read_examples`: exact file:line errors and quarantine."""
   # Deterministic serialization: the train/eval split hashes these bytes, and proto maps
   # (tf.Example features) otherwise serialize in an order that varies between runs.
-  users = reader.read_users(reader.user_file_for(ratings_path, input_base))
   bad_rows = bad_rows if bad_rows is not None else []
   examples = [to_example(r, u).SerializeToString(deterministic=True)
-              for r, u in reader.read_ratings(ratings_path, users, max_bad_rows, bad_rows)]
+              for r, u in reader.read_ratings(ratings_path, users, max_bad_rows, bad_rows,
+                                              timestamp_bounds=bounds)]
   if bad_rows:
     logging.warning("Quarantined %d malformed rows of %s (limit %d)%s", len(bad_rows),
                     ratings_path, max_bad_rows,
                     f"; see {quarantine_path}" if quarantine_path else "")
   if quarantine_path:
-    # Rewritten by every ingest, even with nothing to quarantine: never a stale list.
-    tf.io.gfile.makedirs(os.path.dirname(quarantine_path))
-    with tf.io.gfile.GFile(quarantine_path, "w") as f:
-      f.write("file\tline\treason\trow\n")
-      for row in bad_rows:
-        f.write(f"{row.path}\t{row.line_number}\t{row.reason}\t{row.text}\n")
+    _write_quarantine(quarantine_path, bad_rows)
   return examples
 
 
@@ -101,17 +168,32 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
                         ) -> beam.pvalue.PCollection:
   """Reads one ratings file (the resolved split pattern) into serialized tf.Examples.
 
-  Parsing happens here, in the launcher, rather than in Beam workers: it needs the line
-  numbers for its error messages, and at MovieLens scale it takes about a second. That is
-  also why quarantined rows can be collected into `bad_rows`.
+  The launcher reads the users and checks the ratings in one streaming pass, so a bad file
+  fails before any Beam work. A clean file becomes byte ranges that Beam workers parse and
+  encode (memory stays flat at any size). Any malformed row sends the file to the row
+  path, here in the launcher: it needs the line numbers for its error messages, and it
+  collects the quarantined rows into `bad_rows`.
   """
   input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
   ratings_path = os.path.join(input_base, split_pattern)
   options = options_from_exec_properties(exec_properties)
-  examples = read_examples(ratings_path, input_base,
-                           max_bad_rows=int(options.get("max_bad_rows", 0)),
-                           quarantine_path=options.get("quarantine_path", ""),
-                           bad_rows=bad_rows)
+  max_bad_rows = int(options.get("max_bad_rows", 0))
+  quarantine_path = options.get("quarantine_path", "")
+  users = reader.read_users(reader.user_file_for(ratings_path, input_base))
+  bounds = timestamps.bounds_for(ratings_path, input_base)
+  rows = batch_reader.scan_ratings(ratings_path, users, _timestamp_range(bounds))
+  if rows is not None:
+    if quarantine_path:
+      _write_quarantine(quarantine_path, [])
+    ranges = batch_reader.ratings_byte_ranges(ratings_path)
+    logging.info("Converting %d ratings of %s in %d blocks", rows, ratings_path, len(ranges))
+    return (pipeline
+            # Reshuffled when there are several, so parallel workers share them.
+            | "ByteRanges" >> beam.Create(ranges, reshuffle=len(ranges) > 1)
+            | "ParseJoinEncode" >> beam.ParDo(_EncodeRange(ratings_path,
+                                                           batch_reader.users_table(users))))
+  examples = _read_examples_row_by_row(ratings_path, users, max_bad_rows, quarantine_path,
+                                       bad_rows, bounds)
   logging.info("Read %d ratings from %s", len(examples), ratings_path)
   return pipeline | "CreateExamples" >> beam.Create(examples, reshuffle=False)
 

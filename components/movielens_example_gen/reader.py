@@ -2,7 +2,9 @@
 
 Pure Python and independent of Beam, so every error can name the file and line. A
 malformed row raises `MovieLensFormatError` by default; with `max_bad_rows` > 0 such rows are
-quarantined (kept with their reason) until the limit is passed.
+quarantined (kept with their reason) until the limit is passed. This is the row path:
+clean files take the faster batch path (`batch_reader`, the same rules vectorized), and a
+file that path does not accept in full is read here, for the exact file:line.
 
 Value-level rules that the schema owns (a rating of 6, an unknown occupation) are *not*
 checked here: those rows parse into examples and the validation gate reports them.
@@ -96,7 +98,8 @@ def read_users(path: str) -> Dict[str, User]:
 
 
 def read_ratings(path: str, users: Dict[str, User], max_bad_rows: int = 0,
-                 bad_rows: Optional[List[BadRow]] = None) -> Iterator[Tuple[Rating, User]]:
+                 bad_rows: Optional[List[BadRow]] = None,
+                 timestamp_bounds=None) -> Iterator[Tuple[Rating, User]]:
   """Yields (rating, user) for each line of `u.data` (`user\\titem\\trating\\ttimestamp`).
 
   Args:
@@ -104,6 +107,8 @@ def read_ratings(path: str, users: Dict[str, User], max_bad_rows: int = 0,
     users: `read_users` of the matching user file.
     max_bad_rows: how many malformed rows to quarantine before failing; 0 fails on the first.
     bad_rows: a list that receives the quarantined rows.
+    timestamp_bounds: a `timestamps.TimestampBounds`; ratings dated outside it are
+      malformed rows (None accepts every timestamp).
 
   Raises:
     MovieLensFormatError: the file is missing or empty, or it has more malformed rows than
@@ -126,6 +131,7 @@ def read_ratings(path: str, users: Dict[str, User], max_bad_rows: int = 0,
         raise MovieLensFormatError(f"{where}: empty user_id or movie_id: {line!r}")
       record = Rating(user_id, movie_id, _int(rating, "rating", where),
                       _int(timestamp, "timestamp", where))
+      check_timestamp(record.timestamp, timestamp_bounds, where)
       user = users.get(user_id)
       if user is None:
         raise MovieLensFormatError(
@@ -144,6 +150,17 @@ def read_ratings(path: str, users: Dict[str, User], max_bad_rows: int = 0,
     yield record, user
   if count == 0:
     raise MovieLensFormatError(f"{path}: no valid ratings; the file is empty")
+
+
+def check_timestamp(timestamp: int, bounds, where: str) -> None:
+  """Raises MovieLensFormatError naming `where` when `timestamp` is outside `bounds`.
+
+  The rules (after ingestion, before the feed's first span) live in `timestamps`.
+  """
+  from components.movielens_example_gen import timestamps  # pylint: disable=g-import-not-at-top
+  problem = timestamps.timestamp_problem(timestamp, bounds)
+  if problem:
+    raise MovieLensFormatError(f"{where}: {problem}")
 
 
 def user_file_for(ratings_path: str, input_base: str) -> str:

@@ -11,9 +11,10 @@ run, exactly as it would when an upstream system drops one directory per day or 
 import dataclasses
 import os
 import shutil
+import time
 from typing import List, Optional
 
-from components.movielens_example_gen import reader
+from components.movielens_example_gen import reader, timestamps
 
 SPAN_PATTERN = "span-{SPAN}/" + reader.RATINGS_FILE
 SECONDS_PER_DAY = 86_400
@@ -64,7 +65,8 @@ def write_time_spans(data_dir: str, out_dir: str, num_spans: Optional[int] = Non
     The spans written, in time order.
 
   Raises:
-    ValueError: bad arguments, or a ratings line whose timestamp cannot be read.
+    ValueError: bad arguments, or a ratings line whose timestamp cannot be read or is in
+      the future (one such rating would stretch the windows to its date).
   """
   if (num_spans is None) == (span_days is None):
     raise ValueError("give exactly one of num_spans or span_days")
@@ -74,6 +76,7 @@ def write_time_spans(data_dir: str, out_dir: str, num_spans: Optional[int] = Non
     raise ValueError(f"span_days must be > 0, got {span_days}")
   ratings_path = os.path.join(data_dir, reader.RATINGS_FILE)
   rows = []
+  now = timestamps.TimestampBounds(not_after=int(time.time()))
   with open(ratings_path, "rb") as f:
     for number, raw in enumerate(f, start=1):
       if not raw.strip():
@@ -84,6 +87,9 @@ def write_time_spans(data_dir: str, out_dir: str, num_spans: Optional[int] = Non
       except (IndexError, ValueError):
         raise ValueError(f"{ratings_path}:{number}: no integer timestamp in the 4th "
                          f"tab-separated field: {raw[:80]!r}") from None
+      problem = timestamps.timestamp_problem(rows[-1][0], now)
+      if problem:
+        raise ValueError(f"{ratings_path}:{number}: {problem}")
   if not rows:
     raise ValueError(f"{ratings_path}: no ratings")
   rows.sort(key=lambda r: r[0])

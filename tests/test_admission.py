@@ -1,0 +1,131 @@
+"""Admission filter and learned defaults: unseen ids stop reading other ids' rows."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import require_ml100k
+from trainer import admission, features, model as model_lib, warm_start
+from trainer.config import TrainingConfig
+
+ADMITTED = tuple(admission.ADMISSION_FEATURES)
+
+
+def _user_ids():
+  lines = (require_ml100k() / "u.user").read_text().splitlines()
+  return [line.split("|")[0].encode() for line in lines]
+
+
+def test_every_training_id_passes_and_few_unseen_ids_do():
+  users = _user_ids()
+  seen, unseen = users[:470], users[470:]
+  packed = admission.build_filter(seen * 3, features.USER_ID)
+  assert packed.dtype == np.uint8 and packed.size == admission.FILTER_BITS // 8
+  flags = lambda ids: admission.is_admitted(  # noqa: E731
+      tf.constant(ids), tf.constant(packed), features.USER_ID).numpy()
+  assert flags(seen).tolist() == [1] * len(seen)
+  # 470 ids x 2 cells in 8,192: a false admission rate of about (1 - e^(-940/8192))^2 = 1.2%.
+  assert flags(unseen).mean() < 0.05
+
+
+def test_threshold_keeps_rare_ids_out():
+  ids = [b"often"] * 3 + [b"once"]
+  packed = admission.build_filter(ids, features.MOVIE_ID, threshold=2)
+  flags = admission.is_admitted(tf.constant([b"often", b"once"]), tf.constant(packed),
+                                features.MOVIE_ID).numpy()
+  assert flags.tolist() == [1, 0]
+
+
+def test_filter_cells_depend_on_the_feature():
+  value = tf.constant([b"42"])
+  assert not np.array_equal(admission.filter_cells(value, features.USER_ID).numpy(),
+                            admission.filter_cells(value, features.MOVIE_ID).numpy())
+
+
+def _config(**changes):
+  return TrainingConfig(**{"model_type": "unified", "embedding_budget": 4800,
+                           "admission_features": ADMITTED, **changes})
+
+
+def _batch(admitted, n=4):
+  x = {f: tf.constant([f"{f}-{i}".encode() for i in range(n)]) for f in features.MODEL_FEATURES}
+  x.update({admission.admitted_name(f): tf.constant([admitted] * n, tf.int64)
+            for f in ADMITTED})
+  return x
+
+
+def test_admission_is_paid_from_the_budget():
+  plain = TrainingConfig(model_type="unified", embedding_budget=24_000)
+  config = plain.replace(admission_features=ADMITTED)
+  cost = model_lib.admission_parameters(config)
+  # 3 filters of 8,192 bits = 3,072 bytes = 768 float32 parameters, plus one default vector of
+  # 16 dimensions (2 chunks x 8) per admission feature.
+  assert cost == 768 + 3 * 16
+  spec, plain_spec = model_lib.embedding_spec(config), model_lib.embedding_spec(plain)
+  assert spec.num_parameters + cost <= 24_000 < plain_spec.num_parameters + cost
+  assert spec.num_parameters < plain_spec.num_parameters
+
+
+def test_unadmitted_ids_get_the_feature_default_not_their_rows():
+  tf.keras.utils.set_random_seed(0)
+  config = _config()
+  model = model_lib.build_model(config, model_lib.embedding_spec(config))
+  model.unseen_default.defaults[features.USER_ID].assign(
+      tf.fill(model.unseen_default.defaults[features.USER_ID].shape, 0.3))
+  rejected = model(_batch(0)).numpy()
+  admitted = model(_batch(1)).numpy()
+  # Without admission every row is someone's hashed rows: predictions differ per id.
+  assert np.ptp(admitted) > 0
+  # Rejected ids of different values all read the defaults: the rest of the features still
+  # differ, so compare with the same other features but another id.
+  x = _batch(0)
+  x[features.USER_ID] = tf.constant([b"someone-else"] * 4)
+  np.testing.assert_allclose(model(x).numpy(), rejected, rtol=1e-6)
+  x = _batch(1)
+  x[features.USER_ID] = tf.constant([b"someone-else"] * 4)
+  assert not np.allclose(model(x).numpy(), admitted)
+
+
+def test_id_dropout_trains_the_defaults_and_only_in_training():
+  def trained(id_dropout):
+    tf.keras.utils.set_random_seed(0)
+    config = _config(id_dropout=id_dropout)
+    model = model_lib.build_model(config, model_lib.embedding_spec(config))
+    labels = tf.constant([1.0, 0.0, 1.0, 1.0])
+    model.fit(tf.data.Dataset.from_tensors((_batch(1), labels)).repeat(20), verbose=0)
+    return model
+
+  without, dropped = trained(0.0), trained(0.5)
+  # Every training id was admitted and none dropped: the default never saw a gradient.
+  assert not np.any(without.unseen_default.defaults[features.USER_ID].numpy())
+  assert np.any(dropped.unseen_default.defaults[features.USER_ID].numpy())
+  # Inference is deterministic: no dropout outside training.
+  np.testing.assert_array_equal(dropped(_batch(1)).numpy(), dropped(_batch(1)).numpy())
+
+
+def test_admission_model_survives_saved_model_and_warm_start(tmp_path):
+  tf.keras.utils.set_random_seed(0)
+  config = _config(id_dropout=0.2)
+  old = model_lib.build_model(config, model_lib.embedding_spec(config))
+  old.fit(tf.data.Dataset.from_tensors((_batch(1), tf.constant([1.0, 0.0, 1.0, 1.0])))
+          .repeat(5), verbose=0)
+  tf.saved_model.save(old, str(tmp_path / "prod"))
+  warm_start.write_model_config(str(tmp_path / "prod"), old.get_config())
+  new = model_lib.build_model(config, model_lib.embedding_spec(config))
+  warm_start.warm_start(new, str(tmp_path / "prod"))
+  for batch in (_batch(0), _batch(1)):
+    np.testing.assert_allclose(new(batch).numpy(), old(batch).numpy(), rtol=1e-6)
+  # A model without admission cannot seed one with it: the message says what changed.
+  plain = config.replace(admission_features=(), id_dropout=0.0)
+  other = model_lib.build_model(plain, model_lib.embedding_spec(plain))
+  with pytest.raises(warm_start.WarmStartError, match="admission_features"):
+    warm_start.warm_start(other, str(tmp_path / "prod"))
+
+
+def test_config_rejects_dropout_without_admission_and_unknown_features():
+  with pytest.raises(ValueError, match="id_dropout needs training.admission_features"):
+    TrainingConfig(id_dropout=0.1)
+  with pytest.raises(ValueError, match="Transform filters only"):
+    TrainingConfig(admission_features=(features.USER_GENDER,))
+  config = _config(id_dropout=0.25)
+  assert TrainingConfig.from_dict(config.to_dict()) == config
