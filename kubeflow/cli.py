@@ -4,6 +4,7 @@
       --image IMAGE --output pipeline.json
   uet schedule --target vertex --pipeline pipeline.json --project P --region R \\
       --cron "TZ=UTC 0 3 * * 1" [--param min_auc_gain=0.02] [--dry-run]
+  uet run-spec pipeline.json [--pipeline-root DIR] [--parameter NAME=VALUE ...]
 
 Only argparse is imported here; TFX, KFP and the Vertex SDK load inside the commands, so
 `uet --help` stays fast.
@@ -14,13 +15,30 @@ import json
 import sys
 from typing import Any, Dict
 
-from pipeline.cli import EXIT_OK, EXIT_USAGE
+from pipeline.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def add_parser(sub) -> None:
-  """Registers `compile` and `schedule` on the `uet` subparsers."""
+  """Registers `compile`, `schedule` and `run-spec` on the `uet` subparsers."""
   _add_compile_parser(sub)
   _add_schedule_parser(sub)
+  _add_run_spec_parser(sub)
+
+
+def _add_run_spec_parser(sub) -> None:
+  p = sub.add_parser(
+      "run-spec", help="run a compiled pipeline on this machine, as Vertex AI / KFP would",
+      description="Run a PipelineJob (JSON) or PipelineSpec (YAML) written by `uet compile` "
+      "on this machine: each task in its own process with its container's command and "
+      "arguments, artifacts through the ExecutorInput, trigger conditions evaluated. A check "
+      "before a cloud submission, not an orchestrator. See kubeflow/README.md.")
+  p.add_argument("spec", metavar="FILE", help="the file `uet compile` wrote")
+  p.add_argument("--pipeline-root", help="local directory for the run's artifacts (default: "
+                 "the compiled root, which must then be local)")
+  p.add_argument("--parameter", action="append", metavar="NAME=VALUE",
+                 help="runtime parameter value (repeatable); the others keep the spec's "
+                 "defaults")
+  p.set_defaults(func=cmd_run_spec)
 
 
 def _add_compile_parser(sub) -> None:
@@ -176,6 +194,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
   parameters = spec["root"]["inputDefinitions"]["parameters"]
   print(f"uet compile: wrote {output} ({options.target}): {len(spec['root']['dag']['tasks'])} "
         f"tasks, pipeline root {spec['defaultPipelineRoot']}", file=sys.stderr)
+  for note in runner.compile_notes(config):
+    print(f"uet compile: note: {note}", file=sys.stderr)
   print("runtime parameters (defaults):", file=sys.stderr)
   for name in sorted(parameters):
     print(f"  {name} = {json.dumps(parameters[name].get('defaultValue'))}", file=sys.stderr)
@@ -205,4 +225,28 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return EXIT_OK
   created = schedule.send(args.target, request)
   print(f"uet schedule: created {created}", file=sys.stderr)
+  return EXIT_OK
+
+
+def cmd_run_spec(args: argparse.Namespace) -> int:
+  """`uet run-spec`: runs the compiled pipeline here; 1 when a task fails."""
+  from kubeflow import run_spec  # pylint: disable=g-import-not-at-top
+  try:
+    result = run_spec.run(args.spec, pipeline_root=args.pipeline_root,
+                          overrides=run_spec.parse_assignments(args.parameter))
+  except run_spec.RunSpecError as e:
+    return _error("run-spec", e)
+  except run_spec.TaskFailed as e:
+    print(f"uet run-spec: FAILED: task {e.task} failed: {e}", file=sys.stderr)
+    print(f"nothing after {e.task} ran; its log: {e.log_path}", file=sys.stderr)
+    return EXIT_FAILED
+  ran = sum(1 for s in result.states.values() if s == "complete")
+  skipped = sorted(n for n, s in result.states.items() if s == "skipped")
+  print(f"uet run-spec: run {result.run_id} complete: {ran} tasks ran"
+        + (f", skipped: {', '.join(skipped)}" if skipped else "")
+        + f"; artifacts under {result.run_dir}", file=sys.stderr)
+  pushed = [a["metadata"].get("pushed_destination") for outputs in result.outputs.values()
+            for artifacts in outputs.values() for a in artifacts
+            if a.get("metadata", {}).get("pushed") == 1]
+  print(f"pushed to: {pushed[0] if pushed else '(not pushed)'}", file=sys.stderr)
   return EXIT_OK

@@ -16,26 +16,23 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import tensorflow_model_analysis as tfma
 from tfx import types
-from tfx.components.evaluator import executor as evaluator_executor
-from tfx.components.statistics_gen import executor as statistics_gen_executor
-from tfx.components.trainer import executor as trainer_executor
 from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_trainer_executor
 from tfx.types import standard_component_specs
 from tfx.utils import json_utils, proto_utils
+
+from components import decisions
+from components.production_model import executor as production_executors
 
 # Execution property keys; each is bound to the runtime parameter of the same name.
 MIN_AUC_GAIN_KEY = "min_auc_gain"  # AUC change threshold (absolute) = +value
 MAX_AUC_REGRESSION_KEY = "max_auc_regression"  # AUC change threshold (absolute) = -value
 AUC_FLOOR_KEY = "auc_floor"  # AUC value threshold, lower bound
 EPOCHS_KEY = "epochs"
-# Not a runtime parameter: `<pipeline name>/<component id>`, stamped on every output of the
-# component, so a compiled resolver can ask for one component's artifacts (Vertex resolvers
-# filter by artifact metadata only; see kubeflow/runner.py).
-PRODUCER_KEY = "uet_producer"
 
 _AUC = "AUC"
 _EVAL_CONFIG_KEY = standard_component_specs.EVAL_CONFIG_KEY
 _CUSTOM_CONFIG_KEY = standard_component_specs.CUSTOM_CONFIG_KEY
+_BASE_MODEL_KEY = standard_component_specs.BASE_MODEL_KEY
 
 
 def _auc_thresholds(eval_config: tfma.EvalConfig) -> List[tfma.MetricThreshold]:
@@ -160,51 +157,18 @@ def apply_training_parameters(exec_properties: Dict[str, Any]) -> Dict[str, Any]
   return props
 
 
-def _stamp_outputs(output_dict: Dict[str, List[types.Artifact]],
-                   producer: Optional[str]) -> None:
-  if producer:
-    for artifacts in output_dict.values():
-      for artifact in artifacts:
-        artifact.set_string_custom_property(PRODUCER_KEY, producer)
-
-
-class EvaluatorExecutor(evaluator_executor.Executor):
-  """TFX's Evaluator executor, with its AUC thresholds from runtime parameters.
-
-  Its outputs also carry `uet_producer` (see PRODUCER_KEY), so the production-model
-  resolver can ask for the blessings of one gate.
-  """
+class EvaluatorExecutor(production_executors.EvaluatorExecutor):
+  """The pipeline's Evaluator executor, with its AUC thresholds from runtime parameters."""
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    props = dict(exec_properties)
-    producer = props.pop(PRODUCER_KEY, None)
-    super().Do(input_dict, output_dict, apply_evaluation_parameters(props))
-    _stamp_outputs(output_dict, producer)
+    super().Do(input_dict, output_dict, apply_evaluation_parameters(exec_properties))
 
 
-class StatisticsGenExecutor(statistics_gen_executor.Executor):
-  """TFX's StatisticsGen executor; its outputs carry `uet_producer` (see PRODUCER_KEY)."""
-
-  def Do(self, input_dict: Dict[str, List[types.Artifact]],
-         output_dict: Dict[str, List[types.Artifact]],
-         exec_properties: Dict[str, Any]) -> None:
-    props = dict(exec_properties)
-    producer = props.pop(PRODUCER_KEY, None)
-    super().Do(input_dict, output_dict, props)
-    _stamp_outputs(output_dict, producer)
-
-
-# The executors that can stamp their outputs, by the stock executor they extend.
-STAMPING_EXECUTORS = {
-    evaluator_executor.Executor: EvaluatorExecutor,
-    statistics_gen_executor.Executor: StatisticsGenExecutor,
-}
-
-
-class TrainerExecutor(trainer_executor.GenericExecutor):
-  """TFX's Trainer executor (trains in the component's container), with runtime `epochs`."""
+class TrainerExecutor(production_executors.TrainerExecutor):
+  """The pipeline's Trainer executor (trains in the component's container), with runtime
+  `epochs`."""
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
@@ -224,4 +188,6 @@ class VertexTrainerExecutor(vertex_trainer_executor.GenericExecutor):
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    super().Do(input_dict, output_dict, apply_training_parameters(exec_properties))
+    # As production_model.executor.TrainerExecutor: nothing in production, no base model.
+    super().Do(decisions.drop_empty(input_dict, _BASE_MODEL_KEY), output_dict,
+               apply_training_parameters(exec_properties))

@@ -6,11 +6,10 @@ what differs from the local one: container paths, Beam on Dataflow, the Trainers
 custom job, and the runtime parameters (`kubeflow/parameters.py`).
 """
 
-import dataclasses
 import json
 import os
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import yaml
 from tfx import v1 as tfx
@@ -21,8 +20,7 @@ from tfx.dsl.io import fileio
 from tfx.extensions.google_cloud_ai_platform import constants as vertex_constants
 from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_trainer_executor
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
-from tfx.types import channel as types_channel
-from tfx.types import standard_artifacts, standard_component_specs
+from tfx.types import standard_component_specs
 from tfx.utils import deprecation_utils, json_utils
 
 from kubeflow import executors, parameters
@@ -42,24 +40,57 @@ class CompileError(ValueError):
   """The pipeline or the options cannot become a working Vertex/Kubeflow pipeline."""
 
 
+def is_local_path(path: str) -> bool:
+  """Whether `path` is on this machine's filesystem (no URI scheme)."""
+  return "://" not in path
+
+
+def runs_here_only(config: config_lib.PipelineConfig) -> bool:
+  """Whether the compiled pipeline can only run on this machine (`uet run-spec`): its
+  pipeline root is a local directory, which no Vertex/KFP container can see."""
+  return is_local_path(config.output_dir)
+
+
+def compile_notes(config: config_lib.PipelineConfig) -> List[str]:
+  """What `uet compile` says on stderr about where the compiled pipeline can run."""
+  if runs_here_only(config):
+    return [f"pipeline root {config.output_dir} is a local directory: run this file with "
+            "`uet run-spec` on this machine; Vertex AI / Kubeflow need a gs:// root"]
+  return []
+
+
 def prepare_config(config: config_lib.PipelineConfig,
                    options: CompileOptions) -> config_lib.PipelineConfig:
   """The config as the containers see it: image paths, remote storage, engines.
 
+  A local pipeline root (a directory on this machine) compiles a pipeline for `uet
+  run-spec`: paths become absolute and the schema is read where it is, not from the image.
+
   Raises:
     CompileError: a pipeline name Vertex/KFP reject, or a path the containers cannot read
-      (a local data or output path on Vertex, a local schema file on either target).
+      (a local data path with a gs:// root on Vertex, a local schema file on either target).
   """
   changes: Dict[str, Any] = {}
   if not _PIPELINE_NAME.fullmatch(config.pipeline_name):
     raise CompileError(f"pipeline name {config.pipeline_name!r}: Vertex and KFP need "
                        "lowercase letters, digits and dashes ([a-z0-9][a-z0-9-]{0,127})")
+  if runs_here_only(config):
+    changes["output_dir"] = os.path.abspath(config.output_dir)
+    if is_local_path(config.data_dir):
+      changes["data_dir"] = os.path.abspath(config.data_dir)
+    if config.schema_file is not None and is_local_path(config.schema_file):
+      changes["schema_file"] = os.path.abspath(config.schema_file)
+    if options.dataflow or options.vertex_training:
+      raise CompileError(f"--pipeline-root {config.output_dir!r} is local: Dataflow and "
+                         "Vertex training jobs cannot reach it; give a gs:// root")
+    return config.replace(**changes)
   if options.target == VERTEX:
     for flag, value in (("--pipeline-root", config.output_dir),
                         ("--data-dir", config.data_dir)):
       if not value.startswith("gs://"):
         raise CompileError(f"{flag} {value!r}: Vertex AI Pipelines containers read and write "
-                           "Cloud Storage; give a gs:// path")
+                           "Cloud Storage; give a gs:// path (or a local --pipeline-root, "
+                           "to run the file here with `uet run-spec`)")
   # The curated schema ships inside the image (kubeflow/Dockerfile copies it there).
   if config.schema_file is None:
     changes["schema_file"] = IMAGE_SCHEMA_FILE
@@ -82,138 +113,6 @@ def _compilable(node: resolver.Resolver) -> bool:
   if strategy is not None:
     strategy = deprecation_utils.get_first_nondeprecated_class(strategy)
   return strategy in COMPILABLE_STRATEGIES
-
-
-@dataclasses.dataclass(frozen=True)
-class AdaptedResolver:
-  """A lineage-reading resolver recompiled as a strategy Vertex can run.
-
-  Attributes:
-    node_id: the resolver's id.
-    query_task: the compiled task whose metadata query is narrowed to `producer`.
-    query_key: the output key of that query.
-    producer: the component whose artifacts count.
-  """
-  node_id: str
-  query_task: str
-  query_key: str
-  producer: str
-
-
-def _history_inputs(node: resolver.Resolver) -> Dict[str, Any]:
-  # Channels a resolver reads from earlier runs (declared by type), as opposed to outputs of
-  # this run that it only passes through.
-  return {k: c for k, c in node.raw_inputs.items()
-          if not isinstance(c, types_channel.OutputChannel)}
-
-
-def _producer_of(node: resolver.Resolver, key: str) -> Optional[str]:
-  # The declared producer, else the producer of a pass-through output of the same type
-  # (the resolver compares this run's artifact with earlier ones of the same component).
-  channel = node.raw_inputs[key]
-  if channel.producer_component_id:
-    return channel.producer_component_id
-  same_type = {c.producer_component_id for c in node.raw_inputs.values()
-               if isinstance(c, types_channel.OutputChannel) and c.type == channel.type}
-  return same_type.pop() if len(same_type) == 1 else None
-
-
-def adapt_resolvers(pipeline: tfx.dsl.Pipeline) -> List[AdaptedResolver]:
-  """Replaces resolvers that read ML Metadata lineage by ones the Vertex compiler knows.
-
-  The local pipeline picks some inputs with strategies that read lineage (the model in
-  production; the statistics of the last validated span); TFX 1.16's Kubeflow V2 compiler
-  only translates LatestBlessedModelStrategy and LatestArtifactStrategy, into metadata
-  queries. In this pipeline object only, such a resolver (same id, same outputs) becomes:
-
-    * Model + ModelBlessing read from earlier runs: LatestBlessedModelStrategy, narrowed to
-      the blessings of the ModelBlessing's producer (the newest model that passed that gate);
-    * one artifact type read from earlier runs: LatestArtifactStrategy, narrowed to that
-      type's producer (the newest one it made; resolvers run before the run's own tasks).
-
-  Inputs it only passes through from this run are dropped (none of their outputs may be
-  used). `_restrict_queries` narrows the compiled queries; `stamp_producers` makes the
-  producers mark their outputs so that the narrowed queries find them.
-
-  Returns:
-    The replaced resolvers.
-
-  Raises:
-    CompileError: a dropped output is consumed by another component.
-  """
-  adapted = []
-  components = pipeline.components  # the pipeline's own list: replaced in place
-  for index, node in enumerate(components):
-    if not isinstance(node, resolver.Resolver) or _compilable(node):
-      continue
-    history = _history_inputs(node)
-    models = [k for k, c in history.items() if issubclass(c.type, standard_artifacts.Model)]
-    blessings = [k for k, c in history.items()
-                 if issubclass(c.type, standard_artifacts.ModelBlessing)]
-    if len(history) == 2 and len(models) == 1 and len(blessings) == 1:
-      strategy = tfx.dsl.experimental.LatestBlessedModelStrategy
-      query_task, query_key = f"{node.id}-model-blessing-resolver", blessings[0]
-    elif len(history) == 1:
-      strategy = tfx.dsl.experimental.LatestArtifactStrategy
-      query_task, query_key = node.id, next(iter(history))
-    else:
-      continue  # check_resolvers explains what to do instead
-    producer = _producer_of(node, query_key)
-    if producer is None:
-      raise CompileError(f"{node.id}: cannot tell which component's {query_key!r} artifacts "
-                         "it reads; give its input channel a producer_component_id")
-    users = [f"{other.id}.{key}" for other in components for key, ch in other.inputs.items()
-             if getattr(ch, "producer_component_id", None) == node.id
-             and getattr(ch, "output_key", None) not in history]
-    if users:
-      raise CompileError(f"{node.id}: on Vertex/Kubeflow it resolves only {sorted(history)}, "
-                         f"but {users} use its other outputs")
-    replacement = tfx.dsl.Resolver(
-        strategy_class=strategy, **dict(sorted(history.items()))).with_id(node.id)
-    components[index] = replacement
-    # Conditions and the compiler look nodes up in the pipeline's registry.
-    with pipeline.dsl_context_registry.temporary_mutable():
-      pipeline.dsl_context_registry.replace_node(node, replacement)
-    adapted.append(AdaptedResolver(node.id, query_task, query_key, producer))
-  return adapted
-
-
-def _producer_tag(pipeline: tfx.dsl.Pipeline, node_id: str) -> str:
-  return f"{pipeline.pipeline_info.pipeline_name}/{node_id}"
-
-
-def stamp_producers(pipeline: tfx.dsl.Pipeline, adapted: List[AdaptedResolver]) -> None:
-  """Makes the producers the adapted resolvers ask for mark their outputs.
-
-  Raises:
-    CompileError: a producer has no stamping executor (kubeflow/executors.py).
-  """
-  nodes = {node.id: node for node in pipeline.components}
-  for item in adapted:
-    node = nodes.get(item.producer)
-    stock = next((base for base in executors.STAMPING_EXECUTORS
-                  if node is not None and parameters.runs_executor(node, base)), None)
-    if stock is None:
-      raise CompileError(f"{item.node_id}: its artifacts come from {item.producer!r}, which "
-                         "cannot mark its outputs on Vertex; add a stamping executor to "
-                         "STAMPING_EXECUTORS in kubeflow/executors.py")
-    if not parameters.runs_executor(node, executors.STAMPING_EXECUTORS[stock]):
-      parameters.replace_executor(node, executors.STAMPING_EXECUTORS[stock], stock)
-    node.exec_properties[executors.PRODUCER_KEY] = _producer_tag(pipeline, item.producer)
-
-
-def _restrict_queries(job: Dict[str, Any], pipeline: tfx.dsl.Pipeline,
-                      adapted: List[AdaptedResolver]) -> None:
-  # TFX's queries take the newest artifact of a type from any component (of any pipeline
-  # sharing the metadata store); the local strategies read one component's. The producers
-  # stamp their outputs, so the queries can ask for theirs.
-  spec = job["pipelineSpec"]
-  for item in adapted:
-    label = spec["components"][item.query_task]["executorLabel"]
-    query = (spec["deploymentSpec"]["executors"][label]["resolver"]["outputArtifactQueries"]
-             [item.query_key])
-    query["filter"] += (f' AND metadata.{executors.PRODUCER_KEY}.string_value='
-                        f'"{_producer_tag(pipeline, item.producer)}"')
 
 
 def check_resolvers(pipeline: tfx.dsl.Pipeline) -> None:
@@ -259,6 +158,48 @@ def use_vertex_training(pipeline: tfx.dsl.Pipeline, training: VertexTrainingOpti
     node.exec_properties[key] = json_utils.dumps(custom)
 
 
+_CONDITION_KEY = re.compile(r"inputs\.artifacts\['([^']+)'\]")
+
+
+def repair_condition_keys(job: Dict[str, Any]) -> List[str]:
+  """Points trigger conditions at the input keys their tasks have.
+
+  TFX 1.16's step builder names a channel of a `Cond` predicate `_<producer>.<output>` and
+  adds it as an input, except when the task already has that channel as an input under
+  another key (the Pusher's `model_blessing` is the ProductionEvaluator's blessing); its
+  CEL then still says `_ProductionEvaluator.blessing`, a key the task does not have, and
+  Vertex cannot evaluate the condition. Such a reference is renamed to the task's own key
+  for the same producer output.
+
+  Returns:
+    "task: old -> new" for each renamed key.
+
+  Raises:
+    CompileError: a condition names an input that neither exists nor maps to one.
+  """
+  renamed = []
+  for name, task in job["pipelineSpec"]["root"]["dag"]["tasks"].items():
+    condition = task.get("triggerPolicy", {}).get("condition")
+    if not condition:
+      continue
+    artifacts = task.get("inputs", {}).get("artifacts", {})
+    for key in sorted(set(_CONDITION_KEY.findall(condition))):
+      if key in artifacts:
+        continue
+      producer, _, output = key[1:].partition(".")
+      same = [k for k, spec in artifacts.items()
+              if spec.get("taskOutputArtifact") == {"producerTask": producer,
+                                                     "outputArtifactKey": output}]
+      if not key.startswith("_") or len(same) != 1:
+        raise CompileError(f"task {name}: its condition reads input {key!r}, which it does "
+                           "not have")
+      condition = condition.replace(f"inputs.artifacts['{key}']",
+                                    f"inputs.artifacts['{same[0]}']")
+      renamed.append(f"{name}: {key} -> {same[0]}")
+    task["triggerPolicy"]["condition"] = condition
+  return renamed
+
+
 def _add_parameter_defaults(job: Dict[str, Any],
                             runtime_parameters: List[tfx.dsl.experimental.RuntimeParameter]
                             ) -> None:
@@ -297,13 +238,11 @@ def compile_pipeline(config: config_lib.PipelineConfig, options: CompileOptions,
                        "use a .yaml file for --target kubeflow")
   config = prepare_config(config, options)
   pipeline = pipeline_lib.create_pipeline(config)
-  adapted = adapt_resolvers(pipeline)
   check_resolvers(pipeline)
   try:
     runtime_parameters = parameters.bind(pipeline)
   except ValueError as e:
     raise CompileError(str(e)) from None
-  stamp_producers(pipeline, adapted)
   if options.vertex_training:
     use_vertex_training(pipeline, options.vertex_training, options.image)
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
@@ -312,7 +251,7 @@ def compile_pipeline(config: config_lib.PipelineConfig, options: CompileOptions,
   job = runner.run(pipeline, parameter_values=parameters.defaults(runtime_parameters),
                    write_out=False)
   _add_parameter_defaults(job, runtime_parameters)
-  _restrict_queries(job, pipeline, adapted)
+  repair_condition_keys(job)
   # KFP reads the root from the spec (its YAML has no runtimeConfig); Vertex from either.
   job["pipelineSpec"]["defaultPipelineRoot"] = config.pipeline_root
   directory = os.path.dirname(output_path)

@@ -5,7 +5,11 @@ ValidationGate -> Transform -> Trainer x2 (unified candidate, hash baseline) -> 
 (candidate vs baseline) -> Pusher (only when blessed).
 
 It knows nothing about where it runs: the local runner adds a SQLite metadata store and
-Beam's DirectRunner, the Kubeflow/Vertex runner compiles the same graph.
+Beam's DirectRunner, the Kubeflow/Vertex runner compiles the same graph. What earlier runs
+decided (the model in production, the last validated statistics) is read by components of
+the graph (ProductionModel, DriftBaseline) from records the deciding executors wrote, not
+by Resolvers: the Kubeflow V2 compiler could not express those choices as metadata queries
+(components/decisions.py).
 """
 
 from typing import List, Optional
@@ -13,7 +17,7 @@ from typing import List, Optional
 import tensorflow_model_analysis as tfma
 # Not `from tfx import v1`: its `extensions` load google-cloud-aiplatform (9 s at start-up),
 # which the local runner never uses.
-from tfx.components import Evaluator, ExampleValidator, StatisticsGen, Trainer, Transform
+from tfx.components import ExampleValidator, StatisticsGen, Trainer, Transform
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.experimental.conditionals.conditional import Cond
@@ -21,14 +25,12 @@ from tfx.dsl.input_resolution.strategies.span_range_strategy import SpanRangeStr
 from tfx.dsl.placeholder import placeholder_base
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2, range_config_pb2
-from tfx.types import channel, standard_artifacts
 
 from components.movielens_example_gen.component import MovieLensExampleGen, make_input_config
 from components.movielens_example_gen.reader import RATINGS_FILE
-from components.production_model.strategy import ProductionModelStrategy
 from components.atomic_pusher.component import AtomicPusher
-from components.validation_gate import strategy as drift_baseline_strategy
-from components.validation_gate.component import ValidationGate
+from components.production_model import component as production_model
+from components.validation_gate.component import DriftBaseline, ValidationGate
 from pipeline import fingerprint
 from pipeline.config import EvaluationConfig, PipelineConfig
 from trainer import features
@@ -117,9 +119,14 @@ def make_production_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig
                            [])
 
 
+def validated_statistics_dir(config: PipelineConfig) -> str:
+  """Where the ValidationGate records the statistics it passes (a plain join: gs:// works)."""
+  return f"{config.output_dir.rstrip('/')}/validated_statistics"
+
+
 def _trainer(config: PipelineConfig, training: TrainingConfig, transform,
              component_id: str, base_model=None) -> Trainer:
-  return Trainer(
+  return production_model.Trainer(
       run_fn=RUN_FN,
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
@@ -159,21 +166,19 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
       statistics=statistics_gen.outputs["statistics"],
       schema=schema_gen.outputs["schema"]).with_id(EXAMPLE_VALIDATOR)
   # Drift baseline: the statistics of the last span that passed the gate (not this run's).
-  drift_baseline = Resolver(
-      strategy_class=drift_baseline_strategy.ValidatedStatisticsStrategy,
-      config={"gate_context": f"{config.pipeline_name}.{VALIDATION_GATE}"},
-      # All statistics of the pipeline (no producer filter: one that names StatisticsGen's
-      # output would be merged with `current` by the 1.16 compiler).
-      statistics=channel.Channel(type=standard_artifacts.ExampleStatistics),
-      current=statistics_gen.outputs["statistics"],
+  validated_dir = validated_statistics_dir(config)
+  drift_baseline = DriftBaseline(
+      statistics=statistics_gen.outputs["statistics"],
+      validated_dir=validated_dir,
   ).with_id(DRIFT_BASELINE)
   gate = ValidationGate(
       anomalies=example_validator.outputs["anomalies"],
       statistics=statistics_gen.outputs["statistics"],
       schema=schema_gen.outputs["schema"],
-      baseline_statistics=drift_baseline.outputs["statistics"],
+      baseline_statistics=drift_baseline.outputs["baseline"],
       drift_rating_js=float(config.drift_rating_js),
       drift_categorical_linf=float(config.drift_categorical_linf),
+      validated_dir=validated_dir,
   ).with_id(VALIDATION_GATE)
 
   components: List = [example_gen, statistics_gen, schema_gen, example_validator,
@@ -190,17 +195,12 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     components.append(window)
     training_examples = window.outputs["examples"]
 
-  # The model in production: the latest candidate that passed both gates (and so was
-  # pushed), among those not trained on the data ingested now (so a re-run on the same data
-  # resolves the same model and stays a cache hit). The candidate
-  # warm-starts from it and must not regress against it.
-  production = Resolver(
-      strategy_class=ProductionModelStrategy,
-      model=channel.Channel(type=standard_artifacts.Model,
-                            producer_component_id=CANDIDATE_TRAINER),
-      model_blessing=channel.Channel(type=standard_artifacts.ModelBlessing,
-                                     producer_component_id=PRODUCTION_EVALUATOR),
+  # The model in production: the newest pushed candidate not trained on the data ingested
+  # now (so a re-run on the same data is a cache hit of this node and of all that follows).
+  # The candidate warm-starts from it and must not regress against it.
+  production = production_model.ProductionModel(
       examples=example_gen.outputs["examples"],
+      serving_dir=config.serving_dir,
   ).with_id(PRODUCTION_MODEL)
   components.append(production)
 
@@ -222,7 +222,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         config, config.candidate.replace(model_type="collisionless"), transform,
         COLLISIONLESS_TRAINER))
 
-  evaluator = Evaluator(
+  evaluator = production_model.Evaluator(
       examples=example_gen.outputs["examples"],
       model=candidate.outputs["model"],
       baseline_model=baseline.outputs["model"],
@@ -235,7 +235,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
   # Gate 2 always runs (an Evaluator skipped by a condition would leave the Pusher's
   # condition without a blessing to read, and TFX 1.16 then fails the Pusher instead of
   # skipping it); the Pusher runs only when both gates blessed the candidate.
-  production_evaluator = Evaluator(
+  production_evaluator = production_model.Evaluator(
       examples=example_gen.outputs["examples"],
       model=candidate.outputs["model"],
       baseline_model=production.outputs["model"],
@@ -249,6 +249,9 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     pusher = AtomicPusher(
         model=candidate.outputs["model"],
         model_blessing=production_evaluator.outputs["blessing"],
+        # Recorded with the push: the next run's ProductionModel skips a model trained on
+        # the data it ingests.
+        examples=training_examples,
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=config.serving_dir)),

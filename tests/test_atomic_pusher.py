@@ -129,9 +129,13 @@ def _do(tmp_path, blessed: int):
   destination = pusher_pb2.PushDestination(
       filesystem=pusher_pb2.PushDestination.Filesystem(
           base_directory=str(tmp_path / "serving")))
+  examples = standard_artifacts.Examples()
+  examples.uri = str(tmp_path / "examples")
+  examples.span = 3
   pusher.Executor().Do(
       {standard_component_specs.MODEL_KEY: [model],
-       standard_component_specs.MODEL_BLESSING_KEY: [blessing]},
+       standard_component_specs.MODEL_BLESSING_KEY: [blessing],
+       pusher.EXAMPLES_KEY: [examples]},
       {standard_component_specs.PUSHED_MODEL_KEY: [pushed]},
       {standard_component_specs.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination)})
   return pushed
@@ -144,7 +148,13 @@ def test_executor_marks_the_pushed_destination(tmp_path):
   assert pushed.get_int_custom_property("pushed") == 1
   assert destination == str(tmp_path / "serving" / version)
   assert os.listdir(tmp_path / "serving") == [version]
-  assert _tree(destination) == FILES
+  # The version holds the model and the push record: what it was trained on (the next
+  # run's ProductionModel reads it).
+  record = _tree(destination).pop(pusher.PUSH_RECORD)
+  assert json.loads(record)["trained_on"] == [str(tmp_path / "examples")]
+  assert pusher.read_push_record(destination)["spans"] == [3]
+  assert pusher.read_push_record(destination)["version"] == version
+  assert {k: v for k, v in _tree(destination).items() if k != pusher.PUSH_RECORD} == FILES
   assert _tree(pushed.uri) == FILES               # TFX's archive copy, as before
 
 

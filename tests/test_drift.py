@@ -1,21 +1,20 @@
 """Drift at the validation gate: TFDV's comparators between this span's statistics and the last
-validated span's, and the strategy that picks that baseline from ML Metadata."""
+validated span's, and DriftBaseline, which picks that baseline from the gate's records."""
 
 import argparse
 import json
 import os
 
-import ml_metadata as mlmd
 import pandas as pd
 import pytest
 import tensorflow_data_validation as tfdv
-from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
 from components.validation_gate import executor as gate
-from components.validation_gate import strategy
+from components import decisions
+from components.validation_gate import baseline as baseline_lib
 from pipeline import pipeline as pipeline_lib, run_command
 from schema import SCHEMA_FILE
 from tests.conftest import require_ml100k, write_movielens_slice
@@ -143,65 +142,66 @@ def test_no_baseline_skips_drift_and_check_lists_drift_with_the_fix(tmp_path, ra
   assert previous.uri in message and "--drift-rating-js" in message
 
 
-# --- The baseline strategy, on a real (in-memory) ML Metadata store. ---
+# --- DriftBaseline: the gate's records of what passed. ---
 
-def _store():
-  config = metadata_store_pb2.ConnectionConfig()
-  config.fake_database.SetInParent()
-  return mlmd.MetadataStore(config)
+def _statistics(tmp_path, name, span):
+  """A StatisticsGen-like artifact with one split file."""
+  artifact = standard_artifacts.ExampleStatistics()
+  artifact.uri = str(tmp_path / name)
+  artifact.split_names = artifact_utils.encode_split_names(["train"])
+  artifact.span = span
+  os.makedirs(os.path.join(artifact.uri, "Split-train"))
+  with open(os.path.join(artifact.uri, "Split-train", "FeatureStats.pb"), "w") as f:
+    f.write(name)
+  return artifact
 
 
-def _put_statistics(store, type_id, n):
-  ids = store.put_artifacts([metadata_store_pb2.Artifact(type_id=type_id, uri=f"/s/{i}")
-                             for i in range(n)])
-  out = []
-  for artifact_id in ids:
-    a = standard_artifacts.ExampleStatistics()
-    a.id = artifact_id
-    out.append(a)
+def _baseline(tmp_path, current, validated_dir, name):
+  out = standard_artifacts.ExampleStatistics()
+  out.uri = str(tmp_path / name)
+  baseline_lib.write_baseline(current, validated_dir, out)
   return out
 
 
-def _gate_execution(store, context, exec_type_id, stats_id, state):
-  execution = metadata_store_pb2.Execution(type_id=exec_type_id, last_known_state=state)
-  event = metadata_store_pb2.Event(type=metadata_store_pb2.Event.INPUT)
-  event.path.steps.add().key = "statistics"
-  event.path.steps.add().index = 0
-  store.put_execution(execution, [(metadata_store_pb2.Artifact(id=stats_id), event)],
-                      [context])
+def test_baseline_is_the_newest_statistics_that_passed_other_than_the_current(tmp_path):
+  validated = str(tmp_path / "validated")
+  s1, s2, s3, s4 = (_statistics(tmp_path, f"s{i}", i) for i in range(1, 5))
+  # Nothing passed yet (first run): the output stands for "none", and the gate skips drift.
+  first = _baseline(tmp_path, s1, validated, "b1")
+  assert decisions.is_empty(first) and gate.split_names(first) == []
+  baseline_lib.record_validated(validated, s1)
+  baseline_lib.record_validated(validated, s2)
+  # s3 drifted: the gate raised before recording it.
+  # New data is compared with the newest span that passed, never with the one that failed;
+  # the output is a copy, which names where it came from.
+  fourth = _baseline(tmp_path, s4, validated, "b4")
+  assert not decisions.is_empty(fourth)
+  assert fourth.get_string_custom_property(baseline_lib.SOURCE_URI_KEY) == s2.uri
+  assert gate.split_names(fourth) == ["train"] and fourth.span == 2
+  with open(os.path.join(fourth.uri, "Split-train", "FeatureStats.pb")) as f:
+    assert f.read() == "s2"
+  # A re-run on validated data (without the cache) is never compared with itself.
+  again = _baseline(tmp_path, s2, validated, "b2")
+  assert again.get_string_custom_property(baseline_lib.SOURCE_URI_KEY) == s1.uri
+  del s3
 
 
-def test_strategy_picks_the_newest_validated_statistics_other_than_the_current():
-  store = _store()
-  type_id = store.put_artifact_type(metadata_store_pb2.ArtifactType(name="ExampleStatistics"))
-  exec_type_id = store.put_execution_type(metadata_store_pb2.ExecutionType(name="Gate"))
-  context_type_id = store.put_context_type(metadata_store_pb2.ContextType(name="node"))
-  [context_id] = store.put_contexts([metadata_store_pb2.Context(
-      type_id=context_type_id, name="p.ValidationGate")])
-  context = store.get_contexts_by_id([context_id])[0]
-  s1, s2, s3, s4 = _put_statistics(store, type_id, 4)
-  chosen = strategy.ValidatedStatisticsStrategy(gate_context="p.ValidationGate")
-
-  def resolve(current):
-    result = chosen.resolve_artifacts(store, {"statistics": [s1, s2, s3, s4],
-                                              "current": [current]})
-    assert [a.id for a in result["current"]] == [current.id]
-    return [a.id for a in result["statistics"]]
-
-  # Nothing passed yet (first run): no baseline, and no failure.
-  assert resolve(s1) == []
-  C = metadata_store_pb2.Execution
-  _gate_execution(store, context, exec_type_id, s1.id, C.COMPLETE)
-  _gate_execution(store, context, exec_type_id, s2.id, C.CACHED)
-  _gate_execution(store, context, exec_type_id, s3.id, C.FAILED)   # a span that drifted
-  # New data is compared with the newest span that passed, never with the one that failed.
-  assert resolve(s4) == [s2.id]
-  # A re-run on validated data is compared with the span before it, as the first time.
-  assert resolve(s2) == [s1.id]
-  # Gate executions of another pipeline do not count.
-  other = strategy.ValidatedStatisticsStrategy(gate_context="other.ValidationGate")
-  assert other.resolve_artifacts(store, {"statistics": [s1, s2], "current": [s4]})[
-      "statistics"] == []
+def test_the_empty_mark_survives_the_json_metadata_of_kubeflow_tasks():
+  # What a Vertex / run-spec task's entrypoint makes of an input artifact: metadata values
+  # become struct-valued custom properties.
+  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
+  from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as entry  # pylint: disable=g-import-not-at-top
+  artifacts = {}
+  for key, metadata in (("empty", {decisions.EMPTY_KEY: "nothing yet", "span": 1.0}),
+                        ("real", {"span": 2.0})):
+    artifacts[key] = json_format.ParseDict({"artifacts": [{
+        "name": f"a/{key}", "uri": f"/s/{key}", "metadata": metadata,
+        "type": {"instanceSchema": "title: tfx.ExampleStatistics\ntype: object\n"}}]},
+        pipeline_spec_pb2.ArtifactList())
+  parsed = entry.parse_raw_artifact_dict(artifacts, {})
+  assert decisions.is_empty(parsed["empty"][0]) and parsed["empty"][0].span == 1
+  assert not decisions.is_empty(parsed["real"][0])
 
 
 def test_drift_thresholds_come_from_flags_and_the_config_file(tmp_path):

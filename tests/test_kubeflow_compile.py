@@ -4,7 +4,9 @@ Compiles through the CLI, then parses the file into KFP's protos and checks the 
 gates, the runtime parameters, the Beam arguments and the Vertex Trainer.
 """
 
+import importlib
 import json
+import re
 
 import pytest
 import yaml
@@ -21,6 +23,7 @@ from kubeflow.options import IMAGE_SCHEMA_FILE
 from pipeline import cli
 from pipeline import pipeline as pipeline_lib
 from pipeline.config import PipelineConfig
+from schema import SCHEMA_FILE
 from trainer.config import TrainingConfig
 
 IMAGE = "us-central1-docker.pkg.dev/proj/uet/uet:test"
@@ -122,18 +125,39 @@ def test_evaluator_compares_the_unified_candidate_with_the_hash_baseline(tasks):
     assert custom["training"]["model_type"] == model_type
 
 
-def test_pusher_runs_only_when_the_evaluator_blessed_the_candidate(tasks):
+def test_pusher_runs_only_when_both_gates_blessed_the_candidate(tasks):
   pusher = tasks[pipeline_lib.PUSHER]
   blessing_key = f"_{pipeline_lib.EVALUATOR}.blessing"
+  condition = pusher["triggerPolicy"]["condition"]
   assert (f"(inputs.artifacts['{blessing_key}'].artifacts[0].metadata['blessed'] == 1.0)"
-          in pusher["triggerPolicy"]["condition"])
+          in condition)
   assert _producer(tasks, pipeline_lib.PUSHER, blessing_key) == pipeline_lib.EVALUATOR
-  assert _producer(tasks, pipeline_lib.PUSHER, "model") == pipeline_lib.CANDIDATE_TRAINER
-  push = json.loads(_constant(tasks, pipeline_lib.PUSHER, "push_destination"))
-  assert push["filesystem"]["base_directory"] == f"{ROOT}/serving"
-  # Only tasks nested in the blessing condition have a trigger condition.
-  for name in (pipeline_lib.TRANSFORM, pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.EVALUATOR):
-    assert "triggerPolicy" not in tasks[name]
+  # The production gate's blessing is the Pusher's `model_blessing` input; TFX 1.16 names it
+  # `_ProductionEvaluator.blessing` in the condition, a key the task does not have.
+  assert ("(inputs.artifacts['model_blessing'].artifacts[0].metadata['blessed'] == 1.0)"
+          in condition)
+  assert _producer(tasks, pipeline_lib.PUSHER, "model_blessing") == \
+      pipeline_lib.PRODUCTION_EVALUATOR
+
+
+def test_every_condition_reads_inputs_its_task_has(tasks):
+  for name, task in tasks.items():
+    condition = task.get("triggerPolicy", {}).get("condition", "")
+    for key in re.findall(r"inputs\.artifacts\['([^']+)'\]", condition):
+      assert key in task["inputs"]["artifacts"], (name, key)
+
+
+def test_a_condition_key_the_compiler_left_dangling_is_renamed_or_refused():
+  task = {"inputs": {"artifacts": {"blessing_in": {"taskOutputArtifact": {
+      "producerTask": "Gate", "outputArtifactKey": "blessing"}}}},
+          "triggerPolicy": {"condition": "(inputs.artifacts['_Gate.blessing'].artifacts[0]"
+                                         ".metadata['blessed'] == 1.0)"}}
+  job = {"pipelineSpec": {"root": {"dag": {"tasks": {"Push": task}}}}}
+  assert runner.repair_condition_keys(job) == ["Push: _Gate.blessing -> blessing_in"]
+  assert "inputs.artifacts['blessing_in']" in task["triggerPolicy"]["condition"]
+  task["triggerPolicy"]["condition"] = "(inputs.artifacts['_Other.x'].uri == 'a')"
+  with pytest.raises(runner.CompileError, match="Push: its condition reads input '_Other.x'"):
+    runner.repair_condition_keys(job)
 
 
 def test_runtime_parameters_are_declared_with_the_config_defaults(job):
@@ -189,36 +213,61 @@ def test_compile_flags_set_the_parameter_defaults(cloud_job):
 
 
 def test_every_executor_the_spec_names_is_importable(job):
+  # What each container does first: `python -m MODULE` (the entrypoint, ExampleGen's driver),
+  # then import --executor_class_path; here in the environment kubeflow/Dockerfile installs
+  # (the same requirements.lock and project).
   executors_spec = job["pipelineSpec"]["deploymentSpec"]["executors"]
-  class_paths = []
+  class_paths, modules = [], set()
   for executor in executors_spec.values():
-    args = executor.get("container", {}).get("args", [])
+    container = executor["container"]
+    for command in (container["command"],
+                    container.get("lifecycle", {}).get("preCacheCheck", {}).get("command", [])):
+      if command[:2] == ["python", "-m"]:
+        modules.add(command[2])
+    args = container.get("args", [])
     if "--executor_class_path" in args:
       class_paths.append(args[args.index("--executor_class_path") + 1])
-  assert len(class_paths) >= 10
+  assert len(class_paths) == len(executors_spec)
+  assert modules == {"tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor",
+                     "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver"}
+  for module in modules:
+    importlib.import_module(module)
   for path in class_paths:
     import_utils.import_class_by_path(path)  # what the container's entrypoint does
 
 
-def test_resolvers_query_only_their_producers_stamped_outputs(job, tasks):
-  # Vertex resolvers are metadata queries; each one that stands for a lineage-reading local
-  # strategy asks for the artifacts of one component, which stamps its outputs.
+def test_earlier_decisions_are_read_by_tasks_not_rewritten_resolvers(job, tasks):
+  # The model in production and the drift baseline come from components of the graph, so
+  # the compiled pipeline chooses them as `uet run` does; no resolver task (a metadata query
+  # Vertex would answer differently) is left.
   executors_spec = job["pipelineSpec"]["deploymentSpec"]["executors"]
-  narrowed = {}
-  for executor in executors_spec.values():
-    for query in executor.get("resolver", {}).get("outputArtifactQueries", {}).values():
-      if "uet_producer" in query["filter"]:
-        tag = query["filter"].split('metadata.uet_producer.string_value="')[1].rstrip('"')
-        narrowed[tag.split("/", 1)[1]] = tag
-  local = pipeline_lib.create_pipeline(PipelineConfig(data_dir=DATA, output_dir=ROOT))
-  lineage_resolvers = [n for n in local.components if isinstance(n, resolver.Resolver)
-                       and not runner._compilable(n)]  # pylint: disable=protected-access
-  assert len(narrowed) == len(lineage_resolvers)
-  for producer, tag in narrowed.items():
-    assert tag == f"uet-movielens/{producer}"
-    assert _constant(tasks, producer, "uet_producer") == tag
-    args = _executor(job, producer)["container"]["args"]
-    assert args[args.index("--executor_class_path") + 1].startswith("kubeflow.executors.")
+  assert all("container" in e for e in executors_spec.values())
+  assert _producer(tasks, pipeline_lib.CANDIDATE_TRAINER, "base_model") == \
+      pipeline_lib.PRODUCTION_MODEL
+  assert _producer(tasks, pipeline_lib.PRODUCTION_EVALUATOR, "baseline_model") == \
+      pipeline_lib.PRODUCTION_MODEL
+  assert _producer(tasks, pipeline_lib.VALIDATION_GATE, "baseline_statistics") == \
+      pipeline_lib.DRIFT_BASELINE
+  assert _constant(tasks, pipeline_lib.PRODUCTION_MODEL, "serving_dir") == f"{ROOT}/serving"
+  assert _constant(tasks, pipeline_lib.DRIFT_BASELINE, "validated_dir") == \
+      _constant(tasks, pipeline_lib.VALIDATION_GATE, "validated_dir") == \
+      f"{ROOT}/validated_statistics"
+  # The Pusher records what the candidate was trained on.
+  assert _producer(tasks, pipeline_lib.PUSHER, "examples") == pipeline_lib.EXAMPLE_GEN
+
+
+def test_a_local_pipeline_root_compiles_for_run_spec(tmp_path, capsys):
+  argv = ["compile", "--pipeline-root", str(tmp_path / "root"), "--data-dir",
+          str(tmp_path / "data"), "--image", IMAGE, "--output", str(tmp_path / "p.json")]
+  assert cli.main(argv) == 0
+  assert "run this file with `uet run-spec`" in capsys.readouterr().err
+  job = json.loads((tmp_path / "p.json").read_text())
+  tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+  assert job["pipelineSpec"]["defaultPipelineRoot"] == str(tmp_path / "root" / "tfx")
+  # The schema is read where it is (no image here), the data from the local directory.
+  assert _constant(tasks, pipeline_lib.SCHEMA_GEN, "schema_file") == SCHEMA_FILE
+  assert job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["data_dir"][
+      "defaultValue"] == str(tmp_path / "data")
 
 
 def test_schema_is_read_from_the_image(tasks):
@@ -297,6 +346,8 @@ def test_compiled_pipeline_schedules_with_its_defaults(job_path, job, capsys):
 
 @pytest.mark.parametrize("flags, message", [
     (["--data-dir", "/home/me/ml-100k"], "--data-dir '/home/me/ml-100k': Vertex AI Pipelines"),
+    (["--pipeline-root", "/tmp/uet", "--beam-runner", "dataflow", "--project", "p",
+      "--region", "r", "--temp-location", "gs://b/t"], "is local: Dataflow and Vertex"),
     (["--beam-runner", "dataflow", "--project", "p", "--region", "r"],
      "--beam-runner dataflow needs --temp-location"),
     (["--trainer-machine-type", "cloud-tpu", "--trainer-accelerator-type", "TPU_V3"],

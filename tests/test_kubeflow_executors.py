@@ -12,6 +12,7 @@ import tensorflow_model_analysis as tfma
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
+from components import decisions
 from kubeflow import executors
 from kubeflow.options import VertexTrainingOptions
 from pipeline.config import EvaluationConfig
@@ -101,34 +102,26 @@ def test_bad_epochs_fail(epochs):
 
 def test_evaluator_executor_runs_the_stock_evaluator_with_the_runtime_values():
   blessing = standard_artifacts.ModelBlessing()
+  nothing = standard_artifacts.Model()
+  decisions.mark_empty(nothing, "nothing in production")
   with mock.patch("tfx.components.evaluator.executor.Executor.Do") as stock_do:
     executors.EvaluatorExecutor().Do(
-        {"examples": []}, {"blessing": [blessing]},
-        _eval_props(min_auc_gain=0.2, auc_floor=0.5, uet_producer="uet/ProductionEvaluator"))
+        {"examples": [], "baseline_model": [nothing]}, {"blessing": [blessing]},
+        _eval_props(min_auc_gain=0.2, auc_floor=0.5))
   (inputs, outputs, props), _ = stock_do.call_args
+  # Nothing in production reaches TFX as no baseline (the AUC floor alone decides).
   assert inputs == {"examples": []} and outputs == {"blessing": [blessing]}
-  assert "uet_producer" not in props
   assert _parsed(props) == make_eval_config(EvaluationConfig(min_auc_gain=0.2, auc_floor=0.5))
-  # The blessing says which gate made it: the compiled production-model query asks for it.
-  assert blessing.get_string_custom_property("uet_producer") == "uet/ProductionEvaluator"
-
-
-def test_statistics_gen_executor_stamps_its_statistics():
-  statistics = standard_artifacts.ExampleStatistics()
-  with mock.patch("tfx.components.statistics_gen.executor.Executor.Do") as stock_do:
-    executors.StatisticsGenExecutor().Do(
-        {"examples": []}, {"statistics": [statistics]},
-        {"exclude_splits": "[]", "uet_producer": "uet/StatisticsGen"})
-  (_, _, props), _ = stock_do.call_args
-  assert props == {"exclude_splits": "[]"}
-  assert statistics.get_string_custom_property("uet_producer") == "uet/StatisticsGen"
 
 
 def test_trainer_executor_runs_the_stock_trainer_with_runtime_epochs():
+  nothing = standard_artifacts.Model()
+  decisions.mark_empty(nothing, "nothing in production")
   with mock.patch("tfx.components.trainer.executor.GenericExecutor.Do") as stock_do:
-    executors.TrainerExecutor().Do({}, {}, _train_props(epochs=2))
-  (_, _, props), _ = stock_do.call_args
+    executors.TrainerExecutor().Do({"base_model": [nothing]}, {}, _train_props(epochs=2))
+  (inputs, _, props), _ = stock_do.call_args
   assert json.loads(props["custom_config"])["training"]["epochs"] == 2
+  assert inputs == {}  # nothing in production: train from scratch
 
 
 def test_vertex_trainer_launches_a_custom_job_on_the_accelerator_with_runtime_epochs():

@@ -26,7 +26,8 @@ ALL_COMPONENTS = {
     pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN, pipeline_lib.SCHEMA_GEN,
     pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.VALIDATION_GATE, pipeline_lib.TRANSFORM,
     pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.BASELINE_TRAINER, pipeline_lib.EVALUATOR,
-    pipeline_lib.PRODUCTION_EVALUATOR, pipeline_lib.PUSHER,
+    pipeline_lib.PRODUCTION_EVALUATOR, pipeline_lib.PUSHER, pipeline_lib.DRIFT_BASELINE,
+    pipeline_lib.PRODUCTION_MODEL,
 }
 
 
@@ -88,15 +89,16 @@ def test_metadata_records_the_run(first_run):
   store = _store(config)
   executions = store.get_executions()
   assert all(e.last_known_state == metadata_store_pb2.Execution.COMPLETE for e in executions)
-  # One execution per component, plus one per resolver (the model in production, the drift
-  # baseline): resolvers run as nodes of their own.
-  assert summary["resolvers"] == sorted([pipeline_lib.DRIFT_BASELINE,
-                                         pipeline_lib.PRODUCTION_MODEL])
-  assert len(executions) == len(ALL_COMPONENTS) + len(summary["resolvers"])
+  # One execution per component; the model in production and the drift baseline are
+  # components too (the same graph compiles for Vertex), not resolvers.
+  assert summary["resolvers"] == []
+  assert len(executions) == len(ALL_COMPONENTS)
   pushed = [a for a in store.get_artifacts_by_type("PushedModel")]
   assert len(pushed) == 1 and pushed[0].custom_properties["pushed"].int_value == 1
   models = store.get_artifacts_by_type("Model")
-  assert len(models) == 2  # candidate and baseline
+  # Candidate, baseline, and ProductionModel's output marked empty (nothing in production).
+  assert len(models) == 3
+  assert sum("uet_empty" in m.custom_properties for m in models) == 1
 
 
 def test_pushed_model_scores_raw_examples_without_rating(first_run):

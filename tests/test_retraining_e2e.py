@@ -37,6 +37,11 @@ def schedule(tmp_path_factory, ml100k):
   return root, feed, config
 
 
+def _same_file(dir_a, dir_b, name):
+  with open(os.path.join(dir_a, name), "rb") as a, open(os.path.join(dir_b, name), "rb") as b:
+    return a.read() == b.read()
+
+
 def _versions(config):
   return sorted(os.listdir(config.serving_dir)) if os.path.isdir(config.serving_dir) else []
 
@@ -69,7 +74,8 @@ def test_schedule_of_spans(schedule):
   blocked = local_runner.run(strict)
   assert blocked["succeeded"]
   assert blocked["components"][pipeline_lib.EXAMPLE_GEN] == "complete"  # new span ingested
-  assert blocked["warm_started_from"] == first["candidate_model_dir"]
+  # Warm-started from the model in production: ProductionModel's copy of span 1's push.
+  assert _same_file(blocked["warm_started_from"], first["pushed_model_dir"], "saved_model.pb")
   gate = blocked["production_gate"]
   assert gate["blessed"] is False and gate["production_auc"] is not None
   assert blocked["blessed"] is False and blocked["pushed_model_dir"] is None

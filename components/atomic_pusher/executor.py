@@ -8,13 +8,15 @@ filesystem the rename is atomic, so a version directory appears only when it is 
 Staging directories left by a push that died are removed by the next push.
 
 Blessing checks, the archive copy to the PushedModel artifact and its `pushed`,
-`pushed_destination` and `pushed_version` properties are TFX's.
+`pushed_destination` and `pushed_version` properties are TFX's. Each version directory also
+carries `assets.extra/uet_push.json`: which Examples the model was trained on, so that the
+next run's `ProductionModel` can tell the model in production (components/decisions.py).
 """
 
 import os
 import time
 import uuid
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from absl import logging
 from tfx import types
@@ -24,9 +26,16 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from components import decisions
+
 # Model servers treat only integer-named subdirectories as versions; this prefix is not one.
 STAGING_PREFIX = ".staging-"
 SAVED_MODEL_FILE = "saved_model.pb"
+# The push record inside a version directory (assets.extra is where model servers allow
+# extra files).
+PUSH_RECORD = os.path.join("assets.extra", "uet_push.json")
+# The AtomicPusher's input: the Examples the model was trained on.
+EXAMPLES_KEY = "examples"
 
 
 def is_local(path: str) -> bool:
@@ -68,12 +77,19 @@ def next_version(base_directory: str, now: int) -> str:
   return str(max(now, newest + 1))
 
 
-def push_model(model_path: str, base_directory: str) -> Tuple[str, str]:
+def read_push_record(version_dir: str) -> Optional[Dict[str, Any]]:
+  """The push record of a pushed version directory (None: pushed by another tool)."""
+  return decisions.read_json(os.path.join(version_dir, PUSH_RECORD))
+
+
+def push_model(model_path: str, base_directory: str,
+               record: Optional[Dict[str, Any]] = None) -> Tuple[str, str]:
   """Copies the SavedModel at `model_path` to a new version under `base_directory`.
 
   Args:
     model_path: the serving model directory (a SavedModel).
     base_directory: the serving directory holding one subdirectory per version.
+    record: written to `PUSH_RECORD` in the version directory, with `version` added.
 
   Returns:
     (path of the new version directory, version).
@@ -85,11 +101,11 @@ def push_model(model_path: str, base_directory: str) -> Tuple[str, str]:
   if not is_local(base_directory):
     # Object stores cannot rename a directory atomically; fall back to TFX's order
     # (saved_model.pb last, the file model servers wait for).
-    _copy_saved_model(model_path, serving_path)
+    _copy_saved_model(model_path, serving_path, record, version)
     return serving_path, version
   staging = os.path.join(base_directory, f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
   try:
-    _copy_saved_model(model_path, staging)
+    _copy_saved_model(model_path, staging, record, version)
     fileio.rename(staging, serving_path)
   except BaseException:
     if fileio.exists(staging):
@@ -98,8 +114,12 @@ def push_model(model_path: str, base_directory: str) -> Tuple[str, str]:
   return serving_path, version
 
 
-def _copy_saved_model(model_path: str, destination: str) -> None:
+def _copy_saved_model(model_path: str, destination: str,
+                      record: Optional[Dict[str, Any]], version: str) -> None:
   io_utils.copy_dir(model_path, destination, deny_regex_patterns=[r"saved_model\.pb"])
+  if record is not None:
+    decisions.write_json(os.path.join(destination, PUSH_RECORD),
+                         dict(record, version=version))
   source = os.path.join(model_path, SAVED_MODEL_FILE)
   if fileio.exists(source):
     io_utils.copy_file(source, os.path.join(destination, SAVED_MODEL_FILE))
@@ -114,7 +134,8 @@ class Executor(pusher_executor.Executor):
     """Pushes the model to `push_destination.filesystem` if it is blessed.
 
     Args:
-      input_dict: `model` and `model_blessing` (TFX's Pusher inputs).
+      input_dict: `model` and `model_blessing` (TFX's Pusher inputs), and `examples`: what
+        the model was trained on (recorded with the push).
       output_dict: `pushed_model`: archive copy and push properties.
       exec_properties: `push_destination` (JSON PushDestination; filesystem only).
     """
@@ -135,7 +156,13 @@ class Executor(pusher_executor.Executor):
     if fs_config.versioning not in (pusher_pb2.Versioning.AUTO,
                                     pusher_pb2.Versioning.UNIX_TIMESTAMP):
       raise NotImplementedError(f"invalid versioning {fs_config.versioning}")
-    serving_path, version = push_model(model_path, fs_config.base_directory)
+    model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
+    trained_on = input_dict.get(EXAMPLES_KEY, [])
+    record = {"model_uri": model.uri,
+              "trained_on": sorted(a.uri for a in trained_on),
+              "spans": sorted({int(a.span) for a in trained_on}),
+              "pushed_at": int(time.time())}
+    serving_path, version = push_model(model_path, fs_config.base_directory, record)
     logging.info("Model written to serving path %s.", serving_path)
     io_utils.copy_dir(model_path, model_push.uri)
     self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)

@@ -1,16 +1,18 @@
 """ValidationGate: fails the run when ExampleValidator found anomalies or the data drifted.
 
 Transform depends on this node, so no model is trained, evaluated or pushed from data that
-broke the schema or drifted from the last validated span. The drift baseline is resolved by
-`strategy.ValidatedStatisticsStrategy`: the newest statistics that passed this gate, so a
-span that failed never becomes the baseline of the next one.
+broke the schema or drifted from the last validated span. The gate records the statistics
+it passes; `DriftBaseline` (baseline.py) gives the next run the newest of them, so a span
+that failed never becomes the baseline of the next one.
 """
 
-from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
+from components import decisions
+from components.validation_gate import baseline as baseline_lib
 from components.validation_gate import executor
 
 
@@ -21,6 +23,7 @@ def ValidationGate(
     schema: InputArtifact[standard_artifacts.Schema],
     drift_rating_js: Parameter[float],
     drift_categorical_linf: Parameter[float],
+    validated_dir: Parameter[str],
     baseline_statistics: InputArtifact[
         standard_artifacts.ExampleStatistics] = None,
 ) -> None:
@@ -32,11 +35,32 @@ def ValidationGate(
     schema: the curated raw schema.
     drift_rating_js: Jensen-Shannon divergence threshold on `rating`.
     drift_categorical_linf: L-infinity threshold on the categorical demographics.
-    baseline_statistics: statistics of the last span that passed this gate; none (the first
-      run) skips the drift check.
+    validated_dir: where the gate records the statistics it passes (DriftBaseline reads
+      them in later runs).
+    baseline_statistics: statistics of the last span that passed this gate; none, or one
+      marked empty (the first run), skips the drift check.
   """
+  if baseline_statistics is not None and decisions.is_empty(baseline_statistics):
+    baseline_statistics = None
   raw_schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema.uri))
   executor.check(anomalies, statistics=statistics, baseline=baseline_statistics,
                  schema=raw_schema,
                  thresholds=executor.DriftThresholds(rating_js=drift_rating_js,
                                                      categorical_linf=drift_categorical_linf))
+  baseline_lib.record_validated(validated_dir, statistics)
+
+
+@component
+def DriftBaseline(
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    validated_dir: Parameter[str],
+    baseline: OutputArtifact[standard_artifacts.ExampleStatistics],
+) -> None:
+  """Copies the statistics of the last span that passed the gate into `baseline`.
+
+  Args:
+    statistics: this run's statistics (never its own baseline).
+    validated_dir: where the gate records the statistics it passes.
+    baseline: the newest of them other than `statistics`, or marked empty (none yet).
+  """
+  baseline_lib.write_baseline(statistics, validated_dir, baseline)

@@ -183,4 +183,11 @@ def check(anomalies_artifact: artifact.Artifact,
     anomalies += drift_anomalies(statistics, baseline, schema, thresholds)
   if anomalies:
     raise DataValidationError(format_anomalies(
-        anomalies, baseline.uri if baseline is not None and split_names(baseline) else ""))
+        anomalies, _baseline_source(baseline) if split_names(baseline) else ""))
+
+
+def _baseline_source(baseline: artifact.Artifact) -> str:
+  # A DriftBaseline output is a copy; name the statistics it copies.
+  if baseline.has_custom_property("source_uri"):
+    return baseline.get_string_custom_property("source_uri") or baseline.uri
+  return baseline.uri
