@@ -91,3 +91,18 @@ def executable() -> str:
   if os.path.exists(UET):
     return UET
   return os.path.join(os.path.dirname(sys.executable), "uet")
+
+
+def serving_requests(ratings_file: str, users_file: str, n: int) -> List[bytes]:
+  """The first `n` ratings as serialized raw tf.Examples without the label: what a client
+  sends to `serving_default`."""
+  from components.movielens_example_gen import executor, reader  # pylint: disable=g-import-not-at-top
+  users = reader.read_users(users_file)
+  out = []
+  for rating, user in reader.read_ratings(ratings_file, users):
+    example = executor.to_example(rating, user)
+    del example.features.feature["rating"]  # serving requests carry no label
+    out.append(example.SerializeToString())
+    if len(out) == n:
+      break
+  return out

@@ -12,11 +12,10 @@ import pytest
 import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 
-from components.movielens_example_gen import executor as example_gen_executor
-from components.movielens_example_gen import reader
 from pipeline import config as config_lib, local_runner
 from pipeline import pipeline as pipeline_lib
 from pipeline import store as store_lib
+from tests import runs
 from tests.conftest import write_movielens_slice
 
 pytestmark = pytest.mark.pipeline
@@ -40,18 +39,6 @@ def _config(data_dir, output_dir, **evaluation):
 
 def _store(config):
   return store_lib.open_readonly(config.metadata_path)
-
-
-def _serialized_raw_examples(data_dir, n):
-  users = reader.read_users(os.path.join(data_dir, "u.user"))
-  out = []
-  for rating, user in reader.read_ratings(os.path.join(data_dir, "u.data"), users):
-    example = example_gen_executor.to_example(rating, user)
-    del example.features.feature["rating"]  # serving requests carry no label
-    out.append(example.SerializeToString())
-    if len(out) == n:
-      break
-  return out
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +91,8 @@ def test_metadata_records_the_run(first_run):
 def test_pushed_model_scores_raw_examples_without_rating(first_run):
   config, summary = first_run
   loaded = tf.saved_model.load(summary["pushed_model_dir"])
-  serialized = _serialized_raw_examples(config.data_dir, 7)
+  serialized = runs.serving_requests(os.path.join(config.data_dir, "u.data"),
+                                    os.path.join(config.data_dir, "u.user"), 7)
   scores = loaded.signatures["serving_default"](examples=tf.constant(serialized))
   probability = scores["probability"].numpy()
   assert probability.shape == (7,)

@@ -20,8 +20,7 @@ import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 
 from components.atomic_pusher import executor as pusher_executor
-from components.movielens_example_gen import executor as example_gen_executor
-from components.movielens_example_gen import reader, spans as spans_lib
+from components.movielens_example_gen import spans as spans_lib
 from kubeflow import run_spec
 from pipeline import cli, config as config_lib, local_runner
 from pipeline import pipeline as pipeline_lib
@@ -219,20 +218,9 @@ def test_both_runners_reach_the_same_decisions(tmp_path_factory, all_spans):
   # What run-spec pushed serves: serving_default scores raw tf.Examples (no rating).
   newest = runs.versions(os.path.join(spec_root, "out", "serving"))[-1]
   loaded = tf.saved_model.load(os.path.join(spec_root, "out", "serving", newest))
-  serialized = _serialized_raw_examples(str(spec_root / "feed"), 5)
+  serialized = runs.serving_requests(
+      os.path.join(spans_lib.span_dir(str(spec_root / "feed"), 4), "u.data"),
+      str(spec_root / "feed" / "u.user"), 5)
   probability = loaded.signatures["serving_default"](
       examples=tf.constant(serialized))["probability"].numpy()
   assert probability.shape == (5,) and ((probability >= 0) & (probability <= 1)).all()
-
-
-def _serialized_raw_examples(feed, n):
-  users = reader.read_users(os.path.join(feed, "u.user"))
-  ratings = os.path.join(spans_lib.span_dir(feed, 4), "u.data")
-  out = []
-  for rating, user in reader.read_ratings(ratings, users):
-    example = example_gen_executor.to_example(rating, user)
-    del example.features.feature["rating"]  # serving requests carry no label
-    out.append(example.SerializeToString())
-    if len(out) == n:
-      break
-  return out
