@@ -25,6 +25,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from components import lineage
+from components.validation_gate import baseline as drift_baseline_lib
 from components.validation_gate import executor as gate_lib
 from pipeline import pipeline as pipeline_lib
 from pipeline import results
@@ -310,12 +311,17 @@ def _validation_gate(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun
   drift: List[DriftMeasure] = []
   baseline_info = None
   if baseline:
-    producer = lineage.producers(store, [baseline[0].id])
+    # DriftBaseline hands the gate a copy of the last validated statistics; its span and
+    # run are those of the StatisticsGen output it copied (`source_uri`).
+    source = baseline[0].custom_properties.get(drift_baseline_lib.SOURCE_URI_KEY)
+    originals = store.get_artifacts_by_uri(source.string_value) if source else []
+    origin = originals[0] if originals else baseline[0]
+    producer = lineage.producers(store, [origin.id])
     runs = []
     if producer:
       runs = [c.name for c in store.get_contexts_by_execution(producer[0])
               if c.type_id == store.get_context_type("pipeline_run").id]
-    baseline_info = {"span": _span_of_statistics(store, baseline[0]), "uri": baseline[0].uri,
+    baseline_info = {"span": _span_of_statistics(store, origin), "uri": origin.uri,
                      "run_id": runs[0] if runs else None}
     if statistics and schema_artifacts:
       schema = io_utils.SchemaReader().read(
