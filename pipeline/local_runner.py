@@ -15,7 +15,6 @@ import errno
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -27,7 +26,7 @@ import ml_metadata as mlmd
 from tfx.orchestration import metadata
 from tfx.orchestration.local import local_dag_runner
 
-from pipeline import metadata_backup, results, store as store_lib
+from pipeline import disk, metadata_backup, results, store as store_lib
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
 
@@ -110,6 +109,35 @@ def cancel_on_sigterm() -> Iterator[List[str]]:
     signal.signal(signal.SIGTERM, previous)
 
 
+ABANDONED_NOTE = ("abandoned: its run ended without recording an outcome (killed, or the disk "
+                  "was too full to write it)")
+
+
+def mark_abandoned(metadata_path: str) -> int:
+  """Marks the executions earlier runs left NEW or RUNNING as FAILED; returns how many.
+
+  The caller holds the output lock, so no other run is live: such an execution belongs to a
+  run that was killed (SIGKILL) or could not record its failure (a full disk). TFX never
+  resumes it (a new run has a new pipeline-run context), but left as it is, ML Metadata and
+  the run history would show it running forever.
+  """
+  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  if not os.path.exists(metadata_path):
+    return 0
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = metadata_path
+  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
+  store = mlmd.MetadataStore(config)
+  active = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
+  executions = [e for e in store.get_executions() if e.last_known_state in active]
+  for execution in executions:
+    execution.last_known_state = metadata_store_pb2.Execution.FAILED
+    execution.custom_properties["uet_note"].string_value = ABANDONED_NOTE
+  if executions:
+    store.put_executions(executions)
+  return len(executions)
+
+
 def _mark_cancelled(metadata_path: str) -> None:
   """Marks the executions the cancelled run left unfinished (or failed) as CANCELED."""
   from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
@@ -129,30 +157,6 @@ def _mark_cancelled(metadata_path: str) -> None:
     execution.last_known_state = metadata_store_pb2.Execution.CANCELED
   if executions:
     store.put_executions(executions)
-
-
-def _is_disk_full(error: BaseException) -> bool:
-  """Whether `error` (or what caused it) is a full disk: OS, TensorFlow or SQLite."""
-  seen = set()
-  while error is not None and id(error) not in seen:
-    seen.add(id(error))
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-      return True
-    text = str(error)
-    if "No space left on device" in text or "database or disk is full" in text:
-      return True
-    error = error.__cause__ or error.__context__
-  return False
-
-
-def disk_full_hint(output_dir: str) -> str:
-  """What to say when the disk is full: where, how much is free, what to do."""
-  try:
-    free = f"{shutil.disk_usage(output_dir).free // 1024} KiB free now"
-  except OSError:
-    free = "free space unknown"
-  return (f"no space left on the device of {output_dir} ({free}). Free space (or use "
-          "another --output-dir) and run again: completed components are reused")
 
 
 class _LogFile(logging.FileHandler):
@@ -184,6 +188,9 @@ class ProgressMonitor:
     self._shown: Dict[int, Set[str]] = {}        # execution id -> states printed
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._loop, name="uet-progress", daemon=True)
+    # Set by the run once SIGTERM arrived: TFX records the stopped component as failed
+    # before the run marks it CANCELED, and the line must say what happened.
+    self.cancelled: List[str] = []
 
   def _max_execution_id(self) -> int:
     if not os.path.exists(self._path):
@@ -233,6 +240,8 @@ class ProgressMonitor:
       if node is None:
         continue
       state = results.execution_state(execution)
+      if state == "failed" and self.cancelled:
+        state = "canceled"
       shown = self._shown.setdefault(execution.id, set())
       if "start" not in shown and state in ("new", "running"):
         shown.add("start")
@@ -306,6 +315,10 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
   if moved:
     stream.write(f"no metadata store: starting a new one and retraining from scratch; the "
                  f"previous artifacts are kept in {moved}\n")
+  abandoned = mark_abandoned(config.metadata_path)
+  if abandoned:
+    stream.write(f"marked {abandoned} execution(s) an earlier run left running as FAILED "
+                 "(that run was killed, or its disk was full)\n")
   pipeline = create_pipeline(config)
   pipeline.metadata_connection_config = (
       metadata.sqlite_metadata_connection_config(config.metadata_path))
@@ -316,19 +329,22 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
   error: Optional[BaseException] = None
   cancelled: List[str] = []
   with _LogsToFile(log_file):
-    with ProgressMonitor(config.metadata_path, config.pipeline_name, stream):
+    with ProgressMonitor(config.metadata_path, config.pipeline_name, stream) as monitor:
       try:
         with cancel_on_sigterm() as cancelled:
+          monitor.cancelled = cancelled
           local_dag_runner.LocalDagRunner().run(pipeline)
       except Exception as e:  # the failing component is named below, then the run stops
         error = e
+      if error is not None and cancelled:
+        # Before the monitor's last poll, so that the stopped component shows as CANCELED.
+        try:
+          _mark_cancelled(config.metadata_path)
+        except Exception as e:  # pylint: disable=broad-except
+          # The component already stopped and is recorded as failed; only the label is lost.
+          stream.write(f"warning: could not mark the cancelled executions in ML Metadata: "
+                       f"{e}\n")
   elapsed = time.perf_counter() - start
-  if error is not None and cancelled:
-    try:
-      _mark_cancelled(config.metadata_path)
-    except Exception as e:  # pylint: disable=broad-except
-      # The component already stopped and is recorded as failed; only the label is lost.
-      stream.write(f"warning: could not mark the cancelled executions in ML Metadata: {e}\n")
   summary = results.summarize(config.metadata_path, config.pipeline_name)
   # The node that stopped the run: failed, cancelled, or (when a full disk kept ML Metadata
   # from recording its failure) still marked running.
@@ -338,9 +354,9 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
   run_error = None
   if error is not None and cancelled:
     run_error = PipelineCancelled(component, cancelled[0])
-  elif error is not None and _is_disk_full(error):
+  elif error is not None and disk.is_full(error):
     run_error = PipelineRunError(component, OSError(
-        errno.ENOSPC, f"{disk_full_hint(config.output_dir)}. The error was: "
+        errno.ENOSPC, f"{disk.hint(config.output_dir)}. The error was: "
         f"{type(error).__name__}: {error}"))
   elif error is not None:
     run_error = PipelineRunError(component, error)
@@ -366,11 +382,11 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
       json.dump(summary, f, indent=2, sort_keys=True)
     os.replace(tmp, os.path.join(config.output_dir, SUMMARY_FILE))
   except OSError as e:
-    if not _is_disk_full(e):
+    if not disk.is_full(e):
       raise
     with contextlib.suppress(OSError):
       os.remove(tmp)
-    stream.write(f"could not write {SUMMARY_FILE}: {disk_full_hint(config.output_dir)}\n")
+    stream.write(f"could not write {SUMMARY_FILE}: {disk.hint(config.output_dir)}\n")
   if summary.get("run_id") and summary["run_id"] != previous_run_id:
     write_report(config, summary, stream)
   else:

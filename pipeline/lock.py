@@ -22,11 +22,12 @@ class RunLockedError(RuntimeError):
 
 
 @contextlib.contextmanager
-def output_lock(output_dir: str) -> Iterator[None]:
+def output_lock(output_dir: str, holder: str = "uet run") -> Iterator[None]:
   """Holds the output directory's lock for the duration of the block.
 
   Args:
     output_dir: the run's output directory (created if missing).
+    holder: what holds it, as a refused run will be told (the command).
 
   Raises:
     RunLockedError: another process (or another block of this one) holds it; the message
@@ -39,13 +40,13 @@ def output_lock(output_dir: str) -> Iterator[None]:
       fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
       f.seek(0)
-      holder = f.read().strip() or "another process"
+      holding = f.read().strip() or "another process"
       raise RunLockedError(
-          f"{output_dir} is in use by {holder}: another `uet run` is writing there. Wait "
-          "for it to finish, or use another --output-dir") from None
+          f"{output_dir} is in use by {holding}, which is writing there. Wait for it to "
+          "finish, or use another output directory") from None
     f.seek(0)
     f.truncate()
-    f.write(f"uet run (pid {os.getpid()})")
+    f.write(f"{holder} (pid {os.getpid()})")
     f.flush()
     try:
       yield

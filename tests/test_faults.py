@@ -46,6 +46,7 @@ class Resumed:
   after_kill: dict                 # what the output directory held right after the kill
   code: int
   stdout: str
+  stderr: str
   summary: dict
 
   @property
@@ -95,15 +96,15 @@ def resumed(tmp_path_factory) -> Resumed:
   assert code == 0, stderr
   summary = json.loads((output / "last_run.json").read_text())
   return Resumed(root, data, output, config, started, second, proc.pid, after_kill, code,
-                 stdout, summary)
+                 stdout, stderr, summary)
 
 
 def test_a_second_run_on_the_same_output_refuses_while_the_first_runs(resumed):
   second = resumed.second_run
   assert second.returncode == EXIT_LOCKED, second.stderr
-  assert (f"{resumed.output} is in use by uet run (pid {resumed.first_holder_pid}): another "
-          "`uet run` is writing there") in second.stderr
-  assert "or use another --output-dir" in second.stderr
+  assert (f"{resumed.output} is in use by uet run (pid {resumed.first_holder_pid}), which "
+          "is writing there") in second.stderr
+  assert "or use another output directory" in second.stderr
   assert "FAILED" not in second.stderr     # it refused; it did not start a pipeline
 
 
@@ -126,6 +127,21 @@ def test_the_killed_run_left_nothing_pushed_and_metadata_readable(resumed):
   # Killed during the CandidateTrainer: it never completed (it may not even be registered).
   assert metadata_store_pb2.Execution.COMPLETE not in resumed.after_kill["candidate_states"]
   assert metadata_store_pb2.Execution.CACHED not in resumed.after_kill["candidate_states"]
+
+
+def test_the_rerun_marks_what_the_killed_run_left_running_as_failed(resumed):
+  left_running = [state for state in resumed.after_kill["candidate_states"]
+                  if state in (metadata_store_pb2.Execution.NEW,
+                               metadata_store_pb2.Execution.RUNNING)]
+  killed = runs.executions_of(str(resumed.output), pipeline_lib.CANDIDATE_TRAINER)[
+      :len(resumed.after_kill["candidate_states"])]
+  if left_running:
+    assert (f"marked {len(left_running)} execution(s) an earlier run left running as FAILED"
+            in resumed.stderr)
+  assert all(e.last_known_state == metadata_store_pb2.Execution.FAILED for e in killed)
+  store = runs.metadata_store(str(resumed.output))
+  assert not [e for e in store.get_executions() if e.last_known_state in (
+      metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)]
 
 
 def test_the_rerun_resumes_from_the_cache_and_pushes_exactly_one_model(resumed):
