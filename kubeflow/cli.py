@@ -15,7 +15,8 @@ import json
 import sys
 from typing import Any, Dict
 
-from pipeline.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from pipeline.cli import (EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA, EXIT_OK,
+                          EXIT_USAGE)
 
 
 def add_parser(sub) -> None:
@@ -231,22 +232,48 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 def cmd_run_spec(args: argparse.Namespace) -> int:
   """`uet run-spec`: runs the compiled pipeline here; 1 when a task fails."""
   from kubeflow import run_spec  # pylint: disable=g-import-not-at-top
+  from pipeline import lock  # pylint: disable=g-import-not-at-top
   try:
     result = run_spec.run(args.spec, pipeline_root=args.pipeline_root,
                           overrides=run_spec.parse_assignments(args.parameter))
+  except run_spec.StoreDamaged as e:
+    print(f"uet run-spec: error: {e}", file=sys.stderr)
+    return EXIT_METADATA
   except run_spec.RunSpecError as e:
     return _error("run-spec", e)
+  except lock.RunLockedError as e:
+    print(f"uet run-spec: error: {e}", file=sys.stderr)
+    return EXIT_LOCKED
+  except run_spec.RunCancelled as e:
+    print(f"uet run-spec: CANCELLED: {e}; its process was stopped", file=sys.stderr)
+    print(f"nothing after it ran; {_pushed_line(e.result)}", file=sys.stderr)
+    return EXIT_CANCELLED
   except run_spec.TaskFailed as e:
     print(f"uet run-spec: FAILED: task {e.task} failed: {e}", file=sys.stderr)
-    print(f"nothing after {e.task} ran; its log: {e.log_path}", file=sys.stderr)
+    print(f"nothing after {e.task} ran; {_pushed_line(e.result)}; its log: {e.log_path}",
+          file=sys.stderr)
     return EXIT_FAILED
   ran = sum(1 for s in result.states.values() if s == "complete")
   skipped = sorted(n for n, s in result.states.items() if s == "skipped")
   print(f"uet run-spec: run {result.run_id} complete: {ran} tasks ran"
         + (f", skipped: {', '.join(skipped)}" if skipped else "")
         + f"; artifacts under {result.run_dir}", file=sys.stderr)
-  pushed = [a["metadata"].get("pushed_destination") for outputs in result.outputs.values()
-            for artifacts in outputs.values() for a in artifacts
-            if a.get("metadata", {}).get("pushed") == 1]
+  pushed = _pushed(result)
   print(f"pushed to: {pushed[0] if pushed else '(not pushed)'}", file=sys.stderr)
   return EXIT_OK
+
+
+def _pushed(result) -> list:
+  """Where the run's tasks pushed a model (PushedModel artifacts with pushed = 1)."""
+  if result is None:
+    return []
+  return [a["metadata"].get("pushed_destination") for outputs in result.outputs.values()
+          for artifacts in outputs.values() for a in artifacts
+          if a.get("metadata", {}).get("pushed") == 1]
+
+
+def _pushed_line(result) -> str:
+  pushed = _pushed(result)
+  if pushed:
+    return f"pushed to: {pushed[0]}"
+  return "nothing was pushed; the models already pushed are untouched"

@@ -21,7 +21,12 @@ A check of the compiled artifact before a cloud submission, not a production orc
   * trigger conditions are evaluated as the compiler wrote them: the subset of CEL that TFX
     1.16's `compiler_utils.placeholder_to_cel` emits (`cel.py`); anything else is refused by
     name;
-  * a failed task stops the run with its name and error; nothing after it runs.
+  * a failed task stops the run with its name and error; nothing after it runs;
+  * the same guarantees as `uet run` (kubeflow/README.md): one run per pipeline root at a
+    time (the same lock), a local `data_dir` checked before any task starts, a damaged
+    store named before any task starts, a full disk named as such, and SIGTERM (what a
+    scheduler's cancel sends) passed on to the running task, whose process ends; nothing
+    after it runs and the run reports itself cancelled.
 
 What it does not do: the cache (every task runs), importer tasks, containers (tasks run in
 this Python environment, the one kubeflow/Dockerfile installs, not in the image), and
@@ -34,8 +39,10 @@ import datetime
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO
@@ -45,6 +52,7 @@ import yaml
 from ml_metadata.proto import metadata_store_pb2
 
 from kubeflow import cel
+from pipeline import data, disk, lock, metadata_backup
 
 # The placeholder KFP replaces by the whole ExecutorInput; the only one TFX's tasks use.
 EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
@@ -52,6 +60,11 @@ EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
 IMAGE_ENVIRONMENT = {"TF_USE_LEGACY_KERAS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METADATA_FILE = "run_spec_metadata.sqlite"
+# The product pipeline's ExampleGen input (kubeflow/parameters.py DATA_DIR): a local value is
+# checked as `uet run` checks --data-dir, before any task starts.
+DATA_DIR_PARAMETER = "data_dir"
+# Seconds a task has to end after SIGTERM before it is killed (Kubernetes' default grace).
+CANCEL_GRACE_SECONDS = 30
 # One clause of a resolver filter, as TFX 1.16's step builder writes them.
 _CLAUSE = re.compile(r'^(schema_title|state|name|metadata\.(\w+)\.(number_value|string_value))'
                      r'=("(?:[^"\\]|\\.)*"|[\w.+-]+)$')
@@ -63,6 +76,10 @@ class RunSpecError(ValueError):
   """The spec cannot be run here (the message names the task or parameter and why)."""
 
 
+class StoreDamaged(RunSpecError):
+  """The run-spec ML Metadata store under the pipeline root is unreadable (nothing ran)."""
+
+
 class TaskFailed(RuntimeError):
   """A task's process failed; `task` names it, the message is its error, `result` is what
   the run did before (a RunResult, set by `run`)."""
@@ -71,6 +88,16 @@ class TaskFailed(RuntimeError):
     super().__init__(message)
     self.task = task
     self.log_path = log_path
+    self.result: Optional["RunResult"] = None
+
+
+class RunCancelled(RuntimeError):
+  """SIGTERM stopped the run; `task` names the task it stopped (None: between tasks),
+  `result` is what the run did before."""
+
+  def __init__(self, task: Optional[str], signal_name: str):
+    super().__init__(f"cancelled by {signal_name}" + (f" while {task} ran" if task else ""))
+    self.task = task
     self.result: Optional["RunResult"] = None
 
 
@@ -338,21 +365,27 @@ class ArtifactStore:
             "metadata": metadata}
 
 
-class _Runner:
-  """One run of a compiled pipeline."""
+def local_pipeline_root(job: Mapping[str, Any], pipeline_root: Optional[str]) -> str:
+  """The run's pipeline root: the flag, else the job's, else the spec's; it must be local."""
+  root = (pipeline_root or (job.get("runtimeConfig") or {}).get("gcsOutputDirectory")
+          or job["pipelineSpec"].get("defaultPipelineRoot"))
+  if not root:
+    raise RunSpecError("the spec has no pipeline root; give --pipeline-root DIR")
+  if "://" in root:
+    raise RunSpecError(f"pipeline root {root!r} is not on this machine; give "
+                       "--pipeline-root DIR (or compile with a local --pipeline-root)")
+  return os.path.abspath(root)
 
-  def __init__(self, job: Dict[str, Any], pipeline_root: Optional[str],
+
+class _Runner:
+  """One run of a compiled pipeline (the caller holds the pipeline root's lock)."""
+
+  def __init__(self, job: Dict[str, Any], pipeline_root: str,
                overrides: Mapping[str, str], stream: TextIO, python_dir: Optional[str]):
     self.spec = job["pipelineSpec"]
-    root = (pipeline_root or (job.get("runtimeConfig") or {}).get("gcsOutputDirectory")
-            or self.spec.get("defaultPipelineRoot"))
-    if not root:
-      raise RunSpecError("the spec has no pipeline root; give --pipeline-root DIR")
-    if "://" in root:
-      raise RunSpecError(f"pipeline root {root!r} is not on this machine; give "
-                         "--pipeline-root DIR (or compile with a local --pipeline-root)")
-    self.root = os.path.abspath(root)
+    self.root = local_pipeline_root(job, pipeline_root)
     self.parameters = parameter_values(job, overrides)
+    _check_data_dir(self.parameters.get(DATA_DIR_PARAMETER))
     self.stream = stream
     self.python_dir = python_dir or os.path.dirname(sys.executable)
     name = self.spec.get("pipelineInfo", {}).get("name", "pipeline")
@@ -360,11 +393,23 @@ class _Runner:
     self.run_id = f"{name}-{stamp}-{uuid.uuid4().hex[:6]}"
     self.run_dir = os.path.join(self.root, self.run_id)
     os.makedirs(self.root, exist_ok=True)
-    self.store = ArtifactStore(os.path.join(self.root, METADATA_FILE))
+    store_path = os.path.join(self.root, METADATA_FILE)
+    reason = metadata_backup.problem(store_path) if os.path.exists(store_path) else None
+    if reason:
+      raise StoreDamaged(
+          f"{store_path}: the run-spec ML Metadata store is unreadable ({reason}). This is "
+          f"what a full disk or a crash mid-copy leaves. Move it aside (mv {store_path} "
+          f"{store_path}.bad): the next run starts a new one, and its resolver tasks find "
+          "only artifacts of runs from then on. The models already pushed under "
+          f"{self.root} are kept either way")
+    self.store = ArtifactStore(store_path)
     self.outputs: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
     self.parameter_outputs: Dict[str, Dict[str, Any]] = {}
     self.states: Dict[str, str] = {}
     self.seconds: Dict[str, float] = {}
+    self.cancelled: List[str] = []     # the signal's name, once one arrived
+    self._child: Optional[subprocess.Popen] = None
+    self._cancelled_at = 0.0
 
   def _print(self, text: str) -> None:
     print(text, file=self.stream, flush=True)
@@ -425,11 +470,42 @@ class _Runner:
     with open(log_path, "a") as log:
       log.write(f"$ {' '.join(argv[:3])} ...\n")
       log.flush()
-      code = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.run_dir,
-                             env=self._environment())
+      self._child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                     cwd=self.run_dir, env=self._environment())
+      try:
+        code = self._wait(self._child)
+      finally:
+        self._child = None
+    if self.cancelled:
+      raise RunCancelled(name, self.cancelled[0])
     if code != 0:
       with open(log_path) as f:
-        raise TaskFailed(name, _error_of(f.read()), log_path)
+        message = _error_of(f.read())
+      if disk.is_full_text(message):
+        where = disk.hint(self.root, elsewhere="another --pipeline-root",
+                          then="every task runs again")
+        message = f"{where}. The error was: {message}"
+      raise TaskFailed(name, message, log_path)
+
+  def _wait(self, child: subprocess.Popen) -> int:
+    """The child's exit code; once cancelled, it is killed if it outlives the grace."""
+    while True:
+      try:
+        return child.wait(timeout=1)
+      except subprocess.TimeoutExpired:
+        if self.cancelled and time.monotonic() - self._cancelled_at > CANCEL_GRACE_SECONDS:
+          child.kill()
+
+  def _on_sigterm(self, signum, frame) -> None:  # pylint: disable=unused-argument
+    """SIGTERM: passed on to the running task (as Kubernetes does to its container); the
+    run stops once it ended. Later SIGTERMs are ignored."""
+    if self.cancelled:
+      return
+    self.cancelled.append(signal.Signals(signum).name)
+    self._cancelled_at = time.monotonic()
+    child = self._child
+    if child is not None and child.poll() is None:
+      child.terminate()
 
   def _read_outputs(self, name: str, executor_input: Dict[str, Any]) -> None:
     path = executor_input["outputs"]["outputFile"]
@@ -510,12 +586,19 @@ class _Runner:
     os.makedirs(self.run_dir, exist_ok=True)
     self._print(f"uet run-spec: run {self.run_id}: {len(order)} tasks, artifacts under "
                 f"{self.run_dir}")
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, self._on_sigterm) if in_main_thread else None
     try:
       for name in order:
+        if self.cancelled:
+          raise RunCancelled(None, self.cancelled[0])
         self.states[name] = self.run_task(name, tasks[name])
-    except TaskFailed as e:
+    except (TaskFailed, RunCancelled) as e:
       e.result = self._result()
       raise
+    finally:
+      if in_main_thread:
+        signal.signal(signal.SIGTERM, previous)
     return self._result()
 
   def _result(self) -> RunResult:
@@ -524,7 +607,7 @@ class _Runner:
 
 
 def run(path: str, pipeline_root: Optional[str] = None,
-        overrides: Optional[Mapping[str, str]] = None, stream: TextIO = sys.stderr,
+        overrides: Optional[Mapping[str, str]] = None, stream: Optional[TextIO] = None,
         python_dir: Optional[str] = None) -> RunResult:
   """Runs the compiled pipeline at `path` on this machine.
 
@@ -532,7 +615,7 @@ def run(path: str, pipeline_root: Optional[str] = None,
     path: a PipelineJob JSON or PipelineSpec YAML written by `uet compile`.
     pipeline_root: where artifacts go (default: the spec's root, which must be local).
     overrides: runtime parameter values, as strings.
-    stream: where the progress lines go.
+    stream: where the progress lines go (default: standard error).
     python_dir: the directory whose `python` runs the tasks (default: this interpreter's).
 
   Returns:
@@ -540,8 +623,22 @@ def run(path: str, pipeline_root: Optional[str] = None,
 
   Raises:
     RunSpecError: the spec cannot run here (before any task runs, or at the task that
-      cannot).
+      cannot); StoreDamaged when that is the run-spec store.
+    lock.RunLockedError: another run holds the pipeline root.
     TaskFailed: a task's process failed; no later task ran.
+    RunCancelled: SIGTERM stopped the run; no later task ran.
   """
   job = load(path)
-  return _Runner(job, pipeline_root, overrides or {}, stream, python_dir).run()
+  root = local_pipeline_root(job, pipeline_root)
+  with lock.output_lock(root, holder="uet run-spec"):
+    return _Runner(job, root, overrides or {}, stream or sys.stderr, python_dir).run()
+
+
+def _check_data_dir(value: Any) -> None:
+  """A local `data_dir` must be a MovieLens directory, as for `uet run --data-dir`."""
+  if not isinstance(value, str) or not value or "://" in value:
+    return  # on the cloud's storage: the ExampleGen task reads it
+  try:
+    data.check_movielens_dir(value)
+  except data.DatasetError as e:
+    raise RunSpecError(str(e).replace("--data-dir ", f"{DATA_DIR_PARAMETER} ")) from None

@@ -6,10 +6,13 @@ import io
 import json
 import os
 import pathlib
+import shutil
+import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import ml_metadata as mlmd
+import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import store as store_lib
@@ -31,11 +34,47 @@ def write_config(path: pathlib.Path, values: Optional[dict] = None) -> str:
 
 def uet_run(args: Sequence[str]) -> Tuple[int, str, str]:
   """`uet run ARGS` in this process (no TensorFlow start-up per run): (exit code, out, err)."""
+  return uet(["run", *args])
+
+
+def uet(args: Sequence[str], err: Optional[io.StringIO] = None) -> Tuple[int, str, str]:
+  """`uet ARGS` in this process: (exit code, out, err); `err` may watch what is printed."""
   from pipeline import cli  # pylint: disable=g-import-not-at-top
-  out, err = io.StringIO(), io.StringIO()
+  out, err = io.StringIO(), err or io.StringIO()
   with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    code = cli.main(["run", *[str(a) for a in args]])
+    code = cli.main([str(a) for a in args])
   return code, out.getvalue(), err.getvalue()
+
+
+# A filesystem the disk-full tests can fill: small, and mounted for the test alone.
+TMPFS_SIZE = "64m"
+LEAVE_FREE = 128 * 1024
+BALLAST = "ballast"
+
+
+def mount_tmpfs(directory: pathlib.Path) -> None:
+  """Mounts a small tmpfs on `directory`, or skips the test saying why it cannot."""
+  directory.mkdir(parents=True, exist_ok=True)
+  if not shutil.which("mount"):
+    pytest.skip("no `mount` command here: cannot put the output on a small tmpfs")
+  done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs",
+                         str(directory)], capture_output=True, text=True)
+  if done.returncode:
+    pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}): the "
+                "disk-full faults need a small filesystem of their own")
+
+
+def fill(directory: pathlib.Path, leave: int = LEAVE_FREE) -> None:
+  """Fills the filesystem of `directory` up to `leave` free bytes."""
+  stat = os.statvfs(directory)
+  free_bytes = stat.f_bavail * stat.f_frsize
+  with open(directory / BALLAST, "ab") as f:
+    os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size + max(0, free_bytes - leave))
+
+
+def free(directory: pathlib.Path) -> None:
+  """Undoes `fill`."""
+  (directory / BALLAST).unlink(missing_ok=True)
 
 
 def serving_snapshot(serving_dir: str) -> Dict[str, str]:

@@ -13,14 +13,14 @@ import json
 import os
 import pathlib
 import shutil
-from typing import Callable, List, Optional
+from typing import List
 
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import pipeline as pipeline_lib
-from pipeline.cli import EXIT_FAILED, EXIT_USAGE
-from tests import runs
+from pipeline.cli import EXIT_FAILED
+from tests import bad_inputs, runs
 from tests.conftest import write_movielens_slice
 
 pytestmark = pytest.mark.pipeline
@@ -69,33 +69,9 @@ def production(tmp_path_factory) -> Production:
   return Production(root, good, output, config, code, stdout, summary, quarantine)
 
 
-def plant(production: Production, name: str,
-          ratings: Optional[Callable[[List[str]], List[str]]] = None,
-          users: Optional[Callable[[bytes], Optional[bytes]]] = None) -> pathlib.Path:
-  """A copy of the good slice with `ratings` applied to u.data's lines and `users` to
-  u.user's bytes (None deletes the file)."""
-  directory = production.root / name
-  shutil.copytree(production.good, directory)
-  if ratings:
-    lines = (directory / "u.data").read_text().splitlines()
-    (directory / "u.data").write_text("".join(f"{line}\n" for line in ratings(lines)))
-  if users:
-    data = users((directory / "u.user").read_bytes())
-    if data is None:
-      (directory / "u.user").unlink()
-    else:
-      (directory / "u.user").write_bytes(data)
-  return directory
-
-
-def set_field(line_number: int, field: int, value: str):
-  """A `ratings` edit: field `field` (0-based) of line `line_number` (1-based) := value."""
-  def edit(lines: List[str]) -> List[str]:
-    fields = lines[line_number - 1].split("\t")
-    fields[field] = value
-    lines[line_number - 1] = "\t".join(fields)
-    return lines
-  return edit
+def plant(production: Production, name: str, ratings=None, users=None) -> pathlib.Path:
+  """A copy of the good slice, with the edits of `bad_inputs.plant`."""
+  return bad_inputs.plant(production.good, production.root / name, ratings, users)
 
 
 def run_failing(production: Production, data_dir: pathlib.Path, *flags,
@@ -155,81 +131,22 @@ def test_more_bad_rows_than_allowed_fails(production):
   assert "(more than --max-bad-rows=2 malformed rows)" in stderr
 
 
-# --- Malformed files: ExampleGen fails fast with file:line and what is wrong. ---
+# --- Malformed files (ExampleGen fails fast with file:line and what is wrong), a missing
+# file (refused before TensorFlow loads), values the schema forbids (the ValidationGate).
 
-def test_truncated_line(production):
-  data = plant(production, "truncated", ratings=lambda lines: (
-      lines[:16] + ["\t".join(lines[16].split("\t")[:2])] + lines[17:]))
-  stderr = run_failing(production, data)
-  assert_component_failed(production, stderr, pipeline_lib.EXAMPLE_GEN)
-  assert f"{data}/u.data:17: expected 4 tab-separated fields (user_id, movie_id, rating, " \
-         "timestamp), found 2" in stderr
-
-
-def test_non_numeric_rating(production):
-  stderr = run_failing(production, plant(production, "non_numeric",
-                                         ratings=set_field(5, 2, "4.5")))
-  assert_component_failed(production, stderr, pipeline_lib.EXAMPLE_GEN)
-  assert "u.data:5: rating '4.5' is not an integer" in stderr
+@pytest.mark.parametrize("case", bad_inputs.CASES, ids=lambda case: case.name)
+def test_bad_input_stops_the_run_where_and_as_the_table_says(production, case):
+  data = plant(production, case.name, case.ratings, case.users)
+  stderr = run_failing(production, data, expected_code=case.exit_code)
+  if case.stops_at:
+    assert_component_failed(production, stderr, case.stops_at)
+  for message in case.messages(data):
+    assert message in stderr
+  for message in case.never_says:
+    assert message not in stderr
 
 
-def test_rating_dated_in_the_future(production):
-  data = plant(production, "future", ratings=set_field(12, 3, "99999999999"))
-  stderr = run_failing(production, data)
-  assert_component_failed(production, stderr, pipeline_lib.EXAMPLE_GEN)
-  assert (f"{data}/u.data:12: timestamp 99999999999 (5138-11-16 09:46:39 UTC) is after the "
-          "time of ingestion (") in stderr
-  assert "fix the clock or the field upstream, or drop the rating" in stderr
-
-
-def test_rating_for_a_user_missing_from_the_user_file(production):
-  stderr = run_failing(production, plant(production, "unknown_user",
-                                         ratings=set_field(8, 0, "9999")))
-  assert_component_failed(production, stderr, pipeline_lib.EXAMPLE_GEN)
-  assert "u.data:8: user_id '9999' is not in u.user; add the user's demographics or drop " \
-         "the rating" in stderr
-
-
-def test_empty_ratings_file(production):
-  stderr = run_failing(production, plant(production, "empty", ratings=lambda lines: []))
-  assert_component_failed(production, stderr, pipeline_lib.EXAMPLE_GEN)
-  assert "u.data: no valid ratings; the file is empty" in stderr
-
-
-@pytest.mark.parametrize("field, bad", [(4, b"85\xff11"), (3, b"techn\xe9cian")])
-def test_non_utf8_bytes_in_the_user_file(production, field, bad):
-  def corrupt(data: bytes) -> bytes:
-    lines = data.split(b"\n")
-    fields = lines[0].split(b"|")
-    fields[field] = bad
-    lines[0] = b"|".join(fields)
-    return b"\n".join(lines)
-  stderr = run_failing(production, plant(production, f"non_utf8_{field}", users=corrupt))
-  assert_component_failed(production, stderr, pipeline_lib.EXAMPLE_GEN)
-  assert "u.user:1: not valid UTF-8" in stderr and "re-encode the file as UTF-8" in stderr
-
-
-def test_missing_user_file(production):
-  data = plant(production, "no_users", users=lambda data: None)
-  stderr = run_failing(production, data, expected_code=EXIT_USAGE)
-  assert f"{data}/u.user: missing; a MovieLens directory needs u.data (ratings) and u.user " \
-         "(users)" in stderr
-
-
-# --- Values the schema forbids, and drift: the ValidationGate stops the run. ---
-
-@pytest.mark.parametrize("rating, kind", [("0", "INT_TYPE_SMALL_INT"),
-                                          ("6", "INT_TYPE_BIG_INT")])
-def test_rating_out_of_range(production, rating, kind):
-  stderr = run_failing(production, plant(production, f"rating_{rating}",
-                                         ratings=set_field(3, 2, rating)))
-  assert_component_failed(production, stderr, pipeline_lib.VALIDATION_GATE)
-  assert f"feature=rating kind={kind}" in stderr
-  assert "Fix the input data" in stderr
-  # One out-of-range value is the schema anomaly it is, not drift: ratings are compared
-  # value by value (schema: int_domain is_categorical).
-  assert "COMPARATOR_" not in stderr
-
+# --- Drift and new categories: the ValidationGate stops the run. ---
 
 def test_occupation_absent_from_the_schema(production):
   rated_user = (production.good / "u.data").read_text().split("\t", 1)[0]

@@ -27,7 +27,6 @@ import logging
 import os
 import pathlib
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -44,9 +43,6 @@ from tests.conftest import REPO, write_movielens_slice
 
 pytestmark = pytest.mark.pipeline
 
-TMPFS_SIZE = "64m"
-LEAVE_FREE = 128 * 1024
-BALLAST = "ballast"
 PROGRESS = re.compile(r"^\[\s*[0-9.]+s\] (\S+) \.\.\.$")
 UPSTREAM_OF_TRANSFORM = (pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN,
                          pipeline_lib.SCHEMA_GEN, pipeline_lib.EXAMPLE_VALIDATOR,
@@ -77,29 +73,6 @@ class Schedule:
   restore_code: int
 
 
-def _mount_tmpfs(directory: pathlib.Path) -> None:
-  directory.mkdir(parents=True, exist_ok=True)
-  if not shutil.which("mount"):
-    pytest.skip("no `mount` command here: cannot put the output on a small tmpfs")
-  done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs",
-                         str(directory)], capture_output=True, text=True)
-  if done.returncode:
-    pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}): the "
-                "disk-full faults need a small filesystem of their own")
-
-
-def _fill(directory: pathlib.Path, leave: int = LEAVE_FREE) -> None:
-  """Fills the filesystem of `directory` up to `leave` free bytes."""
-  stat = os.statvfs(directory)
-  free = stat.f_bavail * stat.f_frsize
-  with open(directory / BALLAST, "ab") as f:
-    os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size + max(0, free - leave))
-
-
-def _free(directory: pathlib.Path) -> None:
-  (directory / BALLAST).unlink(missing_ok=True)
-
-
 class _FillWhenStarting(logging.Handler):
   """Fills the disk when LocalDagRunner launches `component` (its log record precedes the
   launch, in the same thread)."""
@@ -111,7 +84,7 @@ class _FillWhenStarting(logging.Handler):
   def emit(self, record: logging.LogRecord) -> None:
     if (record.msg == "Component %s is running." and record.args
         and str(record.args[0]) == self.component and not self.filled):
-      _fill(self.directory)
+      runs.fill(self.directory)
       self.filled = True
 
 
@@ -150,7 +123,7 @@ def _run(args, output: pathlib.Path, fill_at: Optional[str] = None) -> Outcome:
   if hook:
     assert hook.filled, f"{fill_at} never started:\n{stderr}"
   outcome = _outcome(output, code, stdout, stderr)
-  _free(output)
+  runs.free(output)
   return outcome
 
 
@@ -180,7 +153,7 @@ def _cancel_during_transform(args, output: pathlib.Path) -> (Outcome, float):
 def schedule(tmp_path_factory) -> Schedule:
   root = tmp_path_factory.mktemp("unattended")
   output = root / "out"
-  _mount_tmpfs(output)
+  runs.mount_tmpfs(output)
   try:
     data = write_movielens_slice(root / "ml", 3000, every=25)
     config = runs.write_config(root / "config.json")
@@ -236,6 +209,9 @@ def test_sigterm_cancels_the_running_component_and_reports_it(schedule):
           "was stopped and is recorded as CANCELED in ML Metadata") in cancelled.stderr
   assert "the next run resumes from the completed components" in cancelled.stderr
   assert "Traceback" not in cancelled.stderr
+  assert re.search(rf"\] {pipeline_lib.TRANSFORM} done in [0-9.]+s \(CANCELED\)",
+                   cancelled.stderr), cancelled.stderr
+  assert "(FAILED)" not in cancelled.stderr
   _assert_nothing_pushed_and_store_readable(cancelled)
   assert cancelled.states[pipeline_lib.TRANSFORM] == [metadata_store_pb2.Execution.CANCELED]
   for node in UPSTREAM_OF_TRANSFORM:
