@@ -33,32 +33,17 @@ from components.production_model import component as production_model
 from components.validation_gate.component import DriftBaseline, ValidationGate
 from pipeline import fingerprint
 from pipeline.config import EvaluationConfig, PipelineConfig
+# Component ids and model names live in the light pipeline.ids; re-exported here.
+from pipeline.ids import (  # noqa: F401  pylint: disable=unused-import
+    BASELINE_MODEL, BASELINE_TRAINER, CANDIDATE_MODEL, CANDIDATE_TRAINER,
+    COLLISIONLESS_TRAINER, DRIFT_BASELINE, EVALUATOR, EXAMPLE_GEN, EXAMPLE_VALIDATOR,
+    PRODUCTION_EVALUATOR, PRODUCTION_MODEL, PRODUCTION_MODEL_NAME, PUSHER, SCHEMA_GEN,
+    SPAN_WINDOW, STATISTICS_GEN, TRANSFORM, VALIDATION_GATE)
 from trainer import features
 from trainer.config import TrainingConfig
 
 RUN_FN = "trainer.run_fn.run_fn"
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
-
-# Stable component ids: runners, tests and the summary look components up by these.
-EXAMPLE_GEN = "MovieLensExampleGen"
-STATISTICS_GEN = "StatisticsGen"
-SCHEMA_GEN = "ImportSchemaGen"
-EXAMPLE_VALIDATOR = "ExampleValidator"
-VALIDATION_GATE = "ValidationGate"
-TRANSFORM = "Transform"
-CANDIDATE_TRAINER = "CandidateTrainer"
-BASELINE_TRAINER = "BaselineTrainer"
-COLLISIONLESS_TRAINER = "CollisionlessTrainer"
-EVALUATOR = "Evaluator"
-PRODUCTION_EVALUATOR = "ProductionEvaluator"
-PUSHER = "Pusher"
-SPAN_WINDOW = "SpanWindow"
-PRODUCTION_MODEL = "ProductionModel"
-DRIFT_BASELINE = "DriftBaseline"
-
-CANDIDATE_MODEL = "candidate"
-BASELINE_MODEL = "baseline"
-PRODUCTION_MODEL_NAME = "production"
 
 
 def _overall_only(threshold: tfma.MetricThreshold) -> list:

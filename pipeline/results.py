@@ -14,7 +14,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx.utils import path_utils
 
-from pipeline import pipeline as pipeline_lib
+from pipeline import ids
 from pipeline import store as store_lib
 
 _EXECUTION_STATES = {
@@ -114,7 +114,7 @@ def evaluation_metrics(evaluation_uri: str) -> Dict[str, Dict[str, Dict[str, flo
       value = _metric(kv.value)
       if value is None:
         continue
-      model = kv.key.model_name or pipeline_lib.CANDIDATE_MODEL
+      model = kv.key.model_name or ids.CANDIDATE_MODEL
       out.setdefault(slice_name, {}).setdefault(model, {})[kv.key.name] = value
   return out
 
@@ -134,12 +134,12 @@ def _overall(node: Optional[NodeRun]) -> Dict[str, Dict[str, float]]:
 
 def baseline_gate(nodes: Dict[str, NodeRun]) -> Dict[str, Any]:
   """Gate 1 (candidate vs hash baseline): AUC and LogLoss of both, per slice, and the verdict."""
-  node = nodes.get(pipeline_lib.EVALUATOR)
+  node = nodes.get(ids.EVALUATOR)
   evaluation = node.outputs.get("evaluation", []) if node else []
   metrics = evaluation_metrics(evaluation[0].uri) if evaluation else {}
   overall = metrics.get("overall", {})
   gate: Dict[str, Any] = {"blessed": _blessed(node), "sliced_metrics": metrics}
-  for role in (pipeline_lib.CANDIDATE_MODEL, pipeline_lib.BASELINE_MODEL):
+  for role in (ids.CANDIDATE_MODEL, ids.BASELINE_MODEL):
     gate[f"{role}_auc"] = overall.get(role, {}).get("auc")
     gate[f"{role}_logloss"] = overall.get(role, {}).get("logloss")
   return gate
@@ -148,18 +148,18 @@ def baseline_gate(nodes: Dict[str, NodeRun]) -> Dict[str, Any]:
 def production_gate(nodes: Dict[str, NodeRun]) -> Optional[Dict[str, Any]]:
   """Gate 2 (candidate vs the model in production): both AUCs and the verdict; None when
   the node did not run. `production_auc` is None without a model in production."""
-  node = nodes.get(pipeline_lib.PRODUCTION_EVALUATOR)
+  node = nodes.get(ids.PRODUCTION_EVALUATOR)
   if node is None:
     return None
   overall = _overall(node)
   return {"blessed": _blessed(node),
-          "candidate_auc": overall.get(pipeline_lib.CANDIDATE_MODEL, {}).get("auc"),
-          "production_auc": overall.get(pipeline_lib.PRODUCTION_MODEL_NAME, {}).get("auc")}
+          "candidate_auc": overall.get(ids.CANDIDATE_MODEL, {}).get("auc"),
+          "production_auc": overall.get(ids.PRODUCTION_MODEL_NAME, {}).get("auc")}
 
 
 def pushed_model_dir(nodes: Dict[str, NodeRun]) -> Optional[str]:
   """Where the Pusher put the candidate in this run, or None (not pushed, or skipped)."""
-  node = nodes.get(pipeline_lib.PUSHER)
+  node = nodes.get(ids.PUSHER)
   pushed = node.outputs.get("pushed_model", []) if node else []
   props = pushed[0].custom_properties if pushed else {}
   if props.get("pushed") and props["pushed"].int_value == 1:
@@ -169,7 +169,7 @@ def pushed_model_dir(nodes: Dict[str, NodeRun]) -> Optional[str]:
 
 def quarantined_rows(nodes: Dict[str, NodeRun]) -> int:
   """Malformed ratings rows the ExampleGen quarantined (0 when none, or it did not run)."""
-  node = nodes.get(pipeline_lib.EXAMPLE_GEN)
+  node = nodes.get(ids.EXAMPLE_GEN)
   examples = node.outputs.get("examples", []) if node else []
   count = examples[0].custom_properties.get("quarantined_rows") if examples else None
   return count.int_value if count else 0
@@ -179,12 +179,12 @@ def trained_models(nodes: Dict[str, NodeRun]) -> Dict[str, Any]:
   """Serving directories of the candidate and baseline, and the candidate's warm start."""
   out: Dict[str, Any] = {"candidate_model_dir": None, "baseline_model_dir": None,
                          "warm_started_from": None}
-  for role, node_id in (("candidate", pipeline_lib.CANDIDATE_TRAINER),
-                        ("baseline", pipeline_lib.BASELINE_TRAINER)):
+  for role, node_id in (("candidate", ids.CANDIDATE_TRAINER),
+                        ("baseline", ids.BASELINE_TRAINER)):
     node = nodes.get(node_id)
     if node and node.outputs.get("model"):
       out[f"{role}_model_dir"] = path_utils.serving_model_path(node.outputs["model"][0].uri)
-  candidate = nodes.get(pipeline_lib.CANDIDATE_TRAINER)
+  candidate = nodes.get(ids.CANDIDATE_TRAINER)
   if candidate and candidate.outputs.get("model_run"):
     result_file = os.path.join(candidate.outputs["model_run"][0].uri, "training_result.json")
     if os.path.exists(result_file):

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Optional, Tuple
 
-from pipeline import config as config_lib, data, lock
+from pipeline import config as config_lib, data, ids, lock
 from pipeline.cli import (EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA, EXIT_OK,
                           EXIT_USAGE)
 
@@ -173,7 +173,6 @@ def _run_locked(config: config_lib.PipelineConfig) -> int:
     print(f"uet run: no metadata store: starting a new one and retraining from scratch; the "
           f"previous artifacts are kept in {moved}", file=sys.stderr)
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top  (TensorFlow, TFX)
-  from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
   try:
     summary = local_runner.run(config)
   except local_runner.metadata_backup.MetadataStoreError as e:
@@ -189,7 +188,7 @@ def _run_locked(config: config_lib.PipelineConfig) -> int:
     print(f"\nuet run: FAILED: {e}", file=sys.stderr)
     if e.summary:
       print_quarantine(e.summary, sys.stderr)
-    if e.component != pipeline_lib.PUSHER:
+    if e.component != ids.PUSHER:
       print("nothing was pushed; the models already in "
             f"{config.serving_dir} are untouched", file=sys.stderr)
     print(f"full log: see {config.output_dir}/logs/; summary in "

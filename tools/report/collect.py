@@ -27,20 +27,20 @@ from tfx.utils import io_utils
 from components import lineage
 from components.validation_gate import baseline as drift_baseline_lib
 from components.validation_gate import executor as gate_lib
-from pipeline import pipeline as pipeline_lib
+from pipeline import ids
 from pipeline import results
 
 # Components in pipeline order (what the report lists first); any other node comes after.
 NODE_ORDER = (
-    pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN, pipeline_lib.SCHEMA_GEN,
-    pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.DRIFT_BASELINE, pipeline_lib.VALIDATION_GATE,
-    pipeline_lib.SPAN_WINDOW, pipeline_lib.PRODUCTION_MODEL, pipeline_lib.TRANSFORM,
-    pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.BASELINE_TRAINER,
-    pipeline_lib.COLLISIONLESS_TRAINER, pipeline_lib.EVALUATOR,
-    pipeline_lib.PRODUCTION_EVALUATOR, pipeline_lib.PUSHER,
+    ids.EXAMPLE_GEN, ids.STATISTICS_GEN, ids.SCHEMA_GEN,
+    ids.EXAMPLE_VALIDATOR, ids.DRIFT_BASELINE, ids.VALIDATION_GATE,
+    ids.SPAN_WINDOW, ids.PRODUCTION_MODEL, ids.TRANSFORM,
+    ids.CANDIDATE_TRAINER, ids.BASELINE_TRAINER,
+    ids.COLLISIONLESS_TRAINER, ids.EVALUATOR,
+    ids.PRODUCTION_EVALUATOR, ids.PUSHER,
 )
-MODELS = (pipeline_lib.CANDIDATE_MODEL, pipeline_lib.BASELINE_MODEL,
-          pipeline_lib.PRODUCTION_MODEL_NAME)
+MODELS = (ids.CANDIDATE_MODEL, ids.BASELINE_MODEL,
+          ids.PRODUCTION_MODEL_NAME)
 RATING_FEATURE = "rating"
 _DRIFT_MEASURES = {
     anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE: "Jensen-Shannon",
@@ -184,8 +184,8 @@ def _executions(store: mlmd.MetadataStore,
 
 def _input_artifacts(store: mlmd.MetadataStore, execution_id: int,
                      key: str) -> List[metadata_store_pb2.Artifact]:
-  ids = lineage.inputs(store, [execution_id], key)
-  return list(store.get_artifacts_by_id(ids)) if ids else []
+  artifact_ids = lineage.inputs(store, [execution_id], key)
+  return list(store.get_artifacts_by_id(artifact_ids)) if artifact_ids else []
 
 
 def _as_tfx(artifact: metadata_store_pb2.Artifact, store: mlmd.MetadataStore):
@@ -234,7 +234,7 @@ def run_row(store: mlmd.MetadataStore, pipeline_name: str,
     status = "running or killed"
   else:
     status = "succeeded"
-  example_gen = nodes.get(pipeline_lib.EXAMPLE_GEN)
+  example_gen = nodes.get(ids.EXAMPLE_GEN)
   span = None
   if example_gen and example_gen.outputs.get("examples"):
     span = _int_property(example_gen.outputs["examples"][0], "span")
@@ -294,14 +294,14 @@ def _validation_gate(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun
                      ) -> Tuple[Gate, List[gate_lib.Anomaly], List[DriftMeasure],
                                 Optional[Dict[str, Any]]]:
   """The data gate: schema anomalies, drift distances and the drift baseline."""
-  gate_node = nodes.get(pipeline_lib.VALIDATION_GATE)
-  validator = nodes.get(pipeline_lib.EXAMPLE_VALIDATOR)
+  gate_node = nodes.get(ids.VALIDATION_GATE)
+  validator = nodes.get(ids.EXAMPLE_VALIDATOR)
   anomalies: List[gate_lib.Anomaly] = []
   if validator and validator.outputs.get("anomalies"):
     anomalies = gate_lib.read_anomalies(_as_tfx(validator.outputs["anomalies"][0], store))
   if gate_node is None:
     return Gate("Data validation", "not reached"), anomalies, [], None
-  execution = executions[pipeline_lib.VALIDATION_GATE]
+  execution = executions[ids.VALIDATION_GATE]
   thresholds = gate_lib.DriftThresholds(
       rating_js=_exec_property(execution, "drift_rating_js"),
       categorical_linf=_exec_property(execution, "drift_categorical_linf"))
@@ -384,7 +384,7 @@ def _model_gate(name: str, node: Optional[results.NodeRun], other: str,
     return Gate(name, "failed" if node.state == "failed" else node.state)
   uri = node.outputs["evaluation"][0].uri
   overall = results.evaluation_metrics(uri).get("overall", {})
-  candidate = overall.get(pipeline_lib.CANDIDATE_MODEL, {}).get("auc")
+  candidate = overall.get(ids.CANDIDATE_MODEL, {}).get("auc")
   reference = overall.get(other, {}).get("auc")
   thresholds = _auc_thresholds(_eval_config(uri))
   checks = []
@@ -481,19 +481,19 @@ def _lineage(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun],
                          "warm_start_version": None, "pushed_version": None,
                          "candidate_model": None, "candidate_model_run": None,
                          "baseline_model_run": None}
-  example_gen = nodes.get(pipeline_lib.EXAMPLE_GEN)
+  example_gen = nodes.get(ids.EXAMPLE_GEN)
   if example_gen and example_gen.outputs.get("examples"):
     out["span"] = _int_property(example_gen.outputs["examples"][0], "span")
-  transform = executions.get(pipeline_lib.TRANSFORM)
+  transform = executions.get(ids.TRANSFORM)
   if transform is not None:
     out["training_spans"] = sorted(
         {_int_property(a, "span") for a in _input_artifacts(store, transform.id, "examples")})
-  for model, node_id in ((pipeline_lib.CANDIDATE_MODEL, pipeline_lib.CANDIDATE_TRAINER),
-                         (pipeline_lib.BASELINE_MODEL, pipeline_lib.BASELINE_TRAINER)):
+  for model, node_id in ((ids.CANDIDATE_MODEL, ids.CANDIDATE_TRAINER),
+                         (ids.BASELINE_MODEL, ids.BASELINE_TRAINER)):
     trainer = nodes.get(node_id)
     if trainer and trainer.outputs.get("model_run"):
       out[f"{model}_model_run"] = trainer.outputs["model_run"][0].uri  # TensorBoard logdir
-  candidate = nodes.get(pipeline_lib.CANDIDATE_TRAINER)
+  candidate = nodes.get(ids.CANDIDATE_TRAINER)
   if candidate and candidate.outputs.get("model"):
     out["candidate_model"] = candidate.outputs["model"][0].uri
   if candidate and candidate.outputs.get("model_run"):
@@ -503,7 +503,7 @@ def _lineage(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun],
         out["warm_started_from"] = json.load(f).get("warm_started_from")
   if out["warm_started_from"]:
     # Which pushed version that model is: the push whose Pusher read this Model artifact.
-    base = _input_artifacts(store, executions[pipeline_lib.CANDIDATE_TRAINER].id,
+    base = _input_artifacts(store, executions[ids.CANDIDATE_TRAINER].id,
                             "base_model")
     if base:
       out["warm_start_version"] = _pushed_version_of_model(store, base[0].id)
@@ -534,7 +534,7 @@ def _components(nodes: Dict[str, results.NodeRun],
   for node_id in sorted(set(all_nodes) | set(nodes), key=lambda n: (rank.get(n, 99), n)):
     run = nodes.get(node_id)
     if run is None:
-      if node_id == pipeline_lib.PUSHER and succeeded:
+      if node_id == ids.PUSHER and succeeded:
         out.append(ComponentRun(node_id, "skipped",
                                 note="condition not met: both gates must bless"))
       elif not succeeded:
@@ -604,30 +604,30 @@ def collect(store: mlmd.MetadataStore, pipeline_name: str, run_id: str,
   validation, anomalies, drift, drift_baseline = _validation_gate(store, nodes, executions)
   gates = [
       validation,
-      _model_gate("Beat the hash baseline", nodes.get(pipeline_lib.EVALUATOR),
-                  pipeline_lib.BASELINE_MODEL, "candidate AUC - baseline AUC >= min gain"),
+      _model_gate("Beat the hash baseline", nodes.get(ids.EVALUATOR),
+                  ids.BASELINE_MODEL, "candidate AUC - baseline AUC >= min gain"),
       _model_gate("No regression against production",
-                  nodes.get(pipeline_lib.PRODUCTION_EVALUATOR),
-                  pipeline_lib.PRODUCTION_MODEL_NAME,
+                  nodes.get(ids.PRODUCTION_EVALUATOR),
+                  ids.PRODUCTION_MODEL_NAME,
                   "candidate AUC - production AUC >= -max regression"),
   ]
   metrics: Dict[str, Dict[str, Dict[str, float]]] = {}
-  evaluator = nodes.get(pipeline_lib.EVALUATOR)
+  evaluator = nodes.get(ids.EVALUATOR)
   if evaluator and evaluator.outputs.get("evaluation"):
     metrics = results.evaluation_metrics(evaluator.outputs["evaluation"][0].uri)
-  production = nodes.get(pipeline_lib.PRODUCTION_EVALUATOR)
+  production = nodes.get(ids.PRODUCTION_EVALUATOR)
   if production and production.outputs.get("evaluation"):
     for slice_name, models in results.evaluation_metrics(
         production.outputs["evaluation"][0].uri).items():
-      if pipeline_lib.PRODUCTION_MODEL_NAME in models:
-        metrics.setdefault(slice_name, {})[pipeline_lib.PRODUCTION_MODEL_NAME] = \
-            models[pipeline_lib.PRODUCTION_MODEL_NAME]
-  statistics, histograms = _split_statistics(store, nodes.get(pipeline_lib.STATISTICS_GEN))
+      if ids.PRODUCTION_MODEL_NAME in models:
+        metrics.setdefault(slice_name, {})[ids.PRODUCTION_MODEL_NAME] = \
+            models[ids.PRODUCTION_MODEL_NAME]
+  statistics, histograms = _split_statistics(store, nodes.get(ids.STATISTICS_GEN))
   destination = results.pushed_model_dir(nodes)
   pushed = destination is not None
   curves = {}
-  for model, node_id in ((pipeline_lib.CANDIDATE_MODEL, pipeline_lib.CANDIDATE_TRAINER),
-                         (pipeline_lib.BASELINE_MODEL, pipeline_lib.BASELINE_TRAINER)):
+  for model, node_id in ((ids.CANDIDATE_MODEL, ids.CANDIDATE_TRAINER),
+                         (ids.BASELINE_MODEL, ids.BASELINE_TRAINER)):
     trainer = nodes.get(node_id)
     if trainer and trainer.outputs.get("model_run"):
       curves[model] = _training_curves(trainer.outputs["model_run"][0].uri)
