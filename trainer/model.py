@@ -115,7 +115,7 @@ class RankingModel(tf.keras.Model):
 
   def call(self, inputs: Mapping[str, tf.Tensor], training=None) -> tf.Tensor:
     """[batch] string features (and admission flags) -> [batch, 1] P(rating >= 3)."""
-    x = tf.concat(self.embedding(inputs), axis=-1)
+    x = self.embedding(inputs, training=training, concatenated=True)
     if self.unseen_default is not None:
       # One select over the concatenation for all admission features.
       admitted = {f: inputs[admission.admitted_name(f)] for f in self.admission_features}
