@@ -42,6 +42,19 @@ def test_filter_cells_depend_on_the_feature():
                             admission.filter_cells(value, features.MOVIE_ID).numpy())
 
 
+def test_fused_lookup_of_concatenated_filters_matches_each_feature_alone():
+  # What Transform ships: the features' filters side by side, read with one gather.
+  rng = np.random.default_rng(0)
+  seen = {f: [f"{f}-{i}".encode() for i in rng.integers(0, 3000, 1500)] for f in ADMITTED}
+  query = {f: tf.constant([f"{f}-{i}".encode() for i in range(6000)]) for f in ADMITTED}
+  packs = [admission.build_filter(seen[f], f) for f in ADMITTED]
+  fused = admission.admitted_flags(query, tf.constant(np.concatenate(packs)), ADMITTED)
+  for f, packed in zip(ADMITTED, packs):
+    alone = admission.is_admitted(query[f], tf.constant(packed), f).numpy()
+    np.testing.assert_array_equal(fused[f].numpy(), alone)
+    assert fused[f].dtype == tf.int64 and 0 < alone.mean() < 1
+
+
 def _config(**changes):
   return TrainingConfig(**{"model_type": "unified", "embedding_budget": 4800,
                            "admission_features": ADMITTED, **changes})

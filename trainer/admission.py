@@ -6,10 +6,12 @@ MovieLens, `uet simulate`), so that is the common case, not the corner case. Her
 
   * Transform builds a counting Bloom filter of the ids of the training window (per
     feature in `ADMISSION_FEATURES`, `FILTER_HASHES` cells of a `FILTER_BITS`-cell array per
-    id) with a tf.Transform analyzer, keeps the cells whose count reaches the threshold as
-    bits, and emits `<feature>_admitted` (1 when every cell of the id is set). The packed
-    bits are a constant of the Transform graph, so they ship inside the SavedModel and
-    training and serving decide admission with the same bits;
+    id) with one tf.Transform analyzer for all those features (their filters side by side),
+    keeps the cells whose count reaches the threshold as bits, and emits
+    `<feature>_admitted` (1 when every cell of the id is set; one fused lookup for all
+    features, `admitted_flags`). The packed bits are a constant of the Transform graph, so
+    they ship inside the SavedModel and training and serving decide admission with the
+    same bits;
   * the model (`UnseenDefault`) replaces the embedding of a feature whose id is not
     admitted by a learned per-feature default vector ("a typical new user"); during training
     it also drops admitted ids to that default at rate `id_dropout`, which is what trains
@@ -23,7 +25,7 @@ Transform analyzer, the benchmarks and the tests build and query exactly the sam
 
 import hashlib
 import math
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -41,9 +43,8 @@ def admitted_name(feature: str) -> str:
   return feature + features.ADMITTED_SUFFIX
 
 
-def filter_name(feature: str) -> str:
-  """Name of the analyzer that builds `feature`'s filter (in the Transform graph)."""
-  return f"{feature}_admission_filter"
+# Name of the analyzer that builds the filters (in the Transform graph).
+FILTER_ANALYZER_NAME = "admission_filter"
 
 
 def _key(feature: str, cell: int):
@@ -58,9 +59,16 @@ def filter_cells(values: tf.Tensor, feature: str, num_bits: int = FILTER_BITS,
   Keyed SipHash like the embeddings, with keys of their own (derived from the feature name),
   so filter false positives and embedding collisions are independent.
   """
-  values = tf.reshape(values, [-1])
-  return tf.stack([tf.strings.to_hash_bucket_strong(values, num_bits, key=_key(feature, i))
-                   for i in range(num_hashes)], axis=1)
+  return tf.stack(_cell_columns(values, feature, num_bits, num_hashes), axis=1)
+
+
+def _cell_columns(values: tf.Tensor, feature: str, num_bits: int,
+                  num_hashes: int) -> List[tf.Tensor]:
+  """`filter_cells`' columns, unstacked: num_hashes [batch] int64 tensors."""
+  if values.shape.rank != 1:
+    values = tf.reshape(values, [-1])
+  return [tf.strings.to_hash_bucket_strong(values, num_bits, key=_key(feature, i))
+          for i in range(num_hashes)]
 
 
 def pack_filter(counts: np.ndarray, threshold: int = FILTER_THRESHOLD) -> np.ndarray:
@@ -87,34 +95,84 @@ def build_filter(values: Iterable[bytes], feature: str, threshold: int = FILTER_
   return pack_filter(np.bincount(cells.reshape(-1), minlength=num_bits), threshold)
 
 
+def _global_cells(values: Mapping[str, tf.Tensor], feature_names: Sequence[str],
+                  num_bits: int, num_hashes: int) -> tf.Tensor:
+  """The filter cells of every feature side by side: [batch, F * num_hashes] int64.
+
+  Feature j's cells (`filter_cells`) are offset by j * num_bits, so they index one array of
+  F * num_bits cells: the features' filters concatenated in `feature_names` order. Built
+  from F * num_hashes hash ops, one stack and one add, whatever F is (at batch 1 the op
+  count is the serving cost).
+  """
+  cells = tf.stack([c for f in feature_names
+                    for c in _cell_columns(values[f], f, num_bits, num_hashes)], axis=1)
+  if len(feature_names) == 1:
+    return cells
+  offsets = np.repeat(np.arange(len(feature_names), dtype=np.int64) * num_bits, num_hashes)
+  return cells + tf.constant(offsets)
+
+
+def admitted_flags(values: Mapping[str, tf.Tensor], packed: tf.Tensor,
+                   feature_names: Sequence[str],
+                   num_hashes: int = FILTER_HASHES) -> Dict[str, tf.Tensor]:
+  """1 where every filter cell of the value is set, else 0, for several features at once.
+
+  One gather and a handful of bit operations for all features (not per feature).
+
+  Args:
+    values: feature -> [batch] (or [batch, 1]) string ids, for every feature in
+      `feature_names`.
+    packed: the features' filters as packed bits, concatenated in `feature_names` order
+      (`build_filter` of each, or `filter_analyzer` of all); its length must be static.
+    feature_names: the features, in the order of their filters in `packed`.
+    num_hashes: cells per id (as built).
+
+  Returns:
+    feature -> [batch] int64 flags.
+  """
+  feature_names = list(feature_names)
+  packed = tf.reshape(packed, [-1])
+  if packed.shape[0] is None:
+    raise ValueError("the packed filter needs a static length (it sets the hash buckets)")
+  num_bits = packed.shape[0] * 8 // len(feature_names)
+  cells = _global_cells(values, feature_names, num_bits, num_hashes)
+  # Cell c is bit c % 8 (little-endian, `pack_filter`) of byte c // 8.
+  byte = tf.cast(tf.gather(packed, tf.bitwise.right_shift(cells, 3)), tf.int64)
+  bits = tf.bitwise.bitwise_and(
+      tf.bitwise.right_shift(byte, tf.bitwise.bitwise_and(cells, 7)), 1)
+  flags = tf.reduce_min(tf.reshape(bits, [-1, len(feature_names), num_hashes]), axis=2)
+  return dict(zip(feature_names, tf.unstack(flags, num=len(feature_names), axis=1)))
+
+
 def is_admitted(values: tf.Tensor, packed: tf.Tensor, feature: str,
                 num_hashes: int = FILTER_HASHES) -> tf.Tensor:
   """1 where every filter cell of the value is set, else 0: [batch] int64.
 
   Args:
     values: [batch] (or [batch, 1]) string ids.
-    packed: the filter as packed bits (`build_filter` / the Transform analyzer).
+    packed: the filter as packed bits (`build_filter`).
     feature: the feature the ids belong to.
     num_hashes: cells per id (as built).
   """
-  packed = tf.cast(tf.reshape(packed, [-1]), tf.int64)
-  num_bits = packed.shape[0] * 8 if packed.shape[0] is not None else tf.size(packed) * 8
-  cells = filter_cells(values, feature, num_bits, num_hashes)
-  bits = tf.bitwise.bitwise_and(
-      tf.bitwise.right_shift(tf.gather(packed, cells // 8), cells % 8), 1)
-  return tf.reduce_min(bits, axis=1)
+  return admitted_flags({feature: values}, packed, [feature], num_hashes)[feature]
 
 
-def filter_analyzer(values: tf.Tensor, feature: str, threshold: int = FILTER_THRESHOLD,
-                    num_bits: int = FILTER_BITS, num_hashes: int = FILTER_HASHES) -> tf.Tensor:
-  """tf.Transform analyzer: the packed counting Bloom filter of `values` over the dataset.
+def filter_analyzer(values: Mapping[str, tf.Tensor], feature_names: Sequence[str],
+                    threshold: int = FILTER_THRESHOLD, num_bits: int = FILTER_BITS,
+                    num_hashes: int = FILTER_HASHES) -> tf.Tensor:
+  """tf.Transform analyzer: the packed counting Bloom filters of `feature_names` over the dataset.
 
   Counts every filter cell over the whole analysis dataset (Beam: per-batch bincounts,
   summed by a global combine), keeps cells with count >= threshold and packs them 8 to a
-  byte. In the Transform graph the result is a uint8 constant of num_bits / 8 bytes.
+  byte. One analyzer for all features: their filters side by side, feature j's at bytes
+  [j * num_bits / 8, (j + 1) * num_bits / 8), each exactly `build_filter` of that
+  feature's values. In the Transform graph the result is a uint8 constant of
+  F * num_bits / 8 bytes, which `admitted_flags` reads with one gather.
   """
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
   import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
+
+  total_bits = len(feature_names) * num_bits
 
   class _CountingBloomFilter(beam.PTransform):
 
@@ -122,16 +180,16 @@ def filter_analyzer(values: tf.Tensor, feature: str, threshold: int = FILTER_THR
       return (pcoll
               | "CountCells" >> beam.Map(
                   lambda batch: np.bincount(np.asarray(batch[0]).reshape(-1),
-                                            minlength=num_bits).astype(np.int64))
+                                            minlength=total_bits).astype(np.int64))
               | "SumCounts" >> beam.CombineGlobally(
                   lambda counts: np.sum(list(counts), axis=0) if counts
-                  else np.zeros(num_bits, np.int64))
+                  else np.zeros(total_bits, np.int64))
               | "Pack" >> beam.Map(lambda counts: [pack_filter(counts, threshold)]))
 
-  cells = filter_cells(values, feature, num_bits, num_hashes)
+  cells = _global_cells(values, list(feature_names), num_bits, num_hashes)
   (packed,) = tft.experimental.ptransform_analyzer(
       inputs=[cells], ptransform=_CountingBloomFilter(), output_dtypes=[tf.uint8],
-      output_shapes=[[num_bits // 8]], name=filter_name(feature))
+      output_shapes=[[total_bits // 8]], name=FILTER_ANALYZER_NAME)
   return packed
 
 
@@ -146,50 +204,75 @@ def filter_parameters(admission_features: Sequence[str], num_bits: int = FILTER_
 class UnseenDefault(tf.keras.layers.Layer):
   """Per-feature learned default embedding for ids that are not admitted.
 
-  Input: feature -> [batch, dim] embeddings, and feature -> [batch] admitted flags (0/1) for
-  the features in `dims`. Output: the embeddings, with a non-admitted id's replaced by its
-  feature's default vector. In training, admitted ids are also replaced at rate
-  `id_dropout`, so the default learns what an id the model knows nothing about predicts.
+  Input: the model's concatenated embeddings, [batch, sum of `layout`'s dims] (the features
+  side by side in `layout` order), and feature -> [batch] admitted flags (0/1) for the
+  features in `dims`. Output: the same tensor, with the columns of a non-admitted id's
+  feature replaced by that feature's default vector. In training, admitted ids are also
+  replaced at rate `id_dropout`, so the default learns what an id the model knows nothing
+  about predicts.
+
+  All features are replaced with one select over the concatenation (a column -> flag map
+  is a constant of the layer), not one select per feature: at batch 1 the serving cost is
+  the op count.
   """
 
   def __init__(self, dims: Mapping[str, int], id_dropout: float = 0.0,
-               seed: Optional[int] = None, **kwargs):
+               seed: Optional[int] = None,
+               layout: Optional[Sequence[Sequence[Any]]] = None, **kwargs):
     """Args:
       dims: feature -> embedding dimension, for the features that have a default.
       id_dropout: training-time rate at which admitted ids are replaced by the default.
       seed: seed of the dropout draws.
+      layout: (feature, dimension) of every feature of the input, in concatenation order;
+        must include the features of `dims` with the same dimensions. Default: `dims`
+        alone.
       **kwargs: Keras layer arguments.
     """
     super().__init__(**kwargs)
     if not 0.0 <= id_dropout < 1.0:
       raise ValueError(f"id_dropout must be in [0, 1), got {id_dropout}")
     self.dims = {str(f): int(d) for f, d in dims.items()}
+    self.layout = [(str(f), int(d)) for f, d in (layout if layout is not None
+                                                  else self.dims.items())]
+    wrong = {f: d for f, d in self.dims.items() if (f, d) not in self.layout}
+    if wrong:
+      raise ValueError(f"layout {self.layout} lacks the default features {wrong}")
     self.id_dropout = float(id_dropout)
     self.seed = seed
     self.defaults = {
         f: self.add_weight(name=f"{f}_default", shape=[d], initializer="zeros")
         for f, d in self.dims.items()}
+    # Column j of the input takes the flag of its feature: index i of `dims`' features, or
+    # len(dims) (a column of ones: a feature without a default is always kept).
+    order = {f: i for i, f in enumerate(self.dims)}
+    self._column_flag = np.concatenate(
+        [np.full(d, order.get(f, len(order)), np.int32) for f, d in self.layout])
 
   @property
   def num_parameters(self) -> int:
     """The default vectors' parameters."""
     return sum(self.dims.values())
 
-  def call(self, embedded: Mapping[str, tf.Tensor], admitted: Mapping[str, tf.Tensor],
-           training: Optional[bool] = None) -> Dict[str, tf.Tensor]:
-    out = dict(embedded)
-    for f, default in self.defaults.items():
-      keep = tf.reshape(tf.cast(admitted[f], tf.bool), [-1])
-      if training and self.id_dropout > 0:
-        keep = tf.logical_and(keep, tf.random.uniform(tf.shape(keep), seed=self.seed)
-                              >= self.id_dropout)
-      out[f] = tf.where(keep[:, tf.newaxis], embedded[f],
-                        tf.cast(default, embedded[f].dtype)[tf.newaxis, :])
-    return out
+  def call(self, embedded: tf.Tensor, admitted: Mapping[str, tf.Tensor],
+           training: Optional[bool] = None) -> tf.Tensor:
+    flags = []
+    for f in self.dims:
+      flag = admitted[f]
+      flags.append(flag if flag.shape.rank == 1 else tf.reshape(flag, [-1]))
+    keep = tf.cast(tf.stack(flags, axis=1), tf.bool)  # [batch, features with a default]
+    if training and self.id_dropout > 0:
+      keep = tf.logical_and(keep, tf.random.uniform(tf.shape(keep), seed=self.seed)
+                            >= self.id_dropout)
+    keep = tf.pad(keep, [[0, 0], [0, 1]], constant_values=True)
+    keep = tf.gather(keep, self._column_flag, axis=1)  # [batch, columns]
+    default = tf.concat([tf.cast(self.defaults[f], embedded.dtype) if f in self.defaults
+                         else tf.zeros([d], embedded.dtype) for f, d in self.layout], axis=0)
+    return tf.where(keep, embedded, default[tf.newaxis, :])
 
   def get_config(self) -> Dict[str, Any]:
     config = super().get_config()
-    config.update({"dims": self.dims, "id_dropout": self.id_dropout, "seed": self.seed})
+    config.update({"dims": self.dims, "id_dropout": self.id_dropout, "seed": self.seed,
+                   "layout": [list(x) for x in self.layout]})
     return config
 
 

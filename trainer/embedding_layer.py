@@ -16,11 +16,12 @@ Specs, salts and budgets (pure Python) are in `trainer.embeddings`; this module 
 hashing of values into rows (`tf.strings.to_hash_bucket_strong`) and the tables.
 """
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from trainer import strategy as strategy_lib
 from trainer.embeddings import EmbeddingSpec, feature_salt, lookup_key
 
 _TPUEmbedding = tfrs.layers.embedding.TPUEmbedding
@@ -113,11 +114,68 @@ class SpecEmbedding(tf.keras.layers.Layer):
     return {lookup_key(f, c): self._lookup_tables[f](inputs[f])
             for f, lk in self.spec.lookups for _, c in lk}
 
-  def call(self, inputs: Mapping[str, tf.Tensor]) -> List[tf.Tensor]:
-    """Embeds `inputs` ([batch] string tensors): one [batch, dim] tensor per feature."""
-    activations = self._embedding(self.ids(inputs))
-    return [tf.concat([activations[lookup_key(f, c)] for _, c in lk], axis=-1)
-            for f, lk in self.spec.lookups]
+  def call(self, inputs: Mapping[str, tf.Tensor], training: Optional[bool] = None,
+           concatenated: bool = False) -> Union[List[tf.Tensor], tf.Tensor]:
+    """Embeds `inputs` ([batch] string tensors).
+
+    Args:
+      inputs: feature -> [batch] string tensor.
+      training: in training (and on the first call, which builds the tables), the lookups
+        go through the TPU-embedding layer (which trains the tables, on TPU too); in
+        inference off TPU, through `_fused_lookup`: the same rows with one gather per table
+        (at batch 1 the op count is the serving cost).
+      concatenated: return the features' embeddings side by side, one
+        [batch, sum of dims] tensor, instead of a list.
+
+    Returns:
+      One [batch, dim] tensor per feature, in `spec.feature_names` order (or their
+      concatenation).
+    """
+    # The first call builds the TPU-embedding layer (it creates and tracks the tables, under
+    # its own name scope), so it goes through that layer whatever `training` is.
+    if training or self._on_tpu() or not self._embedding.built:
+      activations = self._embedding(self.ids(inputs))
+      out = [tf.concat([activations[lookup_key(f, c)] for _, c in lk], axis=-1)
+             for f, lk in self.spec.lookups]
+      return tf.concat(out, axis=-1) if concatenated else out
+    x = self._fused_lookup(inputs)
+    if concatenated:
+      return x
+    return tf.split(x, list(self.spec.output_dims().values()), axis=-1)
+
+  def _on_tpu(self) -> bool:
+    return (strategy_lib.is_tpu(tf.distribute.get_strategy())
+            or bool(getattr(self._embedding, "_using_tpu", False)))
+
+  def _fused_lookup(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """Inference: every lookup's row, features side by side: [batch, sum of dims].
+
+    Exactly the rows the TPU-embedding layer's CPU lookup reads (a gather per lookup),
+    gathered with one gather per table: the ids of a table's lookups are stacked, and
+    the result is put back in lookup order (feature by feature, chunk by chunk).
+    """
+    ids = self.ids(inputs)
+    tables = self.embedding_tables
+    dims = {name: dim for name, _, dim in self.spec.tables}
+    order = [(t, lookup_key(f, c)) for f, lk in self.spec.lookups for t, c in lk]
+    by_table: Dict[str, List[str]] = {}
+    for t, key in order:
+      by_table.setdefault(t, []).append(key)
+    parts, columns, start = [], {}, 0
+    for t, keys in by_table.items():
+      if len(keys) == 1:
+        parts.append(tf.gather(tables[t], ids[keys[0]]))
+      else:
+        rows = tf.gather(tables[t], tf.stack([ids[k] for k in keys], axis=1))
+        parts.append(tf.reshape(rows, [-1, len(keys) * dims[t]]))
+      for k in keys:
+        columns[k] = range(start, start + dims[t])
+        start += dims[t]
+    x = parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)
+    permutation = [j for _, key in order for j in columns[key]]
+    if permutation != list(range(start)):
+      x = tf.gather(x, permutation, axis=1)
+    return x
 
   @property
   def embedding_tables(self) -> Dict[str, tf.Variable]:

@@ -26,8 +26,10 @@ def make_signatures(model: tf.keras.Model,
     raw_spec.pop(features.RAW_LABEL)
     raw = tf.io.parse_example(serialized, raw_spec)
     transformed = model.tft_layer(raw)
-    # The string features and, for a model with admission, Transform's admission flags.
-    inputs = {k: tf.reshape(transformed[k], [-1]) for k in model.input_names_and_dtypes}
+    # The string features and, for a model with admission, Transform's admission flags,
+    # as [batch] tensors (Transform's outputs already are: no reshape op per input then).
+    inputs = {k: transformed[k] if transformed[k].shape.rank == 1
+              else tf.reshape(transformed[k], [-1]) for k in model.input_names_and_dtypes}
     return {"probability": tf.reshape(model(inputs), [-1])}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])

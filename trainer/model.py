@@ -89,7 +89,7 @@ class RankingModel(tf.keras.Model):
       dims = self.embedding.spec.output_dims()
       self.unseen_default = admission.UnseenDefault(
           {f: dims[f] for f in self.admission_features}, id_dropout=self.id_dropout,
-          name="unseen_default")
+          layout=[(f, dims[f]) for f in self.spec.feature_names], name="unseen_default")
     self.layer_sizes = [int(x) for x in layer_sizes]
     self.hidden = [tf.keras.layers.Dense(n, activation="relu", name=f"dense_{i}")
                    for i, n in enumerate(self.layer_sizes)]
@@ -115,13 +115,11 @@ class RankingModel(tf.keras.Model):
 
   def call(self, inputs: Mapping[str, tf.Tensor], training=None) -> tf.Tensor:
     """[batch] string features (and admission flags) -> [batch, 1] P(rating >= 3)."""
-    embedded = self.embedding(inputs)
+    x = self.embedding(inputs, training=training, concatenated=True)
     if self.unseen_default is not None:
-      by_feature = dict(zip(self.spec.feature_names, embedded))
+      # One select over the concatenation for all admission features.
       admitted = {f: inputs[admission.admitted_name(f)] for f in self.admission_features}
-      by_feature = self.unseen_default(by_feature, admitted, training=training)
-      embedded = [by_feature[f] for f in self.spec.feature_names]
-    x = tf.concat(embedded, axis=-1)
+      x = self.unseen_default(x, admitted, training=training)
     for layer in self.hidden:
       x = layer(x)
     return self.logit(x)

@@ -69,11 +69,14 @@ def preprocessing_fn(inputs: Mapping[str, Any],
     # The hashed models need no vocabulary; the collisionless reference does. The asset is
     # written by the analyzer; nothing in the transformed data depends on it.
     tft.vocabulary(outputs[name], vocab_filename=features.vocabulary_name(name))
-  for name in admission.ADMISSION_FEATURES:
-    # The filter is an analyzer output: a constant of the Transform graph, so the served
-    # model decides admission with the very bits its training data was flagged with.
-    packed = admission.filter_analyzer(outputs[name], name)
-    outputs[admission.admitted_name(name)] = admission.is_admitted(outputs[name], packed, name)
+  # The filters are an analyzer output: a constant of the Transform graph, so the served
+  # model decides admission with the very bits its training data was flagged with. One
+  # analyzer and one lookup for all the features: the served graph has one gather and a few
+  # bit operations in all, not per feature.
+  packed = admission.filter_analyzer(outputs, admission.ADMISSION_FEATURES)
+  flags = admission.admitted_flags(outputs, packed, admission.ADMISSION_FEATURES)
+  for name, flag in flags.items():
+    outputs[admission.admitted_name(name)] = flag
   if features.RAW_LABEL in inputs:
     outputs[features.LABEL] = binarize_rating(_dense(inputs[features.RAW_LABEL]))
   return outputs
