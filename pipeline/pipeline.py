@@ -194,6 +194,10 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
       schema=schema_gen.outputs["schema"],
       preprocessing_fn=PREPROCESSING_FN,
       custom_config={"code_fingerprint": fingerprint.transform_fingerprint()},
+      # TFX's default also runs TFDV over the raw and the transformed data (pre/post-transform
+      # statistics, schemas and anomalies): two more statistics passes nothing here reads
+      # (StatisticsGen and the ValidationGate validate the data).
+      disable_statistics=True,
   ).with_id(TRANSFORM)
   # Nothing is transformed, trained or pushed from data that failed validation.
   transform.add_upstream_node(gate)
