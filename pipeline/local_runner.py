@@ -288,7 +288,7 @@ def write_report(config: PipelineConfig, summary: Dict[str, Any], stream: TextIO
   stream.flush()
 
 
-def run(config: PipelineConfig, stream: TextIO = sys.stderr,
+def run(config: PipelineConfig, stream: Optional[TextIO] = None,
         log_file: Optional[str] = None) -> Dict[str, Any]:
   """Runs the pipeline and returns (and saves) its summary.
 
@@ -296,7 +296,8 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
 
   Args:
     config: the run's configuration.
-    stream: where progress lines go.
+    stream: where progress lines go (default: standard error as it is at the call; a
+      default bound at import would keep writing where stderr pointed back then).
     log_file: where TFX's full INFO log goes (default OUTPUT/logs/run-<time>.log).
 
   Returns:
@@ -307,6 +308,7 @@ def run(config: PipelineConfig, stream: TextIO = sys.stderr,
     PipelineCancelled: SIGTERM stopped the run (the summary is still written).
     PipelineRunError: a component failed (the summary is still written, with the error).
   """
+  stream = stream or sys.stderr
   # Beam args are copied into the components when the pipeline is built, so they are
   # added to the config, not to the built pipeline.
   config = dataclasses.replace(config, beam_args=tuple(local_beam_args(config.beam_args)))
