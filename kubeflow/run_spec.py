@@ -479,9 +479,12 @@ class _Runner:
     if self.cancelled:
       raise RunCancelled(name, self.cancelled[0])
     if code != 0:
-      with open(log_path) as f:
-        message = _error_of(f.read())
-      if disk.is_full_text(message):
+      with open(log_path, errors="replace") as f:
+        log_text = f.read()
+      message = _error_of(log_text)
+      # The log is on the same disk: when it filled up, the traceback may be cut short, so
+      # the free space itself counts too.
+      if disk.is_full_text(log_text) or disk.nearly_full(self.root):
         where = disk.hint(self.root, elsewhere="another --pipeline-root",
                           then="every task runs again")
         message = f"{where}. The error was: {message}"

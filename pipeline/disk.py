@@ -30,6 +30,15 @@ def is_full(error: Optional[BaseException]) -> bool:
   return False
 
 
+def nearly_full(directory: str, below: int = 1 << 20) -> bool:
+  """Whether the device of `directory` has less than `below` bytes free (1 MiB): too little
+  for any component's outputs, so a failure there is taken for a full disk."""
+  try:
+    return shutil.disk_usage(directory).free < below
+  except OSError:
+    return False
+
+
 def hint(directory: str, elsewhere: str = "another --output-dir",
          then: str = "completed components are reused") -> str:
   """What to say when the disk is full: where, how much is free, what to do."""
