@@ -1,4 +1,5 @@
-"""Read-only access to a run's ML Metadata store (SQLite), the one source of run status.
+"""Access to a run's ML Metadata store (SQLite), the one source of run status: read-only for
+readers, read-write for the run's own corrections of execution states.
 
 Light on purpose: ml_metadata only, no TensorFlow.
 """
@@ -26,3 +27,12 @@ def open_readonly(metadata_path: str) -> mlmd.MetadataStore:
     reason = metadata_backup.problem(metadata_path) or str(e).splitlines()[0][:200]
     raise metadata_backup.MetadataStoreError(
         metadata_backup.describe(metadata_path, reason)) from e
+
+
+def open_readwrite(metadata_path: str) -> mlmd.MetadataStore:
+  """A read-write connection to an existing SQLite ML Metadata store (the caller holds the
+  output lock)."""
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = metadata_path
+  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
+  return mlmd.MetadataStore(config)
