@@ -117,11 +117,16 @@ def _numbered(directory: str) -> List[Tuple[str, str]]:
                  if s.isdigit()), key=lambda item: int(item[0]))
 
 
-def records(directory: str) -> List[Dict[str, Any]]:
-  """The records of the log in `directory`, newest first."""
+def records_with_paths(directory: str) -> List[Tuple[str, Dict[str, Any]]]:
+  """(path, record) for the records of the log in `directory`, newest first."""
   result = []
   for _, path in reversed(_numbered(directory)):
     record = read_json(path)
     if record is not None:
-      result.append(record)
+      result.append((path, record))
   return result
+
+
+def records(directory: str) -> List[Dict[str, Any]]:
+  """The records of the log in `directory`, newest first."""
+  return [record for _, record in records_with_paths(directory)]

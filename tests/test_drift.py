@@ -4,6 +4,7 @@ validated span's, and DriftBaseline, which picks that baseline from the gate's r
 import argparse
 import json
 import os
+import shutil
 
 import pandas as pd
 import pytest
@@ -184,6 +185,30 @@ def test_baseline_is_the_newest_statistics_that_passed_other_than_the_current(tm
   again = _baseline(tmp_path, s2, validated, "b2")
   assert again.get_string_custom_property(baseline_lib.SOURCE_URI_KEY) == s1.uri
   del s3
+
+
+def test_a_baseline_whose_statistics_were_removed_is_a_record_error_naming_it(tmp_path):
+  # A run with `--pipeline-root` that was later removed leaves records naming statistics
+  # that no longer exist. Copying nothing would fail with a raw NotFoundError; falling back
+  # to an older span would change the baseline without anyone deciding it.
+  validated = str(tmp_path / "validated")
+  s1, s2, s3, s4 = (_statistics(tmp_path, f"s{i}", i) for i in range(1, 5))
+  for s in (s1, s2, s3):
+    baseline_lib.record_validated(validated, s)
+  shutil.rmtree(s2.uri)
+  shutil.rmtree(s3.uri)
+  newest, second = decisions.records_with_paths(validated)[:2]
+  with pytest.raises(decisions.RecordError) as e:
+    _baseline(tmp_path, s4, validated, "b4")
+  message = str(e.value)
+  assert "2 record(s)" in message and "Restore those directories, or delete" in message
+  assert f"{newest[0]} -> {s3.uri}" in message and f"{second[0]} -> {s2.uri}" in message
+  assert s1.uri not in message
+  # What the message says to do works: without those records, span 1 is the baseline.
+  os.remove(newest[0])
+  os.remove(second[0])
+  out = _baseline(tmp_path, s4, validated, "b4-again")
+  assert out.get_string_custom_property(baseline_lib.SOURCE_URI_KEY) == s1.uri
 
 
 def test_the_empty_mark_survives_the_json_metadata_of_kubeflow_tasks():

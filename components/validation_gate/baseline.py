@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional
 
 from absl import logging
 from tfx import types
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
@@ -38,11 +39,31 @@ def record_validated(validated_dir: str, statistics: types.Artifact) -> str:
 
 
 def latest_validated(validated_dir: str, current_uri: str) -> Optional[Dict[str, Any]]:
-  """The newest record of statistics that passed the gate, other than `current_uri`."""
-  for record in decisions.records(validated_dir):
-    if record.get("statistics_uri") != current_uri:
-      return record
-  return None
+  """The newest record of statistics that passed the gate, other than `current_uri`.
+
+  Raises:
+    decisions.RecordError: the newest records name statistics that no longer exist (the
+      pipeline root of the runs that wrote them was removed); the message lists them.
+      The gate does not fall back to an older span on its own: that would change what new
+      data is compared with without anyone deciding it.
+  """
+  found, stale = None, []
+  for path, record in decisions.records_with_paths(validated_dir):
+    uri = record.get("statistics_uri")
+    if uri == current_uri:
+      continue
+    if uri and fileio.isdir(uri):
+      found = record
+      break
+    stale.append(f"{path} -> {uri}")
+  if stale:
+    raise decisions.RecordError(
+        f"the drift baseline is missing: {len(stale)} record(s) of validated statistics "
+        f"name directories that no longer exist ({'; '.join(stale)}). They were written by "
+        "runs whose pipeline root was since removed or moved. Restore those directories, or "
+        "delete these records: the gate then compares new data with the newest span whose "
+        "statistics still exist (or skips the drift check if there is none)")
+  return found
 
 
 def write_baseline(statistics: types.Artifact, validated_dir: str,
