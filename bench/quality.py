@@ -158,7 +158,7 @@ def run_config(split: Split, config: TrainingConfig, runs: int, name: Optional[s
   spec = spec or model_lib.embedding_spec(config, split.vocabularies)
   split = with_admission(split, config)
   result = Runs(name or config.model_type,
-                spec.num_parameters + model_lib.admission_parameters(config), [], [], [])
+                spec.num_parameters + config.admission_parameters, [], [], [])
   eval_ds = test_dataset(split)
   for run in range(runs):
     seed = config.seed + run

@@ -70,7 +70,7 @@ def _batch(admitted, n=4):
 def test_admission_is_paid_from_the_budget():
   plain = TrainingConfig(model_type="unified", embedding_budget=24_000)
   config = plain.replace(admission_features=ADMITTED)
-  cost = model_lib.admission_parameters(config)
+  cost = config.admission_parameters
   # 3 filters of 8,192 bits = 3,072 bytes = 768 float32 parameters, plus one default vector of
   # 16 dimensions (2 chunks x 8) per admission feature.
   assert cost == 768 + 3 * 16

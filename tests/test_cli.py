@@ -50,6 +50,21 @@ def test_an_unknown_config_key_is_a_usage_error_before_tensorflow(tmp_path, smal
   assert "tensorflow" not in modules
 
 
+def test_a_budget_too_small_for_the_admission_filter_is_a_usage_error_before_tensorflow(
+    tmp_path, small_movielens):
+  # The default candidate pays 3 filters of 8,192 bits (768 parameters) and 3 default
+  # vectors of 32 from its budget: 800 cannot also hold a row. Found here, not in the
+  # Trainer minutes later.
+  config = tmp_path / "c.json"
+  config.write_text(json.dumps({"candidate": {"embedding_budget": 800}}))
+  rc, modules, err = _uet_in_fresh_python(
+      ["run", "--config", str(config), "--data-dir", str(small_movielens)])
+  assert rc == cli.EXIT_USAGE
+  assert "training.embedding_budget 800 leaves no room for the unified tables" in err
+  assert "Set embedding_budget to at least 880" in err and "layout: explicit" in err
+  assert "tensorflow" not in modules
+
+
 def test_a_held_lock_exits_3_without_importing_tensorflow(tmp_path, small_movielens):
   with lock.output_lock(str(tmp_path / "out")):
     rc, modules, err = _uet_in_fresh_python(

@@ -114,7 +114,7 @@ def train_reference(training, model_type: str, feats, label, vocabularies=None):
   tf.keras.utils.set_random_seed(config.seed)
   spec = model_lib.embedding_spec(config, vocabularies)
   model = model_lib.build_model(config, spec)
-  model.embedding_parameters = spec.num_parameters + model_lib.admission_parameters(config)
+  model.embedding_parameters = spec.num_parameters + config.admission_parameters
   ds = tf.data.Dataset.from_tensor_slices((feats, label)).shuffle(
       len(label), seed=config.seed, reshuffle_each_iteration=False).batch(
           config.batch_size).cache()
@@ -126,7 +126,7 @@ def train_reference_parameters(training) -> int:
   """Embedding parameters of a hashed model of this config (its spec and admission)."""
   from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
   return (model_lib.embedding_spec(training).num_parameters
-          + model_lib.admission_parameters(training))
+          + training.admission_parameters)
 
 
 def predict(model, feats):

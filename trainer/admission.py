@@ -24,18 +24,15 @@ Transform analyzer, the benchmarks and the tests build and query exactly the sam
 """
 
 import hashlib
-import math
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from trainer import features
-from trainer.config import ADMISSION_FEATURES  # noqa: F401  (re-exported)
-FILTER_BITS = 8192      # cells per feature: ~2,000 ids per window at a ~5% false admission
+from trainer.config import ADMISSION_FEATURES, FILTER_BITS  # noqa: F401  (re-exported)
 FILTER_HASHES = 2
 FILTER_THRESHOLD = 1    # an id is admitted once it appears this many times in the window
-BYTES_PER_PARAMETER = 4  # a float32 embedding parameter
 
 
 def admitted_name(feature: str) -> str:
@@ -191,13 +188,6 @@ def filter_analyzer(values: Mapping[str, tf.Tensor], feature_names: Sequence[str
       inputs=[cells], ptransform=_CountingBloomFilter(), output_dtypes=[tf.uint8],
       output_shapes=[[total_bits // 8]], name=FILTER_ANALYZER_NAME)
   return packed
-
-
-def filter_parameters(admission_features: Sequence[str], num_bits: int = FILTER_BITS) -> int:
-  """Embedding parameters the filters of `admission_features` cost (their bytes / 4, up)."""
-  if not admission_features:
-    return 0
-  return math.ceil(len(admission_features) * num_bits / 8 / BYTES_PER_PARAMETER)
 
 
 @tf.keras.utils.register_keras_serializable(package="uet")

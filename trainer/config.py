@@ -26,6 +26,11 @@ TUTORIAL_HASH_BUCKETS: Tuple[Tuple[str, int], ...] = (
 )
 TUTORIAL_EMBEDDING_BUDGET = 24_000
 
+# The admission filter's size (`trainer/admission.py` builds it; its cost is paid from the
+# embedding budget, so the config can check a budget before anything is built).
+FILTER_BITS = 8192      # cells per feature: ~2,000 ids per window at a ~5% false admission
+BYTES_PER_PARAMETER = 4  # a float32 embedding parameter
+
 # Features Transform's admission filter covers (`trainer/admission.py`): the ids that churn,
 # users (and their zip codes, nearly one per user) and movies. Gender, occupation and age
 # bucket take a handful of values that every window contains.
@@ -181,12 +186,48 @@ class TrainingConfig:
     if missing:
       raise ValueError(f"training.hash_bucket_weights has no weight for {sorted(missing)}: "
                        "every model feature needs its own hash table")
+    if self.model_type != "collisionless":
+      self._check_budget()
+
+  def _check_budget(self) -> None:
+    """The budget must hold the admission filter, its defaults and at least one row."""
+    unit = math.lcm(self.dim_per_table, self.embedding_dim)
+    needed = self.admission_parameters + unit
+    if self.embedding_budget < needed:
+      paid = (f" after the admission filter and its default vectors "
+              f"({self.admission_parameters} parameters for {list(self.admission_features)})"
+              if self.admission_features else "")
+      raise ValueError(
+          f"training.embedding_budget {self.embedding_budget} leaves no room for the "
+          f"{self.model_type} tables{paid}: they need at least one row of {unit} parameters. "
+          f"Set embedding_budget to at least {needed}"
+          + (", or give layout: explicit without admission_features" if paid else ""))
 
   @property
   def chunks_per_feature(self) -> Dict[str, int]:
     """Chunk count of every model feature, in model-feature order."""
     overrides = dict(self.chunks)
     return {f: overrides.get(f, self.default_chunks) for f in features.MODEL_FEATURES}
+
+  @property
+  def feature_dims(self) -> Dict[str, int]:
+    """Feature -> embedding dimension the config gives it (before sizing any table)."""
+    if self.model_type == "unified":
+      return {f: n * self.dim_per_table for f, n in self.chunks_per_feature.items()}
+    return {f: self.embedding_dim for f in features.MODEL_FEATURES}
+
+  @property
+  def admission_parameters(self) -> int:
+    """What the admission filter costs the embedding budget: its bytes / 4 plus the defaults.
+
+    Zero without `admission_features`. The unified and hash tables are sized from
+    `embedding_budget` minus this, so the model's total stays within the budget.
+    """
+    if not self.admission_features:
+      return 0
+    filter_bytes = len(self.admission_features) * FILTER_BITS / 8
+    return (math.ceil(filter_bytes / BYTES_PER_PARAMETER)
+            + sum(self.feature_dims[f] for f in self.admission_features))
 
   def replace(self, **changes: Any) -> "TrainingConfig":
     return dataclasses.replace(self, **changes)

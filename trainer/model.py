@@ -8,26 +8,6 @@ from trainer import admission, embedding_layer, embeddings, features
 from trainer.config import TrainingConfig
 
 
-def feature_dims(config: TrainingConfig) -> Dict[str, int]:
-  """Feature -> embedding dimension the config gives it (before sizing any table)."""
-  if config.model_type == "unified":
-    return {f: n * config.dim_per_table for f, n in config.chunks_per_feature.items()}
-  return {f: config.embedding_dim for f in features.MODEL_FEATURES}
-
-
-def admission_parameters(config: TrainingConfig) -> int:
-  """What the admission filter costs the embedding budget: its bytes / 4 plus the defaults.
-
-  Zero without `admission_features`. The unified and hash tables are sized from
-  `embedding_budget` minus this, so the model's total stays within the budget.
-  """
-  if not config.admission_features:
-    return 0
-  dims = feature_dims(config)
-  return (admission.filter_parameters(config.admission_features)
-          + sum(dims[f] for f in config.admission_features))
-
-
 def embedding_spec(config: TrainingConfig,
                    vocabularies: Optional[Mapping[str, Sequence[str]]] = None
                    ) -> embeddings.EmbeddingSpec:
@@ -36,7 +16,7 @@ def embedding_spec(config: TrainingConfig,
   Unified and hash are sized from the same budget: `embedding_budget` rounded down to a
   multiple of both row widths (`dim_per_table`, `embedding_dim`), so the two specs have
   exactly the same number of parameters. With `admission_features`, the filter and the
-  default vectors are paid first (`admission_parameters`). Collisionless needs the
+  default vectors are paid first (`TrainingConfig.admission_parameters`). Collisionless needs the
   vocabularies (Transform's) and ignores the budget.
 
   Args:
@@ -46,7 +26,7 @@ def embedding_spec(config: TrainingConfig,
   Returns:
     The spec.
   """
-  budget = embeddings.usable_budget(config.embedding_budget - admission_parameters(config),
+  budget = embeddings.usable_budget(config.embedding_budget - config.admission_parameters,
                                     config.dim_per_table, config.embedding_dim)
   if config.model_type == "unified":
     return embeddings.unified_spec_from_budget(
