@@ -64,7 +64,11 @@ VARIANTS = {
     "big4 gate drop0.2": (dict(BIG4, admission_features=MUZ, id_dropout=0.2), True),
     "big4 filter thr3": (dict(BIG4, admission_features=MUZ), False, 3),
     "rule": (RULE, False),
+    "rule, defaults left at zero": (RULE, False),
 }
+# Variants whose defaults stay as training left them (zero without id dropout), as before
+# the Trainer set them to the mean of the window's rarer ids.
+UNFITTED_DEFAULTS = ("rule, defaults left at zero",)
 REFERENCES = ("hash", "collisionless_frozen", "collisionless_refit")
 
 
@@ -118,12 +122,14 @@ def with_admission(feats: Dict[str, np.ndarray], train_feats: Dict[str, np.ndarr
   return out
 
 
-def fit(model, feats, label, config: TrainingConfig) -> None:
+def fit(model, feats, label, config: TrainingConfig, fit_defaults: bool = True) -> None:
   tf.keras.utils.set_random_seed(config.seed)
   ds = tf.data.Dataset.from_tensor_slices((feats, label)).shuffle(
       len(label), seed=config.seed, reshuffle_each_iteration=False).batch(
           config.batch_size).cache()
   model.fit(ds, epochs=config.epochs, verbose=0)
+  if fit_defaults:  # what the Trainer does after fitting (trainer/train.py)
+    model.fit_unseen_defaults(ds)
 
 
 def predict(model, feats) -> np.ndarray:
@@ -188,7 +194,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                         for f in config.admission_features})
         if mode == "warm" and name in previous:
           model.set_weights(previous[name])
-        fit(model, train_x, label, config)
+        fit(model, train_x, label, config, fit_defaults=name not in UNFITTED_DEFAULTS)
         if mode == "warm":
           previous[name] = model.get_weights()
         scores[f"{name} {mode}"].append(predict(model, next_x))

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import require_ml100k
-from trainer import admission, features, model as model_lib, warm_start
+from trainer import admission, features, model as model_lib, train, warm_start
 from trainer.config import TrainingConfig
 
 ADMITTED = tuple(admission.ADMISSION_FEATURES)
@@ -97,6 +97,26 @@ def test_unadmitted_ids_get_the_feature_default_not_their_rows():
   x = _batch(1)
   x[features.USER_ID] = tf.constant([b"someone-else"] * 4)
   assert not np.allclose(model(x).numpy(), admitted)
+
+
+def test_after_training_the_default_is_the_mean_embedding_of_the_rarer_ids():
+  # Users seen 5, 3, 1 and 1 times: the median count is 2, so "u3" and "u4" are the rarer
+  # ids, and an id the model never saw gets their average, one vote per id.
+  tf.keras.utils.set_random_seed(0)
+  config = _config()
+  model = model_lib.build_model(config, model_lib.embedding_spec(config))
+  users = [b"u1"] * 5 + [b"u2"] * 3 + [b"u3", b"u4"]
+  x = _batch(1, n=len(users))
+  x[features.USER_ID] = tf.constant(users)
+  labels = tf.constant([1.0, 0.0] * 5)
+  dataset = tf.data.Dataset.from_tensor_slices((x, labels)).batch(4)  # ids span batches
+  result = train.fit(model, dataset, config.replace(epochs=2))
+  embedded = model.embedding(x, training=False)
+  user = model.spec.feature_names.index(features.USER_ID)
+  expected = (embedded[user][8].numpy() + embedded[user][9].numpy()) / 2
+  np.testing.assert_allclose(model.unseen_default.defaults[features.USER_ID].numpy(),
+                             expected, rtol=1e-6)
+  assert result["unseen_default_moved"][features.USER_ID] > 0
 
 
 def test_id_dropout_trains_the_defaults_and_only_in_training():

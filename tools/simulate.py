@@ -119,6 +119,7 @@ def train_reference(training, model_type: str, feats, label, vocabularies=None):
       len(label), seed=config.seed, reshuffle_each_iteration=False).batch(
           config.batch_size).cache()
   model.fit(ds, epochs=config.epochs, verbose=0)
+  model.fit_unseen_defaults(ds)  # what the Trainer does after fitting (trainer/train.py)
   return model
 
 

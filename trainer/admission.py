@@ -13,9 +13,11 @@ MovieLens, `uet simulate`), so that is the common case, not the corner case. Her
     they ship inside the SavedModel and training and serving decide admission with the
     same bits;
   * the model (`UnseenDefault`) replaces the embedding of a feature whose id is not
-    admitted by a learned per-feature default vector ("a typical new user"); during training
-    it also drops admitted ids to that default at rate `id_dropout`, which is what trains
-    the default;
+    admitted by a per-feature default vector ("a typical new user"). After training it is
+    set to the mean embedding of the window's rarer ids (`rare_id_means`: those seen at
+    most as often as the median id), since a new id is most like the ids seen least.
+    Optionally (`id_dropout`) training also drops admitted ids to the default, which then
+    trains it as a weight; measured, both lost to the rare-id mean (README);
   * the filter's bytes and the default vectors are paid from the embedding budget
     (`BYTES_PER_PARAMETER` bytes per float32 parameter).
 
@@ -23,6 +25,7 @@ Everything that turns an id into filter cells is in this module (`filter_cells`)
 Transform analyzer, the benchmarks and the tests build and query exactly the same filter.
 """
 
+import collections
 import hashlib
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
@@ -33,6 +36,10 @@ from trainer import features
 from trainer.config import ADMISSION_FEATURES, FILTER_BITS  # noqa: F401  (re-exported)
 FILTER_HASHES = 2
 FILTER_THRESHOLD = 1    # an id is admitted once it appears this many times in the window
+# The defaults are the mean embedding of the ids seen at most as often as this quantile of
+# the window's id counts (bench/cold_start.py: the median beat the rarest 0/10/25%, all ids,
+# and every example).
+RARE_QUANTILE = 0.5
 
 
 def admitted_name(feature: str) -> str:
@@ -192,7 +199,7 @@ def filter_analyzer(values: Mapping[str, tf.Tensor], feature_names: Sequence[str
 
 @tf.keras.utils.register_keras_serializable(package="uet")
 class UnseenDefault(tf.keras.layers.Layer):
-  """Per-feature learned default embedding for ids that are not admitted.
+  """Per-feature default embedding for ids that are not admitted.
 
   Input: the model's concatenated embeddings, [batch, sum of `layout`'s dims] (the features
   side by side in `layout` order), and feature -> [batch] admitted flags (0/1) for the
@@ -259,11 +266,68 @@ class UnseenDefault(tf.keras.layers.Layer):
                          else tf.zeros([d], embedded.dtype) for f, d in self.layout], axis=0)
     return tf.where(keep, embedded, default[tf.newaxis, :])
 
+  def assign(self, values: Mapping[str, np.ndarray]) -> None:
+    """Sets the defaults of the features in `values` (e.g. from `rare_id_means`)."""
+    for f, v in values.items():
+      self.defaults[f].assign(tf.cast(v, self.defaults[f].dtype))
+
   def get_config(self) -> Dict[str, Any]:
     config = super().get_config()
     config.update({"dims": self.dims, "id_dropout": self.id_dropout, "seed": self.seed,
                    "layout": [list(x) for x in self.layout]})
     return config
+
+
+def rare_id_means(embedding: tf.keras.layers.Layer, dataset: tf.data.Dataset,
+                  layout: Sequence[Sequence[Any]], feature_names: Sequence[str],
+                  quantile: float = RARE_QUANTILE) -> Dict[str, np.ndarray]:
+  """Per feature of `feature_names`: the mean embedding of the window's rarer ids.
+
+  One streaming pass over `dataset`: each id's count, and its embedding the first time it
+  is seen (a hashed id's embedding does not depend on the example). The ids seen at most
+  as often as the `quantile` of the counts (and at least the rarest) are averaged, one
+  vote per id.
+
+  Args:
+    embedding: the model's embedding layer (`SpecEmbedding`), called with
+      `concatenated=True`.
+    dataset: (features, label) batches, features [batch] string tensors.
+    layout: (feature, dimension) of the concatenated embedding, in order.
+    feature_names: the features to average.
+    quantile: which ids count as rare.
+
+  Returns:
+    feature -> [dimension] float32 mean (features without ids are left out).
+  """
+  columns, start = {}, 0
+  for f, d in layout:
+    columns[str(f)] = (start, int(d))
+    start += int(d)
+  counts = {f: collections.Counter() for f in feature_names}
+  first: Dict[str, Dict[bytes, np.ndarray]] = {f: {} for f in feature_names}
+  for x, _ in dataset:
+    embedded = None
+    for f in feature_names:
+      ids = x[f].numpy().reshape(-1)
+      values, index, n = np.unique(ids, return_index=True, return_counts=True)
+      counts[f].update(dict(zip(values.tolist(), n.tolist())))
+      new = [(v, i) for v, i in zip(values.tolist(), index.tolist()) if v not in first[f]]
+      if not new:
+        continue
+      if embedded is None:
+        embedded = embedding(x, training=False, concatenated=True).numpy()
+      lo, d = columns[f]
+      for v, i in new:
+        first[f][v] = embedded[i, lo:lo + d]
+  means = {}
+  for f in feature_names:
+    if not counts[f]:
+      continue
+    ids, n = zip(*counts[f].items())
+    n = np.asarray(n)
+    cut = max(n.min(), np.quantile(n, quantile))
+    means[f] = np.mean([first[f][v] for v, c in zip(ids, n) if c <= cut], axis=0)
+  return means
 
 
 def admitted_columns(columns: Mapping[str, np.ndarray], train_columns: Mapping[str, np.ndarray],

@@ -2,6 +2,7 @@
 
 from typing import Dict, Mapping, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from trainer import admission, embedding_layer, embeddings, features
@@ -103,6 +104,22 @@ class RankingModel(tf.keras.Model):
     for layer in self.hidden:
       x = layer(x)
     return self.logit(x)
+
+  def fit_unseen_defaults(self, dataset: tf.data.Dataset) -> Dict[str, float]:
+    """After training: each admission feature's default becomes the mean embedding of the
+    window's rarer ids in `dataset` (`admission.rare_id_means`).
+
+    Returns:
+      feature -> how far the default moved (L2 norm), for the log.
+    """
+    if self.unseen_default is None:
+      return {}
+    means = admission.rare_id_means(self.embedding, dataset, self.unseen_default.layout,
+                                    self.admission_features)
+    moved = {f: float(np.linalg.norm(v - self.unseen_default.defaults[f].numpy()))
+             for f, v in means.items()}
+    self.unseen_default.assign(means)
+    return moved
 
   # Keras' step functions are plain Python over tensors (no data-dependent control flow), so
   # AutoGraph has nothing to convert; left on, it re-parses ~500 Keras functions per process,

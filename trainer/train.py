@@ -122,7 +122,7 @@ def fit(model: tf.keras.Model, train_ds: tf.data.Dataset, config: TrainingConfig
   """Trains for `config.epochs` epochs; returns throughput and (if given) eval metrics.
 
   Args:
-    model: a compiled model.
+    model: a compiled `RankingModel`.
     train_ds: (features, label) training batches.
     config: the training config (epochs).
     eval_ds: (features, label) evaluation batches; its metrics are returned as `eval_*`.
@@ -146,11 +146,16 @@ def fit(model: tf.keras.Model, train_ds: tf.data.Dataset, config: TrainingConfig
   start = time.perf_counter()
   model.fit(train_ds, epochs=config.epochs, verbose=0, callbacks=callbacks,
             validation_data=validation)
+  train_seconds = time.perf_counter() - start
+  # Before the evaluation, so that the metrics are those of the model that is exported.
+  moved = model.fit_unseen_defaults(train_ds)
   result = {
       "train_examples": n,
-      "train_seconds": time.perf_counter() - start,
+      "train_seconds": train_seconds,
       "examples_per_second": throughput.examples_per_second(skip_first=False),
   }
+  if moved:
+    result["unseen_default_moved"] = moved
   if eval_ds is not None:
     metrics = model.evaluate(eval_ds, return_dict=True, verbose=0)
     result.update({f"eval_{k}": float(v) for k, v in metrics.items()})
