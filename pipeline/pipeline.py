@@ -17,6 +17,7 @@ from typing import List, Optional
 import tensorflow_model_analysis as tfma
 # Not `from tfx import v1`: its `extensions` load google-cloud-aiplatform (9 s at start-up),
 # which the local runner never uses.
+from tfx import types
 from tfx.components import ExampleValidator, StatisticsGen, Trainer, Transform
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.common.resolver import Resolver
@@ -25,6 +26,7 @@ from tfx.dsl.input_resolution.strategies.span_range_strategy import SpanRangeStr
 from tfx.dsl.placeholder import placeholder_base
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2, range_config_pb2
+from tfx.types import standard_artifacts
 
 from components.movielens_example_gen.component import MovieLensExampleGen, make_input_config
 from components.movielens_example_gen.reader import RATINGS_FILE
@@ -171,12 +173,19 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
   # Validation looks at the new span only; training reads a rolling window of spans.
   training_examples = example_gen.outputs["examples"]
   if config.window_spans > 1:
+    # A channel by producer, not `example_gen.outputs`: an output channel resolves to what
+    # ExampleGen produced in *this* run (one span), so the window held the newest span only.
+    # This one queries every run of the pipeline; ordered after ExampleGen, it sees the span
+    # just ingested too.
     window = Resolver(
         strategy_class=SpanRangeStrategy,
         config={"range_config": range_config_pb2.RangeConfig(
             rolling_range=range_config_pb2.RollingRange(num_spans=config.window_spans))},
-        examples=example_gen.outputs["examples"],
+        examples=types.Channel(type=standard_artifacts.Examples,
+                               producer_component_id=EXAMPLE_GEN,
+                               output_key="examples"),
     ).with_id(SPAN_WINDOW)
+    window.add_upstream_node(example_gen)
     components.append(window)
     training_examples = window.outputs["examples"]
 

@@ -176,9 +176,10 @@ def quarantined_rows(nodes: Dict[str, NodeRun]) -> int:
 
 
 def trained_models(nodes: Dict[str, NodeRun]) -> Dict[str, Any]:
-  """Serving directories of the candidate and baseline, and the candidate's warm start."""
+  """Serving directories of the candidate and baseline, the candidate's warm start and how
+  many examples it trained on (all spans of the window)."""
   out: Dict[str, Any] = {"candidate_model_dir": None, "baseline_model_dir": None,
-                         "warm_started_from": None}
+                         "warm_started_from": None, "candidate_train_examples": None}
   for role, node_id in (("candidate", ids.CANDIDATE_TRAINER),
                         ("baseline", ids.BASELINE_TRAINER)):
     node = nodes.get(node_id)
@@ -189,7 +190,9 @@ def trained_models(nodes: Dict[str, NodeRun]) -> Dict[str, Any]:
     result_file = os.path.join(candidate.outputs["model_run"][0].uri, "training_result.json")
     if os.path.exists(result_file):
       with open(result_file) as f:
-        out["warm_started_from"] = json.load(f).get("warm_started_from")
+        result = json.load(f)
+      out["warm_started_from"] = result.get("warm_started_from")
+      out["candidate_train_examples"] = result.get("train_examples")
   return out
 
 

@@ -6,9 +6,10 @@ import shutil
 
 import pytest
 
-from components.movielens_example_gen import spans as spans_lib
+from components.movielens_example_gen import reader, spans as spans_lib
 from pipeline import config as config_lib, local_runner
 from pipeline import pipeline as pipeline_lib
+from tools import simulate
 
 pytestmark = pytest.mark.pipeline
 
@@ -74,6 +75,11 @@ def test_schedule_of_spans(schedule):
   blocked = local_runner.run(strict)
   assert blocked["succeeded"]
   assert blocked["components"][pipeline_lib.EXAMPLE_GEN] == "complete"  # new span ingested
+  # Trained on the window of 2 spans, not on the newest span alone: span 1's training rows
+  # plus span 2's (ExampleGen's own split rule, as `uet simulate` applies it).
+  users = reader.read_users(str(feed / "u.user"))
+  span2_train = int(simulate.load_span(spans_lib.span_dir(str(feed), 2), users)["is_train"].sum())
+  assert blocked["candidate_train_examples"] == first["candidate_train_examples"] + span2_train
   # Warm-started from the model in production: ProductionModel's copy of span 1's push.
   assert _same_file(blocked["warm_started_from"], first["pushed_model_dir"], "saved_model.pb")
   gate = blocked["production_gate"]
