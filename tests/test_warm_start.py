@@ -58,6 +58,26 @@ def test_warm_start_restores_rows_of_a_known_id(tmp_path, model_type):
   assert not np.allclose(cold(x).numpy(), old(x).numpy())
 
 
+def test_warm_start_restores_the_weights_not_the_optimizer(tmp_path):
+  # The export tracks Adam (moments, step count, learning rate); a warm start fine-tunes with
+  # a fresh optimizer at its own config's rate, not at the production model's.
+  config = TrainingConfig(embedding_budget=4800, learning_rate=0.01)
+  old = _trained_model(config)
+  assert int(old.optimizer.iterations.numpy()) == 3
+  _export(old, tmp_path / "prod")
+  fine_tune = config.for_warm_start()
+  new = model_lib.build_model(fine_tune, model_lib.embedding_spec(fine_tune))
+  warm_start.warm_start(new, str(tmp_path / "prod"))
+  x = {k: tf.constant(v) for k, v in FEATURES.items()}
+  new.fit(tf.data.Dataset.from_tensors((x, tf.constant([1.0, 0.0, 1.0]))), verbose=0)
+  assert int(new.optimizer.iterations.numpy()) == 1
+  assert float(tf.keras.backend.get_value(new.optimizer.learning_rate)) == pytest.approx(0.005)
+  slots = [new.optimizer.get_slot(v, "m") for v in new.trainable_variables]
+  old_slots = [old.optimizer.get_slot(v, "m") for v in old.trainable_variables]
+  assert not any(np.allclose(a.numpy(), b.numpy()) for a, b in zip(slots, old_slots)
+                 if np.any(b.numpy()))
+
+
 def test_changed_embedding_config_is_refused_with_the_difference(tmp_path):
   config = TrainingConfig(model_type="unified", embedding_budget=4800)
   _export(_trained_model(config), tmp_path / "prod")

@@ -87,10 +87,16 @@ def warm_start(model: tf.keras.Model, base_model_dir: str) -> Dict[str, Any]:
         f"changed ({'; '.join(diffs)}). Restore the previous configuration, or train from "
         "scratch once with warm_start: false; later runs warm-start from that model")
   # Create the variables, then read them from the SavedModel's checkpoint; the SavedModel's
-  # root object is the model itself, so object paths match. Its optimizer slots, signatures
-  # and Transform layer are not part of this model and are left unread.
+  # root object is the model itself, so object paths match. The root here is the model
+  # *without its optimizer*: the export tracks the optimizer too (Adam's moments, its step
+  # count and its learning rate, restored when Adam creates them at the first step), and
+  # reading it would continue the old fit at the old rate instead of fine-tuning at this
+  # config's (`warm_start_lr_scale`). Signatures and the Transform layer are left unread.
   model(model.empty_inputs(1))
-  status = tf.train.Checkpoint(root=model).read(
+  weights = tf.train.Checkpoint(**{
+      name: child for name, child in model._trackable_children(  # pylint: disable=protected-access
+          save_type="checkpoint").items() if name != "optimizer"})
+  status = tf.train.Checkpoint(root=weights).read(
       os.path.join(base_model_dir, "variables", "variables"))
   try:
     status.assert_existing_objects_matched()
