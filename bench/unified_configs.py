@@ -33,6 +33,7 @@ import time  # noqa: E402
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple  # noqa: E402
 
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import quality  # noqa: E402  (bench/quality.py: split, runs, formatting)
 from tools import movielens  # noqa: E402
@@ -83,11 +84,16 @@ CONFIGS: Dict[str, Tuple[str, Dict]] = {
                         chunks=_chunks(**{M: 6, U: 6, Z: 4, G: 2, O: 2, A: 2}))),
     # The pipeline's default: the budget rule (trainer.config.budget_rule_layout), with and
     # without its admission filter, and the filter on the earlier winner.
-    "rule": ("budget rule: 1 table x dim 8; movie/user/zip 4 chunks, occupation 2, "
+    "rule": ("budget rule: 1 table x dim 8; movie 6 chunks, user 4, zip 2, occupation 2, "
              "gender/age 1; admission filter", dict(layout="budget_rule")),
     "rule no-admission": ("budget rule's tables and chunks, without the admission filter",
-                          dict(num_tables=1, chunks=_chunks(**{M: 4, U: 4, Z: 4, G: 1, O: 2,
+                          dict(num_tables=1, chunks=_chunks(**{M: 6, U: 4, Z: 2, G: 1, O: 2,
                                                                A: 1}), default_chunks=1)),
+    "previous rule": ("the budget rule before it told ids by what they name: movie/user/zip "
+                      "4 chunks, occupation 2, gender/age 1; admission filter",
+                      dict(num_tables=1, chunks=_chunks(**{M: 4, U: 4, Z: 4, G: 1, O: 2,
+                                                           A: 1}), default_chunks=1,
+                           admission_features=(M, U, Z))),
     "T1xD8 big4 admission": ("T1xD8 big4 with the admission filter",
                              dict(num_tables=1, chunks=_chunks(**{M: 4, U: 4, Z: 2, G: 1,
                                                                   O: 1, A: 1}),
@@ -96,14 +102,22 @@ CONFIGS: Dict[str, Tuple[str, Dict]] = {
 
 
 # Configurations re-run under other salts by --salt-spread.
-SALT_SPREAD_CONFIGS = ("T2xD8 c2", "T1xD8 c2", "T1xD8 big4", "rule")
+SALT_SPREAD_CONFIGS = ("T2xD8 c2", "T1xD8 c2", "T1xD8 big4", "rule", "previous rule")
 
 
 @contextlib.contextmanager
 def salt_namespace(namespace: str) -> Iterator[None]:
   """Hashes with salts derived from "namespace:feature" instead of the feature name."""
   original = embeddings.feature_salt
+  spec = embeddings.unified_spec({M: 1}, 1 << 20, 8, 1)
+  probe = {M: tf.constant([b"1", b"2", b"3"])}
+  before = embedding_layer.hashed_ids(spec, probe)[f"{M}/0"].numpy().tolist()
   embeddings.feature_salt = lambda feature, chunk=0: original(f"{namespace}:{feature}", chunk)
+  after = embedding_layer.hashed_ids(spec, probe)[f"{M}/0"].numpy().tolist()
+  if before == after:  # the lookups read the salts from somewhere else: nothing would vary
+    embeddings.feature_salt = original
+    raise RuntimeError("salt_namespace did not change the hashed ids; the lookups no longer "
+                       "read trainer.embeddings.feature_salt")
   try:
     yield
   finally:

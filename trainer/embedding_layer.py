@@ -22,7 +22,8 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from trainer import strategy as strategy_lib
-from trainer.embeddings import EmbeddingSpec, feature_salt, lookup_key
+from trainer import embeddings
+from trainer.embeddings import EmbeddingSpec, lookup_key
 
 _TPUEmbedding = tfrs.layers.embedding.TPUEmbedding
 _TableConfig = tf.tpu.experimental.embedding.TableConfig
@@ -59,8 +60,10 @@ def hashed_ids(spec: EmbeddingSpec, inputs: Mapping[str, tf.Tensor]) -> Dict[str
   if spec.kind == "collisionless":
     raise ValueError("a collisionless spec has no hashed ids; use SpecEmbedding.ids")
   rows = spec.table_rows()
+  # Through the module, so that a benchmark re-salting `embeddings.feature_salt` (the one
+  # home of the salts) reaches every lookup.
   return {lookup_key(feature, chunk): hash_ids(inputs[feature], rows[table],
-                                                feature_salt(feature, chunk))
+                                                embeddings.feature_salt(feature, chunk))
           for feature, lookups in spec.lookups for table, chunk in lookups}
 
 
