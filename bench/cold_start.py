@@ -20,6 +20,7 @@ Prints per-period AUCs and the pooled AUC over all periods (and over periods 3..
 variant; writes bench/results/cold_start.{md,json}. Asserts nothing.
 
   .venv/bin/python bench/cold_start.py [--data-dir D] [--spans 6] [--only NAME ...]
+      [--seed S] [--no-cold] [--name FILE]
 """
 
 import os
@@ -65,10 +66,16 @@ VARIANTS = {
     "big4 filter thr3": (dict(BIG4, admission_features=MUZ), False, 3),
     "rule": (RULE, False),
     "rule, defaults left at zero": (RULE, False),
+    "rule, warm at the full learning rate": (dict(RULE, warm_start_lr_scale=1.0), False),
+    "previous rule": (dict(num_tables=1, dim_per_table=8, default_chunks=1,
+                           chunks=((M, 4), (U, 4), (Z, 4), (G, 1), (O, 2), (A, 1)),
+                           admission_features=MUZ), False),
 }
 # Variants whose defaults stay as training left them (zero without id dropout), as before
 # the Trainer set them to the mean of the window's rarer ids.
 UNFITTED_DEFAULTS = ("rule, defaults left at zero",)
+# "previous rule": the budget rule's chunks before it told the item and the user's zip code
+# apart from the other open vocabularies (movie, user and zip 4 chunks each).
 REFERENCES = ("hash", "collisionless_frozen", "collisionless_refit")
 
 
@@ -151,6 +158,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("--no-cold", action="store_true", help="warm variants only")
   parser.add_argument("--seed", type=int, default=42, help="seed of every model (42)")
   parser.add_argument("--output-dir", default=os.path.join(REPO, "bench", "results"))
+  parser.add_argument("--name", default="cold_start",
+                      help="file name of the results, without .md/.json (cold_start)")
   args = parser.parse_args(argv)
   started = time.perf_counter()
   tmp = tempfile.mkdtemp(prefix="cold_start_")
@@ -188,13 +197,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       train_x = with_admission(feats, feats, config, threshold)
       next_x = with_admission(nxt["features"], feats, config, threshold)
       for mode in ("warm",) + (() if args.no_cold else ("cold",)):
+        warm = mode == "warm" and name in previous
+        # A warm start fine-tunes at `warm_start_lr_scale` times the rate, as the Trainer does.
+        run_config = config.for_warm_start() if warm else config
         tf.keras.utils.set_random_seed(config.seed)
-        model = build(config, gate)
+        model = build(run_config, gate)
         model(model.empty_inputs(1) | {f"{f}_count": tf.zeros([1])
                                         for f in config.admission_features})
-        if mode == "warm" and name in previous:
+        if warm:
           model.set_weights(previous[name])
-        fit(model, train_x, label, config, fit_defaults=name not in UNFITTED_DEFAULTS)
+        fit(model, train_x, label, run_config, fit_defaults=name not in UNFITTED_DEFAULTS)
         if mode == "warm":
           previous[name] = model.get_weights()
         scores[f"{name} {mode}"].append(predict(model, next_x))
@@ -220,16 +232,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   seconds = time.perf_counter() - started
   lines += ["", f"Wall time {seconds:.0f} s (machine shared with other jobs).", ""]
   os.makedirs(args.output_dir, exist_ok=True)
-  with open(os.path.join(args.output_dir, "cold_start.md"), "w") as f:
+  with open(os.path.join(args.output_dir, f"{args.name}.md"), "w") as f:
     f.write("\n".join(lines))
-  with open(os.path.join(args.output_dir, "cold_start.json"), "w") as f:
+  with open(os.path.join(args.output_dir, f"{args.name}.json"), "w") as f:
     json.dump({"spans": args.spans, "window": args.window, "seconds": seconds,
                "seed": args.seed,
                "variants": {n: {"config": base.replace(**v[0]).to_dict(), "gate": v[1],
                                 "threshold": v[2] if len(v) > 2 else 1}
                             for n, v in variants.items()},
                "auc": result}, f, indent=2)
-  print(f"wrote {args.output_dir}/cold_start.md ({seconds:.0f} s)")
+  print(f"wrote {args.output_dir}/{args.name}.md ({seconds:.0f} s)")
   return 0
 
 

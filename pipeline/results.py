@@ -176,10 +176,11 @@ def quarantined_rows(nodes: Dict[str, NodeRun]) -> int:
 
 
 def trained_models(nodes: Dict[str, NodeRun]) -> Dict[str, Any]:
-  """Serving directories of the candidate and baseline, the candidate's warm start and how
-  many examples it trained on (all spans of the window)."""
+  """Serving directories of the candidate and baseline, the candidate's warm start, how
+  many examples it trained on (all spans of the window) and at which learning rate."""
   out: Dict[str, Any] = {"candidate_model_dir": None, "baseline_model_dir": None,
-                         "warm_started_from": None, "candidate_train_examples": None}
+                         "warm_started_from": None, "candidate_train_examples": None,
+                         "candidate_learning_rate": None}
   for role, node_id in (("candidate", ids.CANDIDATE_TRAINER),
                         ("baseline", ids.BASELINE_TRAINER)):
     node = nodes.get(node_id)
@@ -193,6 +194,7 @@ def trained_models(nodes: Dict[str, NodeRun]) -> Dict[str, Any]:
         result = json.load(f)
       out["warm_started_from"] = result.get("warm_started_from")
       out["candidate_train_examples"] = result.get("train_examples")
+      out["candidate_learning_rate"] = result.get("learning_rate")
   return out
 
 

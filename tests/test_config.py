@@ -24,8 +24,8 @@ def test_defaults_train_the_tutorials_way_with_the_budget_rules_candidate():
   assert c.candidate.layout == "budget_rule"
   assert (c.candidate.num_tables, c.candidate.dim_per_table) == (1, 8)
   assert c.candidate.chunks_per_feature == {
-      features.MOVIE_ID: 4, features.USER_ID: 4, features.USER_GENDER: 1,
-      features.USER_ZIP_CODE: 4, features.USER_OCCUPATION: 2, features.USER_AGE_BUCKET: 1}
+      features.MOVIE_ID: 6, features.USER_ID: 4, features.USER_GENDER: 1,
+      features.USER_ZIP_CODE: 2, features.USER_OCCUPATION: 2, features.USER_AGE_BUCKET: 1}
   assert c.candidate.admission_features == ADMISSION_FEATURES
   # The same from a config file without a candidate section.
   assert config_lib.from_mapping({}, data_dir="/d", output_dir="/o").candidate == c.candidate
@@ -50,6 +50,10 @@ def test_budget_rule_follows_the_budget():
   assert dict(small["chunks"])[features.USER_OCCUPATION] == 2
   assert dict(large["chunks"])[features.USER_OCCUPATION] == 1
   assert dict(small["chunks"])[features.MOVIE_ID] == dict(large["chunks"])[features.MOVIE_ID]
+  # By what they name: the item 1.5x an open vocabulary, the user's zip code half.
+  chunks = dict(budget_rule_layout(24_000)["chunks"])
+  assert (chunks[features.MOVIE_ID], chunks[features.USER_ID],
+          chunks[features.USER_ZIP_CODE]) == (6, 4, 2)
   assert budget_rule_layout(24_000)["num_tables"] == 1
   assert budget_rule_layout(8 * 3 * (1 << 20))["num_tables"] == 3
   t = TrainingConfig(layout="budget_rule", embedding_budget=48_000)
@@ -189,3 +193,12 @@ def test_transform_fingerprint_covers_every_trainer_module_transform_imports():
       elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("trainer."):
         todo.append(node.module.split(".", 1)[1])
   assert {f"{m}.py" for m in seen} <= set(fingerprint.TRANSFORM_SOURCES)
+
+
+def test_a_warm_start_fine_tunes_at_a_fraction_of_the_learning_rate():
+  c = TrainingConfig(learning_rate=0.01)
+  assert c.for_warm_start().learning_rate == pytest.approx(0.005)
+  assert c.for_warm_start().replace(learning_rate=c.learning_rate) == c  # nothing else moves
+  assert TrainingConfig(warm_start_lr_scale=1.0).for_warm_start().learning_rate == 0.01
+  with pytest.raises(ValueError, match=r"warm_start_lr_scale must be in \(0, 1\]"):
+    TrainingConfig(warm_start_lr_scale=0.0)

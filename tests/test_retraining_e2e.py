@@ -80,7 +80,11 @@ def test_schedule_of_spans(schedule):
   users = reader.read_users(str(feed / "u.user"))
   span2_train = int(simulate.load_span(spans_lib.span_dir(str(feed), 2), users)["is_train"].sum())
   assert blocked["candidate_train_examples"] == first["candidate_train_examples"] + span2_train
-  # Warm-started from the model in production: ProductionModel's copy of span 1's push.
+  # Warm-started from the model in production: ProductionModel's copy of span 1's push,
+  # fine-tuned at half the learning rate of the first, cold run.
+  assert blocked["candidate_learning_rate"] == pytest.approx(
+      first["candidate_learning_rate"] * config.candidate.warm_start_lr_scale)
+  assert config.candidate.warm_start_lr_scale < 1.0
   assert _same_file(blocked["warm_started_from"], first["pushed_model_dir"], "saved_model.pb")
   gate = blocked["production_gate"]
   assert gate["blessed"] is False and gate["production_auc"] is not None

@@ -35,6 +35,8 @@ def run_fn(fn_args: FnArgs) -> None:
   vocabularies = _vocabularies(tf_transform_output) \
       if config.model_type == "collisionless" else None
   spec = model_lib.embedding_spec(config, vocabularies)
+  if fn_args.base_model:
+    config = config.for_warm_start()  # compiled with the fine-tune's learning rate
   with strategy.scope():
     model = model_lib.build_model(config, spec, under_tpu=strategy_lib.is_tpu(strategy))
     warm = None
@@ -48,6 +50,7 @@ def run_fn(fn_args: FnArgs) -> None:
   # artifact: `tensorboard --logdir <model_run uri>` shows train and eval curves per epoch.
   result = train.fit(model, train_ds, config, eval_ds, tensorboard_dir=fn_args.model_run_dir)
   result.update({"model_type": config.model_type, "strategy": description,
+                 "learning_rate": config.learning_rate,
                  "embedding_parameters": spec.num_parameters,
                  "warm_started_from": warm["from"] if warm else None})
 
