@@ -642,6 +642,6 @@ def _check_data_dir(value: Any) -> None:
   if not isinstance(value, str) or not value or "://" in value:
     return  # on the cloud's storage: the ExampleGen task reads it
   try:
-    data.check_movielens_dir(value)
+    data.check_movielens_dir(value, given_as=DATA_DIR_PARAMETER)
   except data.DatasetError as e:
-    raise RunSpecError(str(e).replace("--data-dir ", f"{DATA_DIR_PARAMETER} ")) from None
+    raise RunSpecError(str(e)) from None

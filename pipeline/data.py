@@ -49,14 +49,18 @@ def verify_ml100k(directory: str) -> None:
                          "and fetch the dataset again")
 
 
-def check_movielens_dir(directory: str) -> str:
+def check_movielens_dir(directory: str, given_as: str = "--data-dir") -> str:
   """A user's directory must hold the ratings and user files; returns its absolute path.
 
   Either layout: `u.data` + `u.user`, or spans (`span-N/u.data` + `u.user`, see `uet spans`).
+
+  Args:
+    directory: the directory.
+    given_as: how the user gave it (a flag, a pipeline parameter), for the message.
   """
   directory = os.path.abspath(directory)
   if not os.path.isdir(directory):
-    raise DatasetError(f"--data-dir {directory}: not a directory")
+    raise DatasetError(f"{given_as} {directory}: not a directory")
   if spans.list_spans(directory) and os.path.isfile(os.path.join(directory, reader.USERS_FILE)):
     return directory
   for name in (reader.RATINGS_FILE, reader.USERS_FILE):

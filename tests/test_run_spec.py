@@ -237,3 +237,12 @@ def test_a_filter_tfx_does_not_write_is_refused_by_name(tmp_path):
   with pytest.raises(run_spec.RunSpecError,
                      match="task a-blessing: filter clause 'create_time>\"2024\"'"):
     run_spec.run(str(path), pipeline_root=str(tmp_path / "root"))
+
+
+def test_a_local_data_dir_parameter_is_checked_and_named_as_the_parameter(tmp_path):
+  # The same check as `uet run --data-dir`, named as the user gave it.
+  with pytest.raises(run_spec.RunSpecError, match=r"^data_dir /nonexistent: not a directory$"):
+    run_spec._check_data_dir("/nonexistent")  # pylint: disable=protected-access
+  with pytest.raises(run_spec.RunSpecError, match=r"u.data: missing"):
+    run_spec._check_data_dir(str(tmp_path))  # pylint: disable=protected-access
+  run_spec._check_data_dir("gs://bucket/ml-100k")  # the ExampleGen task reads the cloud's  # pylint: disable=protected-access
