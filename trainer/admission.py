@@ -1,4 +1,4 @@
-"""Admission filter: ids the model has not trained on get a learned default, not other ids' rows.
+"""Admission filter: ids the model has not trained on get a default vector, not other ids' rows.
 
 A hashed model sends an id it has never seen onto rows that belong to other, specific ids.
 In a scheduled retraining most of tomorrow's users are new (82-93% of next-period ratings on

@@ -56,7 +56,7 @@ class RankingModel(tf.keras.Model):
       layer_sizes: hidden layer widths.
       embedding_optimizer: TPU-embedding optimizer, needed only under TPUStrategy.
       admission_features: features whose non-admitted ids (input `<feature>_admitted` = 0)
-        get a learned default vector (`admission.UnseenDefault`).
+        get their feature's default vector (`admission.UnseenDefault`).
       id_dropout: training-time rate at which admitted ids get the default too.
       **kwargs: Keras model arguments.
     """
