@@ -19,7 +19,7 @@ MovieLens, `uet simulate`), so that is the common case, not the corner case. Her
     Optionally (`id_dropout`) training also drops admitted ids to the default, which then
     trains it as a weight; measured, both lost to the rare-id mean (README);
   * the filter's bytes and the default vectors are paid from the embedding budget
-    (`BYTES_PER_PARAMETER` bytes per float32 parameter).
+    (`trainer.config.BYTES_PER_PARAMETER` bytes per float32 parameter).
 
 Everything that turns an id into filter cells is in this module (`filter_cells`), so the
 Transform analyzer, the benchmarks and the tests build and query exactly the same filter.

@@ -164,11 +164,9 @@ def usable_budget(budget: int, *row_widths: int) -> int:
   Raises:
     ValueError: the budget cannot hold a single row of that common width.
   """
-  unit = 1
-  for width in row_widths:
-    if width <= 0:
-      raise ValueError(f"embedding dimensions must be positive, got {row_widths}")
-    unit = unit * width // math.gcd(unit, width)
+  if min(row_widths, default=1) <= 0:
+    raise ValueError(f"embedding dimensions must be positive, got {row_widths}")
+  unit = math.lcm(*row_widths)
   usable = budget - budget % unit
   if usable <= 0:
     raise ValueError(f"embedding budget {budget} is smaller than one row of width {unit}")
