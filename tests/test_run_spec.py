@@ -131,15 +131,21 @@ def test_a_failed_task_stops_the_run_and_nothing_after_it_runs(tmp_path):
   assert not marker.exists()
 
 
-@pytest.mark.parametrize("logged, free_bytes", [
-    ("OSError: [Errno 28] No space left on device: 'x'", 10 << 30),  # the log says so
-    ("Tracebac", 4096)])  # the log was cut short, and the disk has (nearly) nothing left
-def test_a_task_failing_on_a_full_disk_is_told_so(tmp_path, monkeypatch, logged, free_bytes):
+def _one_failing_task(tmp_path, logged):
+  """A PipelineJob of one task that writes `logged` to its log and exits 1."""
   spec = _spec({"a": _task("a")})
   spec["deploymentSpec"]["executors"]["a_executor"]["container"]["command"] = [
       "python", "-c", f"import sys; sys.stderr.write({logged!r}); sys.exit(1)"]
   path = tmp_path / "p.json"
   path.write_text(json.dumps({"pipelineSpec": spec}))
+  return path
+
+
+@pytest.mark.parametrize("logged, free_bytes", [
+    ("OSError: [Errno 28] No space left on device: 'x'", 10 << 30),  # the log says so
+    ("Tracebac", 4096)])  # the log was cut short, and the disk has (nearly) nothing left
+def test_a_task_failing_on_a_full_disk_is_told_so(tmp_path, monkeypatch, logged, free_bytes):
+  path = _one_failing_task(tmp_path, logged)
   real_usage = shutil.disk_usage
   monkeypatch.setattr(shutil, "disk_usage", lambda d: real_usage(d)._replace(free=free_bytes))
   root = tmp_path / "root"
@@ -151,11 +157,7 @@ def test_a_task_failing_on_a_full_disk_is_told_so(tmp_path, monkeypatch, logged,
 
 
 def test_a_task_failing_with_space_left_is_not_called_a_full_disk(tmp_path):
-  spec = _spec({"a": _task("a")})
-  spec["deploymentSpec"]["executors"]["a_executor"]["container"]["command"] = [
-      "python", "-c", "import sys; sys.stderr.write('ValueError: bad span 3'); sys.exit(1)"]
-  path = tmp_path / "p.json"
-  path.write_text(json.dumps({"pipelineSpec": spec}))
+  path = _one_failing_task(tmp_path, "ValueError: bad span 3")
   with pytest.raises(run_spec.TaskFailed) as e:
     run_spec.run(str(path), pipeline_root=str(tmp_path / "root"))
   assert str(e.value) == "ValueError: bad span 3"
