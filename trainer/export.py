@@ -20,7 +20,12 @@ def make_signatures(model: tf.keras.Model,
   # Tracked as an attribute so the Transform graph and its assets are saved with the model.
   model.tft_layer = tf_transform_output.transform_features_layer()
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  # Traced without AutoGraph, as the model's train/test steps are (model.py): nothing here or
+  # in the model has data-dependent Python control flow, and AutoGraph re-parsing the model,
+  # the embedding layer and Keras' call wrappers was 60% of each Trainer on MovieLens-100K.
+  # tests/test_export.py checks the served probabilities against the Keras model.
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")],
+               autograph=False)
   def serve_tf_examples(serialized):
     raw_spec = tf_transform_output.raw_feature_spec()
     raw_spec.pop(features.RAW_LABEL)
@@ -32,7 +37,8 @@ def make_signatures(model: tf.keras.Model,
               else tf.reshape(transformed[k], [-1]) for k in model.input_names_and_dtypes}
     return {"probability": tf.reshape(model(inputs), [-1])}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")],
+               autograph=False)
   def transform_features(serialized):
     raw = tf.io.parse_example(serialized, tf_transform_output.raw_feature_spec())
     return model.tft_layer(raw)

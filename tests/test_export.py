@@ -1,0 +1,78 @@
+"""The exported SavedModel scores raw tf.Examples as the trained Keras model scores them.
+
+Real MovieLens rows go through a real tf.Transform run; the exported `serving_default`
+(parse -> Transform graph -> model, traced without AutoGraph) must give the probabilities
+the in-memory model gives for the same rows' transformed features, and `transform_features`
+must give those features.
+"""
+
+import os
+
+import apache_beam as beam
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import metadata_io, schema_utils
+from tfx.utils import io_utils
+
+from components.movielens_example_gen import executor as example_gen_executor, reader
+from schema import SCHEMA_FILE
+from trainer import export, features, model as model_lib, preprocessing
+from trainer.config import TrainingConfig
+
+NUM_ROWS = 200
+
+
+def _examples(ml100k):
+  users = reader.read_users(str(ml100k / "u.user"))
+  out = []
+  for rating, user in reader.read_ratings(str(ml100k / "u.data"), users):
+    out.append(example_gen_executor.to_example(rating, user))
+    if len(out) == NUM_ROWS:
+      return out
+  return out
+
+
+def test_serving_signature_matches_the_keras_model_on_real_rows(tmp_path, ml100k):
+  examples = _examples(ml100k)
+  feature_spec = schema_utils.schema_as_feature_spec(
+      io_utils.SchemaReader().read(SCHEMA_FILE)).feature_spec
+  metadata = tft.DatasetMetadata.from_feature_spec(feature_spec)
+  parsed = tf.io.parse_example([e.SerializeToString() for e in examples], feature_spec)
+  raw_rows = [{k: parsed[k][i].numpy().reshape(-1).tolist() for k in parsed}
+              for i in range(len(examples))]
+  with beam.Pipeline() as p, tft_beam.Context(temp_dir=str(tmp_path / "tft-tmp")):
+    raw = p | beam.Create(raw_rows)
+    _, transform_fn = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
+        preprocessing.preprocessing_fn, output_record_batches=False)
+    _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "transform"))
+  # The raw schema beside the graph, as TFX's Transform writes it (`raw_feature_spec`).
+  metadata_io.write_metadata(
+      metadata, str(tmp_path / "transform" / tft.TFTransformOutput.RAW_METADATA_DIR))
+  tf_transform_output = tft.TFTransformOutput(str(tmp_path / "transform"))
+
+  config = TrainingConfig()
+  tf.keras.utils.set_random_seed(7)
+  model = model_lib.build_model(config, model_lib.embedding_spec(config))
+  serialized = [e.SerializeToString() for e in examples]
+  transformed = tf_transform_output.transform_raw_features(parsed)
+  inputs = {k: tf.reshape(transformed[k], [-1]) for k in model.input_names_and_dtypes}
+  expected = tf.reshape(model(inputs), [-1]).numpy()
+
+  export_dir = os.path.join(tmp_path, "model")
+  export.export_serving_model(model, tf_transform_output, export_dir)
+  loaded = tf.saved_model.load(export_dir)
+
+  for example in examples:  # a serving request carries no label
+    del example.features.feature[features.RAW_LABEL]
+  requests = tf.constant([e.SerializeToString() for e in examples])
+  served = loaded.signatures["serving_default"](examples=requests)["probability"].numpy()
+  assert served.shape == (NUM_ROWS,)
+  assert len(set(np.round(served, 6))) > 1  # the rows do not all score alike
+  np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
+
+  served_features = loaded.signatures["transform_features"](examples=tf.constant(serialized))
+  for name in features.MODEL_FEATURES:
+    np.testing.assert_array_equal(tf.reshape(served_features[name], [-1]).numpy(),
+                                  inputs[name].numpy())
