@@ -62,6 +62,20 @@ else
   echo "setup: reusing environment $venv" >&2
 fi
 
+# Bytecode for every installed module, written once. uv installs without it, and where
+# PYTHONDONTWRITEBYTECODE is set (as on our CI machines) Python never caches it either: every
+# process then compiles TensorFlow, TFX, Beam, ... from source again. Measured on 2 cores:
+# `import tensorflow` 7.0 s without bytecode, 2.6 s with it; a fully cached `uet run`
+# 17.9 s and 7.8 s. py_compile writes the files whatever PYTHONDONTWRITEBYTECODE says.
+if [ ! -f "$venv/.bytecode" ]; then
+  echo "setup: compiling the environment's bytecode (once)" >&2
+  site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  # A module that does not compile stays without bytecode (-qq: its import reports it, not
+  # setup); everything else is compiled.
+  "$venv/bin/python" -m compileall -qq -j 0 "$site" || true
+  touch "$venv/.bytecode"
+fi
+
 # .venv -> the cached environment (replace a stale link, refuse to clobber a real directory).
 if [ -L .venv ] || [ ! -e .venv ]; then
   ln -sfn "$venv" .venv
