@@ -1,10 +1,6 @@
 """The Evaluator's fast label/prediction lookup gives exactly what TFMA's own function gives."""
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import itertools  # pylint: disable=g-import-not-at-top,wrong-import-position
+import itertools
 
 import numpy as np
 import pytest
