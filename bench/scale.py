@@ -179,8 +179,8 @@ def _load() -> List[Dict[str, Any]]:
 def _save(runs: List[Dict[str, Any]]) -> None:
   runs = sorted(runs, key=lambda r: (r["ratings"], r["mode"]))
   with open(os.path.join(RESULTS, "scale.json"), "w") as f:
-    json.dump({"machine": f"{os.cpu_count()} cores, shared with other sessions while "
-                          "measured (seconds are inflated; compare within one table)",
+    json.dump({"machine": f"{os.cpu_count()} cores (what else ran beside each run is noted "
+                          "in the README's Scale section)",
                "runs": runs}, f, indent=2)
 
 
@@ -192,8 +192,9 @@ def report(runs: List[Dict[str, Any]]) -> str:
   """scale.md: the tables, the targets and what the numbers say against them."""
   base = [r for r in runs if r["mode"] == DEFAULT_MODE]
   lines = ["# Cost curve: `uet run` on synthetic ratings (`bench/scale.py`)", "",
-           f"{os.cpu_count()} cores, shared with other sessions while measured: seconds are "
-           "inflated; ratios within a table are what carry over.", "",
+           f"{os.cpu_count()} cores. Seconds depend on the machine and on what else ran "
+           "beside each run (noted per row in the README's Scale section); ratios carry "
+           "over better than seconds.", "",
            "| ratings | wall (s) | rows/s | peak RSS, all processes (GB) | embedding params "
            "(candidate) | collisionless params at this vocabulary | exit |",
            "|---:|---:|---:|---:|---:|---:|---:|"]

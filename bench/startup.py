@@ -8,6 +8,11 @@ usage error in under 2 s; a fully cached `uet run` in at most 1.5x `import tenso
 
 Without --output-dir it first runs the pipeline once in a temporary directory (minutes),
 so that the timed runs are fully cached.
+
+`import tensorflow` and the cached run are also timed without bytecode (Python pointed at
+an empty bytecode cache and told not to write one), which is how every process ran before
+scripts/setup.sh compiled the environment's bytecode: uv installs without it, and
+PYTHONDONTWRITEBYTECODE is set on our machines.
 """
 
 import argparse
@@ -43,6 +48,15 @@ def median_of(repeat, cmd, expect_code=None, env=None):
   return statistics.median(timed(cmd, expect_code, env)[0] for _ in range(repeat))
 
 
+def has_bytecode() -> bool:
+  """Whether TensorFlow's `__init__` has compiled bytecode in this environment."""
+  proc = subprocess.run([PYTHON, "-c", "import importlib.util, os; "
+                         "s = importlib.util.find_spec('tensorflow').origin; "
+                         "print(os.path.exists(importlib.util.cache_from_source(s)))"],
+                        capture_output=True, text=True, check=True)
+  return proc.stdout.strip() == "True"
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--mirror", help="local copy of ml-100k")
@@ -62,6 +76,10 @@ def main():
     rows = []
     tf_seconds = median_of(args.repeat, [PYTHON, "-c", "import tensorflow"], 0, env)
     rows.append(("python -c 'import tensorflow'", tf_seconds))
+    no_bytecode = dict(env, PYTHONDONTWRITEBYTECODE="1",
+                       PYTHONPYCACHEPREFIX=tempfile.mkdtemp(prefix="uet-no-bytecode-"))
+    rows.append(("  the same without bytecode",
+                 median_of(args.repeat, [PYTHON, "-c", "import tensorflow"], 0, no_bytecode)))
     rows.append(("uet run --data-dir /nonexistent (exit 2)",
                  median_of(args.repeat, [UET, "run", "--data-dir", "/nonexistent"], 2)))
     rows.append(("uet run --epochs five (exit 2)",
@@ -84,11 +102,13 @@ def main():
     if not_cached:
       raise SystemExit(f"the timed run was not fully cached: {not_cached} ran")
     rows.append(("uet run, fully cached", statistics.median(s for s, _ in cached)))
+    rows.append(("  the same without bytecode", median_of(
+        args.repeat, [UET, "run", "--output-dir", output_dir, *data], 0, no_bytecode)))
     print(f"\n{'command':45s} {'seconds':>8s} {'x import tensorflow':>20s}")
     for name, seconds in rows:
       print(f"{name:45s} {seconds:8.2f} {seconds / tf_seconds:20.2f}")
     print(f"(median of {args.repeat}; pipeline part of the cached run: "
-          f"{summary['seconds']:.1f} s)")
+          f"{summary['seconds']:.1f} s; environment has bytecode: {has_bytecode()})")
   finally:
     if not args.output_dir:
       shutil.rmtree(output_dir, ignore_errors=True)
