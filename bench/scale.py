@@ -292,7 +292,8 @@ def main() -> None:
     plan += [(args.beam_modes, m) for m in args.modes.split(",")]
   for size, mode in plan:
     result = run_size(size, args.work, mode)
-    runs = [r for r in runs if (r["ratings"], r["mode"]) != (size, mode)] + [result]
+    runs = sorted([r for r in runs if (r["ratings"], r["mode"]) != (size, mode)] + [result],
+                  key=lambda r: (r["ratings"], r["mode"]))
     _save(runs)  # after every run: a later failure keeps what was measured
   _save(runs)
   text = report(runs)
