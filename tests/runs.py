@@ -3,6 +3,7 @@
 import contextlib
 import hashlib
 import io
+import itertools
 import json
 import os
 import pathlib
@@ -132,16 +133,19 @@ def executable() -> str:
   return os.path.join(os.path.dirname(sys.executable), "uet")
 
 
+def raw_examples(ratings_file: str, users_file: str, n: int) -> list:
+  """The first `n` ratings as raw tf.Examples (label included), as ExampleGen writes them."""
+  from components.movielens_example_gen import executor, reader  # pylint: disable=g-import-not-at-top
+  users = reader.read_users(users_file)
+  return [executor.to_example(rating, user) for rating, user in
+          itertools.islice(reader.read_ratings(ratings_file, users), n)]
+
+
 def serving_requests(ratings_file: str, users_file: str, n: int) -> List[bytes]:
   """The first `n` ratings as serialized raw tf.Examples without the label: what a client
   sends to `serving_default`."""
-  from components.movielens_example_gen import executor, reader  # pylint: disable=g-import-not-at-top
-  users = reader.read_users(users_file)
   out = []
-  for rating, user in reader.read_ratings(ratings_file, users):
-    example = executor.to_example(rating, user)
+  for example in raw_examples(ratings_file, users_file, n):
     del example.features.feature["rating"]  # serving requests carry no label
     out.append(example.SerializeToString())
-    if len(out) == n:
-      break
   return out

@@ -16,32 +16,23 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import metadata_io, schema_utils
 from tfx.utils import io_utils
 
-from components.movielens_example_gen import executor as example_gen_executor, reader
 from schema import SCHEMA_FILE
+from tests import runs
 from trainer import export, features, model as model_lib, preprocessing
 from trainer.config import TrainingConfig
 
 NUM_ROWS = 200
 
 
-def _examples(ml100k):
-  users = reader.read_users(str(ml100k / "u.user"))
-  out = []
-  for rating, user in reader.read_ratings(str(ml100k / "u.data"), users):
-    out.append(example_gen_executor.to_example(rating, user))
-    if len(out) == NUM_ROWS:
-      return out
-  return out
-
-
 def test_serving_signature_matches_the_keras_model_on_real_rows(tmp_path, ml100k):
-  examples = _examples(ml100k)
+  ratings, users = str(ml100k / "u.data"), str(ml100k / "u.user")
+  serialized = [e.SerializeToString() for e in runs.raw_examples(ratings, users, NUM_ROWS)]
   feature_spec = schema_utils.schema_as_feature_spec(
       io_utils.SchemaReader().read(SCHEMA_FILE)).feature_spec
   metadata = tft.DatasetMetadata.from_feature_spec(feature_spec)
-  parsed = tf.io.parse_example([e.SerializeToString() for e in examples], feature_spec)
+  parsed = tf.io.parse_example(serialized, feature_spec)
   raw_rows = [{k: parsed[k][i].numpy().reshape(-1).tolist() for k in parsed}
-              for i in range(len(examples))]
+              for i in range(len(serialized))]
   with beam.Pipeline() as p, tft_beam.Context(temp_dir=str(tmp_path / "tft-tmp")):
     raw = p | beam.Create(raw_rows)
     _, transform_fn = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
@@ -55,7 +46,6 @@ def test_serving_signature_matches_the_keras_model_on_real_rows(tmp_path, ml100k
   config = TrainingConfig()
   tf.keras.utils.set_random_seed(7)
   model = model_lib.build_model(config, model_lib.embedding_spec(config))
-  serialized = [e.SerializeToString() for e in examples]
   transformed = tf_transform_output.transform_raw_features(parsed)
   inputs = {k: tf.reshape(transformed[k], [-1]) for k in model.input_names_and_dtypes}
   expected = tf.reshape(model(inputs), [-1]).numpy()
@@ -64,9 +54,7 @@ def test_serving_signature_matches_the_keras_model_on_real_rows(tmp_path, ml100k
   export.export_serving_model(model, tf_transform_output, export_dir)
   loaded = tf.saved_model.load(export_dir)
 
-  for example in examples:  # a serving request carries no label
-    del example.features.feature[features.RAW_LABEL]
-  requests = tf.constant([e.SerializeToString() for e in examples])
+  requests = tf.constant(runs.serving_requests(ratings, users, NUM_ROWS))  # no label
   served = loaded.signatures["serving_default"](examples=requests)["probability"].numpy()
   assert served.shape == (NUM_ROWS,)
   assert len(set(np.round(served, 6))) > 1  # the rows do not all score alike
