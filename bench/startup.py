@@ -68,6 +68,7 @@ def main():
   data = ["--data-dir", args.data_dir] if args.data_dir else (
       ["--mirror", args.mirror] if args.mirror else [])
   output_dir = args.output_dir or tempfile.mkdtemp(prefix="uet-startup-")
+  empty_cache = tempfile.mkdtemp(prefix="uet-no-bytecode-")  # nothing is written to it
   env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
   try:
     if not args.output_dir:
@@ -76,8 +77,7 @@ def main():
     rows = []
     tf_seconds = median_of(args.repeat, [PYTHON, "-c", "import tensorflow"], 0, env)
     rows.append(("python -c 'import tensorflow'", tf_seconds))
-    no_bytecode = dict(env, PYTHONDONTWRITEBYTECODE="1",
-                       PYTHONPYCACHEPREFIX=tempfile.mkdtemp(prefix="uet-no-bytecode-"))
+    no_bytecode = dict(env, PYTHONDONTWRITEBYTECODE="1", PYTHONPYCACHEPREFIX=empty_cache)
     rows.append(("  the same without bytecode",
                  median_of(args.repeat, [PYTHON, "-c", "import tensorflow"], 0, no_bytecode)))
     rows.append(("uet run --data-dir /nonexistent (exit 2)",
@@ -110,6 +110,7 @@ def main():
     print(f"(median of {args.repeat}; pipeline part of the cached run: "
           f"{summary['seconds']:.1f} s; environment has bytecode: {has_bytecode()})")
   finally:
+    shutil.rmtree(empty_cache, ignore_errors=True)
     if not args.output_dir:
       shutil.rmtree(output_dir, ignore_errors=True)
 

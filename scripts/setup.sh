@@ -64,9 +64,9 @@ fi
 
 # Bytecode for every installed module, written once. uv installs without it, and where
 # PYTHONDONTWRITEBYTECODE is set (as on our CI machines) Python never caches it either: every
-# process then compiles TensorFlow, TFX, Beam, ... from source again. Measured on 2 cores:
-# `import tensorflow` 7.0 s without bytecode, 2.6 s with it; a fully cached `uet run`
-# 17.9 s and 7.8 s. py_compile writes the files whatever PYTHONDONTWRITEBYTECODE says.
+# process then compiles TensorFlow, TFX, Beam, ... from source again (what that costs:
+# README, Measured, "Bytecode"; bench/startup.py times both). py_compile writes the files
+# whatever PYTHONDONTWRITEBYTECODE says.
 if [ ! -f "$venv/.bytecode" ]; then
   echo "setup: compiling the environment's bytecode (once)" >&2
   site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
