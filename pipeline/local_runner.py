@@ -397,6 +397,8 @@ def run(config: PipelineConfig, stream: Optional[TextIO] = None,
     except (OSError, metadata_backup.MetadataStoreError) as e:
       stream.write(f"warning: the last-good copy of {config.metadata_path} was not "
                    f"updated: {e}\n")
+      if disk.is_full(e):
+        stream.write(f"  {disk.hint(config.output_dir, then='the next successful run saves it')}\n")
   if run_error:
     run_error.summary = summary
     raise run_error

@@ -105,9 +105,13 @@ def _copy(source: str, destination: str) -> None:
       src.backup(dst)
     finally:
       dst.close()
-  except BaseException:
+  except BaseException as e:
     if os.path.exists(tmp):
       os.remove(tmp)
+    if isinstance(e, sqlite3.Error):
+      # E.g. "database or disk is full": SQLite's errors are not OSErrors; callers catch
+      # one type, and the earlier copy at `destination` is untouched.
+      raise MetadataStoreError(f"could not copy {source} to {destination}: {e}") from e
     raise
   finally:
     src.close()
@@ -119,7 +123,13 @@ def _copy(source: str, destination: str) -> None:
 
 
 def save_last_good(metadata_path: str) -> str:
-  """Copies the store (after a successful run) to its last-good file; returns that path."""
+  """Copies the store (after a successful run) to its last-good file; returns that path.
+
+  Raises:
+    MetadataStoreError: SQLite could not copy it (e.g. the disk is full), or the copy does not
+      read back; the earlier last-good copy is kept.
+    OSError: the copy could not be renamed into place.
+  """
   destination = last_good_path(metadata_path)
   _copy(metadata_path, destination)
   return destination

@@ -10,7 +10,8 @@ import ml_metadata as mlmd
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import cli, metadata_backup
+from pipeline import cli, disk, metadata_backup
+from tests import runs
 from tests.conftest import REPO
 
 
@@ -150,3 +151,28 @@ def test_a_missing_store_moves_the_lost_artifacts_aside_once(output):
   assert not tfx_root.exists()
   assert metadata_backup.start_fresh_if_missing(str(output / "metadata.sqlite"),
                                                 str(tfx_root)) is None
+
+
+def test_a_full_disk_keeps_the_earlier_copy_and_raises_the_error_callers_catch(tmp_path):
+  # SQLite reports a full disk as sqlite3.OperationalError, not OSError: a successful run
+  # that filled the disk must warn, not end in a traceback (local_runner catches this type).
+  out = tmp_path / "out"
+  runs.mount_tmpfs(out)
+  try:
+    path = out / "metadata.sqlite"
+    store = _store(path, [out / "tfx" / "a"])
+    metadata_backup.save_last_good(str(path))
+    earlier = (out / metadata_backup.LAST_GOOD_FILE).read_bytes()
+    type_id = store.get_artifact_type("Examples").id
+    store.put_artifacts([metadata_store_pb2.Artifact(type_id=type_id, uri=f"/b/{i}" * 40)
+                         for i in range(2000)])
+    runs.fill(out, leave=8192)
+    with pytest.raises(metadata_backup.MetadataStoreError) as e:
+      metadata_backup.save_last_good(str(path))
+    assert f"could not copy {path} to {out / metadata_backup.LAST_GOOD_FILE}" in str(e.value)
+    assert disk.is_full(e.value)
+    assert (out / metadata_backup.LAST_GOOD_FILE).read_bytes() == earlier
+    assert not [p.name for p in out.iterdir() if ".tmp-" in p.name]
+  finally:
+    runs.free(out)
+    subprocess.run(["umount", "-l", str(out)], check=False)
