@@ -15,6 +15,7 @@ import errno
 import json
 import logging
 import os
+import _thread
 import signal
 import sys
 import threading
@@ -90,23 +91,57 @@ def cancel_on_sigterm() -> Iterator[List[str]]:
   Yields a list that receives the signal's name once one arrived. Further SIGTERMs while
   the run winds down are ignored (a scheduler's SIGKILL ends it if it takes too long).
   Outside the main thread (where Python cannot handle signals) this does nothing.
+
+  An exception raised at an arbitrary point can be swallowed: inside a logging handler
+  (`Handler.handleError` prints it and carries on; TFX and Beam log constantly), or by a
+  library's `except Exception`. So the handler waits until the main thread is out of a
+  logging call, and no component starts after the signal (the check sits on TFX's
+  "Component X is running." record, a Logger filter, whose exceptions reach the caller).
   """
   received: List[str] = []
   if threading.current_thread() is not threading.main_thread():
     yield received
     return
+  raised: List[bool] = []
 
   def handler(signum, frame):  # pylint: disable=unused-argument
-    if received:
+    if not received:
+      received.append(signal.Signals(signum).name)
+    if raised:
       return
-    received.append(signal.Signals(signum).name)
+    if _in_logging_call(frame):
+      # Raised here, logging would swallow it: signal the main thread again shortly.
+      threading.Timer(0.01, _thread.interrupt_main, args=(signum,)).start()
+      return
+    raised.append(True)
     raise _Cancel(f"cancelled by {received[0]}")
 
+  def no_component_starts_after_the_signal(record: logging.LogRecord) -> bool:
+    if received and record.msg == LAUNCH_RECORD:
+      raise _Cancel(f"cancelled by {received[0]}")
+    return True
+
+  absl_logger = logging.getLogger("absl")
   previous = signal.signal(signal.SIGTERM, handler)
+  absl_logger.addFilter(no_component_starts_after_the_signal)
   try:
     yield received
   finally:
+    absl_logger.removeFilter(no_component_starts_after_the_signal)
     signal.signal(signal.SIGTERM, previous)
+
+
+# What TFX's LocalDagRunner logs just before it launches a component.
+LAUNCH_RECORD = "Component %s is running."
+
+
+def _in_logging_call(frame) -> bool:
+  """Whether `frame` runs inside a logging handler (where exceptions are swallowed)."""
+  while frame is not None:
+    if frame.f_code is logging.Handler.handle.__code__:
+      return True
+    frame = frame.f_back
+  return False
 
 
 ABANDONED_NOTE = ("abandoned: its run ended without recording an outcome (killed, or the disk "

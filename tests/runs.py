@@ -71,6 +71,8 @@ def fill(directory: pathlib.Path, leave: int = LEAVE_FREE) -> None:
   free_bytes = stat.f_bavail * stat.f_frsize
   with open(directory / BALLAST, "ab") as f:
     os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size + max(0, free_bytes - leave))
+  left = shutil.disk_usage(directory).free
+  assert left <= leave + (64 << 10), f"{directory} still has {left} bytes free after filling"
 
 
 def free(directory: pathlib.Path) -> None:

@@ -80,12 +80,16 @@ class _FillWhenStarting(logging.Handler):
   def __init__(self, component: str, directory: pathlib.Path):
     super().__init__(level=logging.INFO)
     self.component, self.directory, self.filled = component, directory, False
+    self.error: Optional[BaseException] = None
 
   def emit(self, record: logging.LogRecord) -> None:
     if (record.msg == "Component %s is running." and record.args
         and str(record.args[0]) == self.component and not self.filled):
-      runs.fill(self.directory)
-      self.filled = True
+      try:
+        runs.fill(self.directory)
+        self.filled = True
+      except Exception as e:  # pylint: disable=broad-except
+        self.error = e  # logging would print and swallow it; _run raises it instead
 
 
 def _states(output: pathlib.Path) -> Dict[str, List[int]]:
@@ -120,6 +124,8 @@ def _run(args, output: pathlib.Path, fill_at: Optional[str] = None) -> Outcome:
   finally:
     if hook:
       absl_logger.removeHandler(hook)
+  if hook and hook.error:
+    raise AssertionError(f"could not fill the disk when {fill_at} started") from hook.error
   if hook:
     assert hook.filled, f"{fill_at} never started:\n{stderr}"
   outcome = _outcome(output, code, stdout, stderr)
