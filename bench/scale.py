@@ -20,6 +20,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,14 +47,26 @@ COMPONENTS = ("MovieLensExampleGen", "StatisticsGen", "Transform", "BaselineTrai
               "CandidateTrainer", "Evaluator", "ProductionEvaluator")
 
 
-class TreeRssSampler:
-  """Peak of the summed RSS of a process and all its descendants, sampled every `period`."""
+# A progress line of `uet run`: "[  12.3s] Transform ..." when a component starts.
+_STARTED = re.compile(r"^\[\s*[0-9.]+s\] (\S+) \.\.\.$")
 
-  def __init__(self, pid: int, period: float = 0.5):
+
+class TreeRssSampler:
+  """Peak of the summed RSS of a process and all its descendants, sampled every `period`.
+
+  With `log_path` (where the run's progress lines go), each sample is also charged to the
+  component that started last, so the peak is known per component.
+  """
+
+  def __init__(self, pid: int, period: float = 0.5, log_path: Optional[str] = None):
     self._root = psutil.Process(pid)
     self._period = period
+    self._log_path = log_path
+    self._log_offset = 0
+    self._component = "(start-up)"
     self.peak_bytes = 0
     self.peak_processes = 0
+    self.peak_by_component: Dict[str, int] = {}
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -64,6 +77,20 @@ class TreeRssSampler:
   def __exit__(self, *exc) -> None:
     self._stop.set()
     self._thread.join()
+
+  def _follow_log(self) -> None:
+    """Moves `_component` to the last component the log says started."""
+    if not self._log_path or not os.path.exists(self._log_path):
+      return
+    with open(self._log_path, "rb") as f:
+      f.seek(self._log_offset)
+      data = f.read()
+    complete = data[:data.rfind(b"\n") + 1]  # a line still being written waits
+    self._log_offset += len(complete)
+    for line in complete.decode("utf-8", "replace").splitlines():
+      match = _STARTED.match(line.strip())
+      if match:
+        self._component = match.group(1)
 
   def _loop(self) -> None:
     while not self._stop.is_set():
@@ -79,6 +106,9 @@ class TreeRssSampler:
           pass
       if total > self.peak_bytes:
         self.peak_bytes, self.peak_processes = total, len(procs)
+      self._follow_log()
+      if total > self.peak_by_component.get(self._component, 0):
+        self.peak_by_component[self._component] = total
       self._stop.wait(self._period)
 
 
@@ -129,7 +159,7 @@ def run_size(size: int, work: str, mode: str) -> Dict[str, Any]:
   log_path = os.path.join(work, f"uet-run-{size}-{mode}.log")
   with open(log_path, "w") as log:
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    with TreeRssSampler(proc.pid) as sampler:
+    with TreeRssSampler(proc.pid, log_path=log_path) as sampler:
       returncode = proc.wait()
   seconds = time.perf_counter() - start
   summary: Dict[str, Any] = {}
@@ -152,6 +182,7 @@ def run_size(size: int, work: str, mode: str) -> Dict[str, Any]:
       "rows_per_second": round(size / seconds, 1),
       "peak_rss_bytes": sampler.peak_bytes,
       "processes_at_peak": sampler.peak_processes,
+      "peak_rss_bytes_by_component": sampler.peak_by_component,
       "embedding_parameters": candidate.get("embedding_parameters"),
       "vocabulary_sizes": vocab,
       # One exact row per value plus an out-of-vocabulary row, per feature, as
@@ -187,6 +218,10 @@ def _gb(n: Optional[int]) -> str:
   return "n/a" if not n else f"{n / 1e9:.2f}"
 
 
+def _count(n: Optional[int]) -> str:
+  return "n/a" if n is None else f"{n:,}"
+
+
 def report(runs: List[Dict[str, Any]]) -> str:
   """scale.md: the tables, the targets and what the numbers say against them."""
   base = [r for r in runs if r["mode"] == DEFAULT_MODE]
@@ -199,8 +234,8 @@ def report(runs: List[Dict[str, Any]]) -> str:
            "|---:|---:|---:|---:|---:|---:|---:|"]
   for r in base:
     lines.append(f"| {r['ratings']:,} | {r['wall_seconds']:.0f} | {r['rows_per_second']:,.0f} "
-                 f"| {_gb(r['peak_rss_bytes'])} | {r['embedding_parameters'] or 'n/a':,} | "
-                 f"{r['collisionless_parameters'] or 'n/a':,} | {r['exit_code']} |")
+                 f"| {_gb(r['peak_rss_bytes'])} | {_count(r['embedding_parameters'])} | "
+                 f"{_count(r['collisionless_parameters'])} | {r['exit_code']} |")
   other = [r for r in runs if r["mode"] != DEFAULT_MODE]
   if other:
     lines += ["", "DirectRunner modes (same data, `--beam-arg` as in BEAM_MODES):", "",
@@ -216,6 +251,15 @@ def report(runs: List[Dict[str, Any]]) -> str:
   for r in runs:
     cells = [f"{r['component_seconds'].get(c, float('nan')):.0f}" for c in COMPONENTS]
     lines.append(f"| {r['ratings']:,} | {r['mode']} | " + " | ".join(cells) + " |")
+  rss_rows = [r for r in runs if r.get("peak_rss_bytes_by_component")]
+  if rss_rows:
+    lines += ["", "Peak RSS while each component ran, all processes (GB; a sample is charged "
+              "to the component that started last):", "",
+              "| ratings | mode | " + " | ".join(COMPONENTS) + " |",
+              "|---:|---|" + "---:|" * len(COMPONENTS)]
+    for r in rss_rows:
+      cells = [_gb(r["peak_rss_bytes_by_component"].get(c)) for c in COMPONENTS]
+      lines.append(f"| {r['ratings']:,} | {r['mode']} | " + " | ".join(cells) + " |")
   vocab_rows = [r for r in base if r.get("vocabulary_sizes")]
   if vocab_rows:
     names = sorted(vocab_rows[0]["vocabulary_sizes"])
@@ -289,8 +333,13 @@ def main() -> None:
                                       if s]
   if args.beam_modes and not args.only_report:
     plan += [(args.beam_modes, m) for m in args.modes.split(",")]
+  failed = []
   for size, mode in plan:
     result = run_size(size, args.work, mode)
+    if result["exit_code"]:
+      # Not a measurement: it would replace the last good one in scale.json.
+      failed.append(f"{size} ratings ({mode}) exited {result['exit_code']}: see {result['log']}")
+      continue
     # Kept by size (and saved so): scale.md's tables and the plot's lines follow the order.
     runs = sorted([r for r in runs if (r["ratings"], r["mode"]) != (size, mode)] + [result],
                   key=lambda r: (r["ratings"], r["mode"]))
@@ -301,6 +350,8 @@ def main() -> None:
     f.write(text)
   plot(runs, os.path.join(RESULTS, "scale.png"))
   print(text)
+  if failed:
+    sys.exit("not recorded:\n" + "\n".join(failed))
 
 
 if __name__ == "__main__":
