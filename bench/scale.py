@@ -20,7 +20,6 @@ import argparse
 import glob
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import time
 from typing import Any, Dict, List, Optional
 
 import psutil
+
+from pipeline.local_runner import STARTED_LINE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UET = os.path.join(REPO, ".venv", "bin", "uet")
@@ -45,10 +46,6 @@ BEAM_MODES = {
 # Order of the components in the tables (the pipeline's order).
 COMPONENTS = ("MovieLensExampleGen", "StatisticsGen", "Transform", "BaselineTrainer",
               "CandidateTrainer", "Evaluator", "ProductionEvaluator")
-
-
-# A progress line of `uet run`: "[  12.3s] Transform ..." when a component starts.
-_STARTED = re.compile(r"^\[\s*[0-9.]+s\] (\S+) \.\.\.$")
 
 
 class TreeRssSampler:
@@ -88,7 +85,7 @@ class TreeRssSampler:
     complete = data[:data.rfind(b"\n") + 1]  # a line still being written waits
     self._log_offset += len(complete)
     for line in complete.decode("utf-8", "replace").splitlines():
-      match = _STARTED.match(line.strip())
+      match = STARTED_LINE.match(line.strip())
       if match:
         self._component = match.group(1)
 

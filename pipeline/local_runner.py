@@ -15,6 +15,7 @@ import errno
 import json
 import logging
 import os
+import re
 import _thread
 import signal
 import sys
@@ -84,6 +85,10 @@ class _Cancel(Exception):
   """
 
 
+# What TFX's LocalDagRunner logs just before it launches a component.
+LAUNCH_RECORD = "Component %s is running."
+
+
 @contextlib.contextmanager
 def cancel_on_sigterm() -> Iterator[List[str]]:
   """While the block runs, SIGTERM stops the current component (raises in the main thread).
@@ -129,10 +134,6 @@ def cancel_on_sigterm() -> Iterator[List[str]]:
   finally:
     absl_logger.removeFilter(no_component_starts_after_the_signal)
     signal.signal(signal.SIGTERM, previous)
-
-
-# What TFX's LocalDagRunner logs just before it launches a component.
-LAUNCH_RECORD = "Component %s is running."
 
 
 def _in_logging_call(frame) -> bool:
@@ -198,6 +199,11 @@ class _LogFile(logging.FileHandler):
     if isinstance(sys.exc_info()[1], OSError):
       return
     super().handleError(record)
+
+
+# The progress line printed when a component starts, "[  12.3s] Transform ..." (the fault
+# tests and bench/scale.py read the component's name from it).
+STARTED_LINE = re.compile(r"^\[\s*[0-9.]+s\] (\S+) \.\.\.$")
 
 
 class ProgressMonitor:

@@ -10,7 +10,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import ml_metadata as mlmd
 import pytest
@@ -53,8 +53,10 @@ LEAVE_FREE = 128 * 1024
 BALLAST = "ballast"
 
 
-def mount_tmpfs(directory: pathlib.Path) -> None:
-  """Mounts a small tmpfs on `directory`, or skips the test saying why it cannot."""
+@contextlib.contextmanager
+def small_tmpfs(directory: pathlib.Path) -> Iterator[None]:
+  """Mounts a small tmpfs on `directory` for the block (or skips the test saying why it
+  cannot), and unmounts it after."""
   directory.mkdir(parents=True, exist_ok=True)
   if not shutil.which("mount"):
     pytest.skip("no `mount` command here: cannot put the output on a small tmpfs")
@@ -63,6 +65,10 @@ def mount_tmpfs(directory: pathlib.Path) -> None:
   if done.returncode:
     pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}): the "
                 "disk-full faults need a small filesystem of their own")
+  try:
+    yield
+  finally:
+    subprocess.run(["umount", "-l", str(directory)], check=False)
 
 
 def fill(directory: pathlib.Path, leave: int = LEAVE_FREE) -> None:

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import re
 import signal
 import subprocess
 from typing import List
@@ -19,7 +18,7 @@ from typing import List
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import lock
+from pipeline import local_runner, lock
 from pipeline import pipeline as pipeline_lib
 from pipeline.cli import EXIT_LOCKED
 from tests import runs
@@ -27,7 +26,6 @@ from tests.conftest import REPO, write_movielens_slice
 
 pytestmark = pytest.mark.pipeline
 
-PROGRESS = re.compile(r"^\[\s*[0-9.]+s\] (\S+) \.\.\.$")
 UPSTREAM_OF_CANDIDATE = (
     pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN, pipeline_lib.SCHEMA_GEN,
     pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.VALIDATION_GATE, pipeline_lib.TRANSFORM,
@@ -70,7 +68,7 @@ def resumed(tmp_path_factory) -> Resumed:
   started, second = [], None
   try:
     for line in proc.stderr:
-      match = PROGRESS.match(line.strip())
+      match = local_runner.STARTED_LINE.match(line.strip())
       if not match:
         continue
       started.append(match.group(1))

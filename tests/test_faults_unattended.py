@@ -35,7 +35,7 @@ from typing import Dict, List, Optional
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import metadata_backup
+from pipeline import local_runner, metadata_backup
 from pipeline import pipeline as pipeline_lib
 from pipeline.cli import EXIT_CANCELLED, EXIT_FAILED, EXIT_METADATA, EXIT_OK
 from tests import runs
@@ -43,7 +43,6 @@ from tests.conftest import REPO, write_movielens_slice
 
 pytestmark = pytest.mark.pipeline
 
-PROGRESS = re.compile(r"^\[\s*[0-9.]+s\] (\S+) \.\.\.$")
 UPSTREAM_OF_TRANSFORM = (pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN,
                          pipeline_lib.SCHEMA_GEN, pipeline_lib.EXAMPLE_VALIDATOR,
                          pipeline_lib.VALIDATION_GATE)
@@ -83,7 +82,7 @@ class _FillWhenStarting(logging.Handler):
     self.error: Optional[BaseException] = None
 
   def emit(self, record: logging.LogRecord) -> None:
-    if (record.msg == "Component %s is running." and record.args
+    if (record.msg == local_runner.LAUNCH_RECORD and record.args
         and str(record.args[0]) == self.component and not self.filled):
       try:
         runs.fill(self.directory)
@@ -141,7 +140,7 @@ def _cancel_during_transform(args, output: pathlib.Path) -> (Outcome, float):
   try:
     for line in proc.stderr:
       lines.append(line)
-      match = PROGRESS.match(line.strip())
+      match = local_runner.STARTED_LINE.match(line.strip())
       if match and match.group(1) == pipeline_lib.TRANSFORM:
         time.sleep(5)  # well inside Transform's Beam pipeline (it takes 20 s or more)
         proc.send_signal(signal.SIGTERM)
@@ -159,8 +158,7 @@ def _cancel_during_transform(args, output: pathlib.Path) -> (Outcome, float):
 def schedule(tmp_path_factory) -> Schedule:
   root = tmp_path_factory.mktemp("unattended")
   output = root / "out"
-  runs.mount_tmpfs(output)
-  try:
+  with runs.small_tmpfs(output):
     data = write_movielens_slice(root / "ml", 3000, every=25)
     config = runs.write_config(root / "config.json")
     args = ["--data-dir", data, "--output-dir", output, "--config", config]
@@ -185,8 +183,6 @@ def schedule(tmp_path_factory) -> Schedule:
          "stderr": {k: o.stderr[-3000:] for k, o in outcomes.items()}}, indent=1))
     yield Schedule(root, output, outcomes, cancel_seconds, serving_after_push,
                    restore_stdout, restore_code)
-  finally:
-    subprocess.run(["umount", "-l", str(output)], check=False)
 
 
 def _restore(output: pathlib.Path):

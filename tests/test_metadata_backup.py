@@ -157,8 +157,7 @@ def test_a_full_disk_keeps_the_earlier_copy_and_raises_the_error_callers_catch(t
   # SQLite reports a full disk as sqlite3.OperationalError, not OSError: a successful run
   # that filled the disk must warn, not end in a traceback (local_runner catches this type).
   out = tmp_path / "out"
-  runs.mount_tmpfs(out)
-  try:
+  with runs.small_tmpfs(out):
     path = out / "metadata.sqlite"
     store = _store(path, [out / "tfx" / "a"])
     metadata_backup.save_last_good(str(path))
@@ -173,6 +172,3 @@ def test_a_full_disk_keeps_the_earlier_copy_and_raises_the_error_callers_catch(t
     assert disk.is_full(e.value)
     assert (out / metadata_backup.LAST_GOOD_FILE).read_bytes() == earlier
     assert not [p.name for p in out.iterdir() if ".tmp-" in p.name]
-  finally:
-    runs.free(out)
-    subprocess.run(["umount", "-l", str(out)], check=False)

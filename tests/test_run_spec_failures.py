@@ -204,8 +204,7 @@ class _FillWhenStarting(io.StringIO):
 
 def test_a_full_disk_is_named_and_with_space_freed_the_next_run_completes(compiled):
   tmpfs = compiled.root / "small-disk"
-  runs.mount_tmpfs(tmpfs)
-  try:
+  with runs.small_tmpfs(tmpfs):
     before = runs.serving_snapshot(compiled.serving)
     versions = runs.versions(compiled.serving)
     watch = _FillWhenStarting(pipeline_lib.TRANSFORM, tmpfs)
@@ -225,5 +224,3 @@ def test_a_full_disk_is_named_and_with_space_freed_the_next_run_completes(compil
     # It ran to the end; whether it pushed is the gates' decision, at most one version.
     assert f"{pipeline_lib.PUSHER} done" in stderr or "skipped" in stderr
     assert len(runs.versions(compiled.serving)) - len(versions) in (0, 1)
-  finally:
-    subprocess.run(["umount", "-l", str(tmpfs)], check=False)
