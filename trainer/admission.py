@@ -306,19 +306,26 @@ def rare_id_means(embedding: tf.keras.layers.Layer, dataset: tf.data.Dataset,
   counts = {f: collections.Counter() for f in feature_names}
   first: Dict[str, Dict[bytes, np.ndarray]] = {f: {} for f in feature_names}
   for x, _ in dataset:
-    embedded = None
+    new_ids = {}
     for f in feature_names:
       ids = x[f].numpy().reshape(-1)
       values, index, n = np.unique(ids, return_index=True, return_counts=True)
       counts[f].update(dict(zip(values.tolist(), n.tolist())))
-      new = [(v, i) for v, i in zip(values.tolist(), index.tolist()) if v not in first[f]]
-      if not new:
-        continue
-      if embedded is None:
-        embedded = embedding(x, training=False, concatenated=True).numpy()
+      new_ids[f] = [(v, i) for v, i in zip(values.tolist(), index.tolist())
+                    if v not in first[f]]
+    rows = sorted({i for new in new_ids.values() for _, i in new})
+    if not rows:
+      continue
+    # Only the rows that bring a new id are embedded, and each kept vector is a copy: a
+    # slice of the batch's array would keep the whole batch alive, and at 10M ratings
+    # nearly every batch brings a new id (4.6 GB held by the end of the pass).
+    row_of = {i: k for k, i in enumerate(rows)}
+    embedded = embedding({k: tf.gather(v, rows) for k, v in x.items()}, training=False,
+                         concatenated=True).numpy()
+    for f, new in new_ids.items():
       lo, d = columns[f]
       for v, i in new:
-        first[f][v] = embedded[i, lo:lo + d]
+        first[f][v] = embedded[row_of[i], lo:lo + d].copy()
   means = {}
   for f in feature_names:
     if not counts[f]:
