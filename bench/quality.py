@@ -214,7 +214,8 @@ def trainer_throughput(split: Split, config: TrainingConfig) -> Dict[str, float]
     write_transformed_tfrecords(split, tmp)
 
     ds = train.make_dataset([pattern], feature_spec, config.batch_size,
-                            config.shuffle_buffer, config.seed, cache=False)
+                            config.shuffle_buffer, config.seed, cache=False,
+                            scratch_dir=os.path.join(tmp, "shuffle-count"))
     start = time.perf_counter()
     n = train.count_examples(ds)
     input_eps = n / (time.perf_counter() - start)
@@ -222,7 +223,8 @@ def trainer_throughput(split: Split, config: TrainingConfig) -> Dict[str, float]
     tf.keras.utils.set_random_seed(config.seed)
     start = time.perf_counter()
     ds = train.make_dataset([pattern], feature_spec, config.batch_size,
-                            config.shuffle_buffer, config.seed)
+                            config.shuffle_buffer, config.seed,
+                            scratch_dir=os.path.join(tmp, "shuffle-train"))
     model = model_lib.build_model(config, model_lib.embedding_spec(config))
     metrics = train.fit(model, ds, config)
     end_to_end = config.epochs * metrics["train_examples"] / (time.perf_counter() - start)

@@ -129,7 +129,8 @@ class TrainingConfig:
     hash_bucket_weights: hash: relative table sizes per feature; the budget is split in
       these proportions (the tutorial's sizes by default, which the 24k budget reproduces
       exactly).
-    shuffle_buffer: examples in the shuffle buffer before batching.
+    shuffle_buffer: the most examples the shuffle holds in memory; every example is
+      shuffled with every other (larger input through buckets on local disk).
     seed: seed for initialization and shuffling.
     eval_batch_size: batch size for the in-Trainer evaluation.
     admission_features: features whose ids pass Transform's admission filter (ids not

@@ -1,6 +1,7 @@
 """TFX Trainer entry point: reads the config, then builds, trains and exports one model."""
 
 import json
+import tempfile
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -28,10 +29,6 @@ def run_fn(fn_args: FnArgs) -> None:
   feature_spec = tf_transform_output.transformed_feature_spec()
 
   strategy, description = strategy_lib.choose_strategy(custom.get("tpu"))
-  train_ds = train.make_dataset(fn_args.train_files, feature_spec, config.batch_size,
-                                config.shuffle_buffer, config.seed)
-  eval_ds = train.make_dataset(fn_args.eval_files, feature_spec, config.eval_batch_size)
-
   vocabularies = _vocabularies(tf_transform_output) \
       if config.model_type == "collisionless" else None
   spec = model_lib.embedding_spec(config, vocabularies)
@@ -48,7 +45,14 @@ def run_fn(fn_args: FnArgs) -> None:
       print(f"trainer: warm start from {fn_args.base_model}", flush=True)
   # TensorBoard summaries go beside training_result.json, in the Trainer's ModelRun
   # artifact: `tensorboard --logdir <model_run uri>` shows train and eval curves per epoch.
-  result = train.fit(model, train_ds, config, eval_ds, tensorboard_dir=fn_args.model_run_dir)
+  # Input larger than the shuffle buffer is shuffled through buckets on local disk, kept
+  # for as long as training reads them.
+  with tempfile.TemporaryDirectory(prefix="uet-shuffle-") as scratch:
+    train_ds = train.make_dataset(fn_args.train_files, feature_spec, config.batch_size,
+                                  config.shuffle_buffer, config.seed, scratch_dir=scratch)
+    eval_ds = train.make_dataset(fn_args.eval_files, feature_spec, config.eval_batch_size)
+    result = train.fit(model, train_ds, config, eval_ds,
+                       tensorboard_dir=fn_args.model_run_dir)
   result.update({"model_type": config.model_type, "strategy": description,
                  "learning_rate": config.learning_rate,
                  "embedding_parameters": spec.num_parameters,
