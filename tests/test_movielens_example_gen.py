@@ -115,6 +115,20 @@ def test_executor_writes_deterministic_80_20_splits(tmp_path):
   assert not set(first["train"]) & set(first["eval"])
 
 
+def test_executor_writes_each_split_in_file_order(tmp_path):
+  # No shuffle before writing (TFX's Reshuffle held whole splits in memory): the Trainer
+  # shuffles. Ratings sorted by time are written in time order in each split.
+  data = write_movielens_slice(tmp_path / "ml", 2000)
+  lines = (data / "u.data").read_text().splitlines()
+  lines.sort(key=lambda line: int(line.split("\t")[3]))
+  (data / "u.data").write_text("\n".join(lines) + "\n")
+  written = _run_executor(data, tmp_path / "out")
+  for split, examples in written.items():
+    times = [tf.train.Example.FromString(e).features.feature["timestamp"].int64_list.value[0]
+             for e in examples]
+    assert times == sorted(times), split
+
+
 # The batch path (pyarrow) must produce exactly what the row path produces, and send every
 # file it does not accept in full to the row path.
 
