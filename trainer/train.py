@@ -44,8 +44,8 @@ def _files(file_patterns: Sequence[str]) -> List[str]:
 # Largest input (gzipped TFRecords on disk) whose parsed batches are cached in memory. The
 # transformed examples take about 29 bytes each on disk and 220 parsed (measured on the 1M
 # synthetic train split: 23 MB, 168 MB of RSS), so 64 MB is about 2.2M examples and under
-# 0.5 GB. Above it every epoch reads and parses the files again (about 9 s per 800k
-# examples on 2 cores). A constant, so memory is bounded at any data size.
+# 0.5 GB. Above it every epoch reads and parses its input again (the shuffle buckets:
+# 2.2 s per 800k examples on 2 cores). A constant, so memory is bounded at any data size.
 CACHE_MAX_BYTES = 64 << 20
 
 
@@ -121,6 +121,8 @@ def _shuffled(records: tf.data.Dataset, buffer: int, seed: Optional[int],
     order = tf.argsort(bucket, stable=True)
     parts = tf.RaggedTensor.from_value_rowids(tf.gather(chunk, order),
                                               tf.gather(bucket, order), nrows=buckets)
+    # The rows of a ragged tensor slice as ragged specs; tf.identity makes them plain
+    # [None] string tensors, the structure Dataset.load restores.
     return tf.data.Dataset.from_tensor_slices(
         (tf.range(buckets, dtype=tf.int64), parts)).map(lambda b, part: (b, tf.identity(part)))
 
