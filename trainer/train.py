@@ -108,7 +108,8 @@ def _shuffled(records: tf.data.Dataset, buffer: int, seed: Optional[int],
   """`records` in one shuffled order (the same every epoch), holding at most `buffer`."""
   n = count_records(records)
   if n <= buffer:
-    return records.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=False)
+    # The buffer holds all of the input: a uniform shuffle.
+    return records.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
   if not scratch_dir:
     raise ValueError(f"shuffling {n} examples with a buffer of {buffer} needs a "
                      "scratch_dir for the shuffle buckets")
