@@ -68,6 +68,9 @@ def test_input_larger_than_the_buffer_is_shuffled_across_all_of_it(tmp_path):
   first_epoch = _positions(ds)
   assert sorted(first_epoch) == list(range(2000))
   assert _positions(ds) == first_epoch  # the same order every epoch
+  again = train.make_dataset([str(path)], _spec(), batch_size=100, shuffle_buffer=100, seed=1,
+                             scratch_dir=str(tmp_path / "scratch-2"))
+  assert _positions(again) == first_epoch  # and every run with the same seed
   first_batch = np.asarray(first_epoch[:100])
   # Each bucket samples the whole file: the first batch has examples of every quarter.
   assert set(first_batch // 500) == {0, 1, 2, 3}
