@@ -5,7 +5,7 @@ scratch in a fresh output directory and records: wall time of the run and of eac
 component, rows/s, the peak RSS summed over every process of the run (sampled with psutil
 over the whole process tree, Beam workers included), the embedding parameters of the
 candidate (fixed by the budget) and what a collisionless model would need at the
-vocabulary Transform found. Prints numbers; asserts nothing. Targets (issue 10, 2 cores):
+vocabulary of the train split. Prints numbers; asserts nothing. Targets (issue 10, 2 cores):
 1M ratings in <= 10 min, 10M in <= 60 min with <= 8 GB peak RSS, 1M -> 10M time <= 11x.
 
   .venv/bin/python bench/scale.py [--sizes 100000,1000000] [--work DIR]
@@ -125,12 +125,23 @@ def synth(size: int, work: str) -> str:
 
 
 def _vocabulary_sizes(output_dir: str) -> Dict[str, int]:
-  """Distinct values per model feature, from the Transform vocabularies of the run."""
-  sizes = {}
-  for path in glob.glob(os.path.join(output_dir, "tfx", "Transform", "transform_graph", "*",
-                                     "transform_fn", "assets", "*_vocab")):
-    with open(path, "rb") as f:
-      sizes[os.path.basename(path)[:-len("_vocab")]] = sum(1 for _ in f)
+  """Distinct values per model feature in the train split (what Transform analyzes).
+
+  Read from StatisticsGen's exact unique counts of the raw string features. The age bucket
+  is derived, so it counts as its number of buckets (an upper bound). Transform writes the
+  vocabularies themselves only for the collisionless model (`uet run --collisionless`).
+  """
+  from tensorflow_data_validation import load_stats_binary  # pylint: disable=g-import-not-at-top
+  from trainer import features  # pylint: disable=g-import-not-at-top
+  paths = glob.glob(os.path.join(output_dir, "tfx", "StatisticsGen", "statistics", "*",
+                                 "Split-train", "FeatureStats.pb"))
+  if not paths:
+    return {}
+  unique = {f.path.step[0]: f.string_stats.unique
+            for f in load_stats_binary(paths[0]).datasets[0].features
+            if f.HasField("string_stats")}
+  sizes = {name: unique[name] for name in features.MODEL_FEATURES if name in unique}
+  sizes[features.USER_AGE_BUCKET] = len(features.AGE_BUCKET_LOWER_BOUNDS)
   return sizes
 
 

@@ -202,7 +202,8 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
       examples=training_examples,
       schema=schema_gen.outputs["schema"],
       preprocessing_fn=PREPROCESSING_FN,
-      custom_config={"code_fingerprint": fingerprint.transform_fingerprint()},
+      custom_config={"code_fingerprint": fingerprint.transform_fingerprint(),
+                     features.VOCABULARIES_KEY: config.train_collisionless},
       # TFX's default also runs TFDV over the raw and the transformed data (pre/post-transform
       # statistics, schemas and anomalies): two more statistics passes nothing here reads
       # (StatisticsGen and the ValidationGate validate the data).

@@ -118,6 +118,16 @@ def test_trainer_cache_key_carries_the_code_fingerprint(tmp_path):
   assert fingerprint.transform_fingerprint() in transform.exec_properties["custom_config"]
 
 
+@pytest.mark.parametrize("collisionless", [False, True])
+def test_transform_writes_vocabularies_only_for_the_collisionless_trainer(collisionless):
+  p = pipeline_lib.create_pipeline(config_lib.PipelineConfig(
+      data_dir="/d", output_dir="/o", train_collisionless=collisionless))
+  transform = next(c for c in p.components if c.id == pipeline_lib.TRANSFORM)
+  custom = json.loads(transform.exec_properties["custom_config"])
+  assert custom[features.VOCABULARIES_KEY] is collisionless
+  assert (pipeline_lib.COLLISIONLESS_TRAINER in {c.id for c in p.components}) is collisionless
+
+
 def test_fingerprint_changes_with_one_edited_line(tmp_path):
   (tmp_path / "a.py").write_text("x = 1\n")
   (tmp_path / "b.py").write_text("y = 2\n")

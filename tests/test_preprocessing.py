@@ -1,10 +1,14 @@
 """The Transform preprocessing_fn: label rule, age buckets, and a real tf.Transform run."""
 
+import functools
+import glob
+import os
 import tempfile
 
 import apache_beam as beam
 from apache_beam.testing import util as beam_testing
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
@@ -36,7 +40,8 @@ def _raw_schema():
   return io_utils.SchemaReader().read(SCHEMA_FILE)
 
 
-def test_preprocessing_fn_on_rows_with_tf_transform():
+@pytest.mark.parametrize("vocabularies", [True, False])
+def test_preprocessing_fn_on_rows_with_tf_transform(vocabularies):
   rows = [
       dict(user_id=[b"196"], movie_id=[b"242"], rating=[3], timestamp=[881250949],
            user_age=[49], user_gender=[b"M"], user_occupation=[b"writer"],
@@ -66,15 +71,22 @@ def test_preprocessing_fn_on_rows_with_tf_transform():
       raw = p | beam.Create(rows)
       (transformed, _), transform_fn = (
           (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
-              preprocessing.preprocessing_fn, output_record_batches=False))
+              functools.partial(preprocessing.preprocessing_fn,
+                                custom_config={features.VOCABULARIES_KEY: vocabularies}),
+              output_record_batches=False))
       _ = transform_fn | tft_beam.WriteTransformFn(tmp + "/out")
       beam_testing.assert_that(transformed, check)
-    # Each feature's vocabulary is written for the collisionless model, most frequent first.
     output = tft.TFTransformOutput(tmp + "/out")
-    assert output.vocabulary_by_name(features.vocabulary_name(features.USER_ID)) == [
-        b"196", b"22"]
-    assert sorted(output.vocabulary_by_name(
-        features.vocabulary_name(features.USER_AGE_BUCKET))) == [b"1", b"25", b"45"]
+    written = glob.glob(os.path.join(output.transform_savedmodel_dir, "assets", "*_vocab"))
+    if vocabularies:
+      # Each feature's vocabulary, for the collisionless model, most frequent first.
+      assert len(written) == len(features.MODEL_FEATURES)
+      assert output.vocabulary_by_name(features.vocabulary_name(features.USER_ID)) == [
+          b"196", b"22"]
+      assert sorted(output.vocabulary_by_name(
+          features.vocabulary_name(features.USER_AGE_BUCKET))) == [b"1", b"25", b"45"]
+    else:
+      assert not written  # the hashed models need none
     # The filter travels inside the Transform graph: ids of the analyzed data pass, an id it
     # never saw does not (the same bits in training and serving).
     layer = output.transform_features_layer()

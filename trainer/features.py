@@ -37,6 +37,11 @@ LABEL_THRESHOLD = 3
 AGE_BUCKET_LOWER_BOUNDS = (1, 18, 25, 35, 45, 50, 56)
 
 
+# Transform custom_config key: true to write a vocabulary per model feature (the collisionless
+# model reads them; the hashed models need none).
+VOCABULARIES_KEY = "vocabularies"
+
+
 def vocabulary_name(feature: str) -> str:
   """Name of the Transform vocabulary file for a model feature."""
   return f"{feature}_vocab"

@@ -54,21 +54,23 @@ def preprocessing_fn(inputs: Mapping[str, Any],
 
   Args:
     inputs: raw features (schema/schema.pbtxt).
-    custom_config: unused by the computation; the pipeline puts a fingerprint of this
-      package's code in it so that a code change invalidates Transform's cache.
+    custom_config: `features.VOCABULARIES_KEY`: true to write the vocabularies (only the
+      collisionless reference reads them). The pipeline also puts a fingerprint of this
+      package's code in it, so that a code change invalidates Transform's cache.
 
   Returns:
     The six model features (strings), `<feature>_admitted` (int64 0/1: the id passed the
     admission filter of the analyzed data, see `trainer/admission.py`) for the features in
-    `ADMISSION_FEATURES`, the binary `label` (when `rating` is present), and a vocabulary
-    per feature written as a Transform asset for the collisionless model.
+    `ADMISSION_FEATURES`, the binary `label` (when `rating` is present), and, when asked
+    for, a vocabulary per feature written as a Transform asset.
   """
-  del custom_config
   outputs = transform_features(inputs)
-  for name in features.MODEL_FEATURES:
-    # The hashed models need no vocabulary; the collisionless reference does. The asset is
-    # written by the analyzer; nothing in the transformed data depends on it.
-    tft.vocabulary(outputs[name], vocab_filename=features.vocabulary_name(name))
+  if (custom_config or {}).get(features.VOCABULARIES_KEY):
+    for name in features.MODEL_FEATURES:
+      # The hashed models need no vocabulary; the collisionless reference does. Nothing in
+      # the transformed data depends on it. Not by default: at 1M ratings the six analyzers
+      # were 29% of Transform's time (bench/scale.py's data, Transform alone).
+      tft.vocabulary(outputs[name], vocab_filename=features.vocabulary_name(name))
   # The filters are an analyzer output: a constant of the Transform graph, so the served
   # model decides admission with the very bits its training data was flagged with. One
   # analyzer and one lookup for all the features: the served graph has one gather and a few
