@@ -95,7 +95,7 @@ def make_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
   """Gate 1, candidate vs hash baseline: clear the AUC floor and beat the baseline by
   `min_auc_gain`; metrics also sliced by gender and age bucket."""
   return _gate_eval_config(evaluation, BASELINE_MODEL, evaluation.min_auc_gain,
-                           [features.USER_GENDER, features.USER_AGE_BUCKET])
+                           list(features.SLICE_FEATURES))
 
 
 def make_production_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:

@@ -3,7 +3,7 @@
 Real MovieLens rows go through a real tf.Transform run; the exported `serving_default`
 (parse -> Transform graph -> model, traced without AutoGraph) must give the probabilities
 the in-memory model gives for the same rows' transformed features, and `transform_features`
-must give those features.
+must give the label and the slice features Transform gives.
 """
 
 import os
@@ -60,7 +60,10 @@ def test_serving_signature_matches_the_keras_model_on_real_rows(tmp_path, ml100k
   assert len(set(np.round(served, 6))) > 1  # the rows do not all score alike
   np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
 
+  # What the Evaluator reads: the label and the features it slices by, as Transform has them.
   served_features = loaded.signatures["transform_features"](examples=tf.constant(serialized))
-  for name in features.MODEL_FEATURES:
+  assert set(served_features) == {features.LABEL, *features.SLICE_FEATURES}
+  for name in served_features:
     np.testing.assert_array_equal(tf.reshape(served_features[name], [-1]).numpy(),
-                                  inputs[name].numpy())
+                                  tf.reshape(transformed[name], [-1]).numpy())
+  assert set(served_features[features.LABEL].numpy().reshape(-1)) == {0, 1}

@@ -2,8 +2,9 @@
 
 Signatures (as in TFX's penguin example):
   * `serving_default`: serialized raw tf.Examples (no `rating`) -> {"probability": [batch]}.
-  * `transform_features`: serialized raw tf.Examples -> transformed features, for the
-    Evaluator's `preprocessing_function_names`.
+  * `transform_features`: serialized raw tf.Examples -> what the Evaluator reads of the
+    transformed features (its `preprocessing_function_names`): the label and the
+    `features.SLICE_FEATURES`.
 """
 
 from typing import Dict
@@ -42,7 +43,11 @@ def make_signatures(model: tf.keras.Model,
                autograph=False)
   def transform_features(serialized):
     raw = tf.io.parse_example(serialized, tf_transform_output.raw_feature_spec())
-    return model.tft_layer(raw)
+    transformed = model.tft_layer(raw)
+    # Only what TFMA reads. It splits every output of this signature into per-example
+    # values, per model: with all ten transformed features that split was 16% of the
+    # candidate-vs-baseline Evaluator at 1M ratings.
+    return {k: transformed[k] for k in (features.LABEL,) + features.SLICE_FEATURES}
 
   return {"serving_default": serve_tf_examples.get_concrete_function(),
           "transform_features": transform_features.get_concrete_function()}

@@ -33,6 +33,9 @@ ADMITTED_SUFFIX = "_admitted"
 LABEL = "label"
 LABEL_THRESHOLD = 3
 
+# Features the candidate-vs-baseline gate reports its metrics by, besides overall.
+SLICE_FEATURES = (USER_GENDER, USER_AGE_BUCKET)
+
 # TFDS' `bucketized_user_age`: each age maps to the lower bound of its bucket.
 AGE_BUCKET_LOWER_BOUNDS = (1, 18, 25, 35, 45, 50, 56)
 
