@@ -15,6 +15,8 @@ from trainer.config import TrainingConfig
 # multi-processing with 2 workers (259 s vs 323 s for a one-model pipeline).
 DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=in_memory",
                      "--direct_num_workers=1")
+# The outcome of the last run in the output directory.
+SUMMARY_FILE = "last_run.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +121,11 @@ class PipelineConfig:
   @property
   def serving_dir(self) -> str:
     return f"{self.output_dir.rstrip('/')}/serving"
+
+  @property
+  def summary_path(self) -> str:
+    """The last run's outcome (`pipeline/local_runner.py` writes it)."""
+    return f"{self.output_dir.rstrip('/')}/{SUMMARY_FILE}"
 
   @property
   def quarantine_path(self) -> str:

@@ -28,11 +28,9 @@ import ml_metadata as mlmd
 from tfx.orchestration import metadata
 from tfx.orchestration.local import local_dag_runner
 
-from pipeline import disk, metadata_backup, results, store as store_lib
-from pipeline.config import PipelineConfig
+from pipeline import disk, metadata_backup, results, store as store_lib, up_to_date
+from pipeline.config import SUMMARY_FILE, PipelineConfig
 from pipeline.pipeline import create_pipeline
-
-SUMMARY_FILE = "last_run.json"
 
 # Beam flags by which TFX sees that a pipeline's Python dependencies are taken care of.
 # Without one, every Beam component (ExampleGen, StatisticsGen, Transform, both
@@ -347,6 +345,7 @@ def run(config: PipelineConfig, stream: Optional[TextIO] = None,
     PipelineRunError: a component failed (the summary is still written, with the error).
   """
   stream = stream or sys.stderr
+  given = config  # what `uet run` compares with the next run's (up_to_date)
   # Beam args are copied into the components when the pipeline is built, so they are
   # added to the config, not to the built pipeline.
   config = dataclasses.replace(config, beam_args=tuple(local_beam_args(config.beam_args)))
@@ -415,12 +414,15 @@ def run(config: PipelineConfig, stream: Optional[TextIO] = None,
       "output_dir": config.output_dir,
       "log_file": log_file,
       "config": config.to_dict(),
+      # Last, once ML Metadata holds the run: the next `uet run` that finds the same key
+      # has nothing to do (pipeline/up_to_date.py).
+      up_to_date.KEY_FIELD: up_to_date.run_key(given) if error is None else None,
   })
-  tmp = os.path.join(config.output_dir, SUMMARY_FILE + ".tmp")
+  tmp = config.summary_path + ".tmp"
   try:
     with open(tmp, "w") as f:
       json.dump(summary, f, indent=2, sort_keys=True)
-    os.replace(tmp, os.path.join(config.output_dir, SUMMARY_FILE))
+    os.replace(tmp, config.summary_path)
   except OSError as e:
     if not disk.is_full(e):
       raise

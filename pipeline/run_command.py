@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Optional, Tuple
 
-from pipeline import config as config_lib, data, ids, lock
+from pipeline import config as config_lib, data, ids, lock, up_to_date
 from pipeline.cli import (EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA, EXIT_OK,
                           EXIT_USAGE)
 
@@ -172,6 +172,14 @@ def _run_locked(config: config_lib.PipelineConfig) -> int:
   if moved:
     print(f"uet run: no metadata store: starting a new one and retraining from scratch; the "
           f"previous artifacts are kept in {moved}", file=sys.stderr)
+  previous = up_to_date.unchanged_since_last_run(config)
+  if previous:
+    print(f"uet run: nothing changed since the last run ({previous.get('run_id')}): the same "
+          "data files, config, code, packages, ML Metadata and pushed models, so every "
+          "component would be a cache hit. Nothing was run; its result follows. --no-cache "
+          "runs everything again.", file=sys.stderr)
+    print_summary(previous)
+    return EXIT_OK
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top  (TensorFlow, TFX)
   try:
     summary = local_runner.run(config)
@@ -191,8 +199,8 @@ def _run_locked(config: config_lib.PipelineConfig) -> int:
     if e.component != ids.PUSHER:
       print("nothing was pushed; the models already in "
             f"{config.serving_dir} are untouched", file=sys.stderr)
-    print(f"full log: see {config.output_dir}/logs/; summary in "
-          f"{config.output_dir}/last_run.json", file=sys.stderr)
+    print(f"full log: see {config.output_dir}/logs/; summary in {config.summary_path}",
+          file=sys.stderr)
     return EXIT_FAILED
   print_summary(summary)
   return EXIT_OK
