@@ -28,7 +28,8 @@ import ml_metadata as mlmd
 from tfx.orchestration import metadata
 from tfx.orchestration.local import local_dag_runner
 
-from pipeline import disk, metadata_backup, results, store as store_lib, up_to_date
+from pipeline import beam_state_cache, disk, metadata_backup, results, store as store_lib
+from pipeline import up_to_date
 from pipeline.config import SUMMARY_FILE, PipelineConfig
 from pipeline.pipeline import create_pipeline
 
@@ -370,7 +371,8 @@ def run(config: PipelineConfig, stream: Optional[TextIO] = None,
   with _LogsToFile(log_file):
     with ProgressMonitor(config.metadata_path, config.pipeline_name, stream) as monitor:
       try:
-        with cancel_on_sigterm() as cancelled:
+        with cancel_on_sigterm() as cancelled, \
+            beam_state_cache.module_globals_not_excluded():
           monitor.cancelled = cancelled
           local_dag_runner.LocalDagRunner().run(pipeline)
       except Exception as e:  # the failing component is named below, then the run stops
