@@ -14,12 +14,13 @@ a little earlier, never keep more than its budget. Installed for the duration of
 run, on the Beam release it was checked against only.
 """
 
-import contextlib
-from typing import Iterator
+from typing import ContextManager
 
 import apache_beam as beam
 from apache_beam.runners.worker import statecache
 import objsize
+
+from components import upstream_patch
 
 CHECKED_BEAM_VERSION = "2.59.0"
 _ORIGINAL = statecache.get_deep_size
@@ -35,14 +36,7 @@ def get_deep_size(*objs) -> int:
       exclude_modules_globals=False)
 
 
-@contextlib.contextmanager
-def module_globals_not_excluded() -> Iterator[bool]:
+def module_globals_not_excluded() -> ContextManager[bool]:
   """Installs `get_deep_size` while the block runs; yields whether it did (Beam version)."""
-  if beam.__version__ != CHECKED_BEAM_VERSION:
-    yield False
-    return
-  statecache.get_deep_size = get_deep_size
-  try:
-    yield True
-  finally:
-    statecache.get_deep_size = _ORIGINAL
+  return upstream_patch.replaced(statecache, "get_deep_size", get_deep_size,
+                                 installed=beam.__version__, checked=CHECKED_BEAM_VERSION)

@@ -18,12 +18,13 @@ TFMA runs in-process (the DirectRunner's in-memory mode, what `uet run` uses); r
 workers run TFMA's own code, with the same results.
 """
 
-import contextlib
-from typing import Iterator
+from typing import ContextManager
 
 import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_util
+
+from components import upstream_patch
 
 # The TFMA release whose `to_label_prediction_example_weight` this reproduces.
 CHECKED_TFMA_VERSION = "0.47.1"
@@ -92,14 +93,8 @@ def to_label_prediction_example_weight(inputs, eval_config=None, model_name="",
   return [(label, prediction, weight)]
 
 
-@contextlib.contextmanager
-def fast_label_lookup() -> Iterator[bool]:
+def fast_label_lookup() -> ContextManager[bool]:
   """Installs the fast path while the block runs; yields whether it did (TFMA version)."""
-  if tfma.__version__ != CHECKED_TFMA_VERSION:
-    yield False
-    return
-  metric_util.to_label_prediction_example_weight = to_label_prediction_example_weight
-  try:
-    yield True
-  finally:
-    metric_util.to_label_prediction_example_weight = _ORIGINAL
+  return upstream_patch.replaced(
+      metric_util, "to_label_prediction_example_weight", to_label_prediction_example_weight,
+      installed=tfma.__version__, checked=CHECKED_TFMA_VERSION)

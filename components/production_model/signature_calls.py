@@ -16,12 +16,12 @@ of one evaluation and only on the TFMA version it was checked against, as `metri
 does; remote Beam workers run TFMA's own code, with the same results.
 """
 
-import contextlib
-from typing import Any, Iterator
+from typing import Any, ContextManager
 
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.utils import model_util
 
+from components import upstream_patch
 from components.production_model.metric_inputs import CHECKED_TFMA_VERSION
 
 _ORIGINAL = model_util.get_callable
@@ -60,14 +60,7 @@ def get_callable(model: Any, signature_name=None, required: bool = True) -> Any:
   return None if fn is None else keyword_call(fn)
 
 
-@contextlib.contextmanager
-def keyword_signature_calls() -> Iterator[bool]:
+def keyword_signature_calls() -> ContextManager[bool]:
   """Installs `get_callable` while the block runs; yields whether it did (TFMA version)."""
-  if tfma.__version__ != CHECKED_TFMA_VERSION:
-    yield False
-    return
-  model_util.get_callable = get_callable
-  try:
-    yield True
-  finally:
-    model_util.get_callable = _ORIGINAL
+  return upstream_patch.replaced(model_util, "get_callable", get_callable,
+                                 installed=tfma.__version__, checked=CHECKED_TFMA_VERSION)
