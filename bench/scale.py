@@ -271,7 +271,7 @@ def report(runs: List[Dict[str, Any]]) -> str:
   vocab_rows = [r for r in base if r.get("vocabulary_sizes")]
   if vocab_rows:
     names = sorted(vocab_rows[0]["vocabulary_sizes"])
-    lines += ["", "Vocabulary per feature (Transform):", "",
+    lines += ["", "Vocabulary per feature (train split, from StatisticsGen; the age bucket counts its buckets):", "",
               "| ratings | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
     for r in vocab_rows:
       lines.append(f"| {r['ratings']:,} | " + " | ".join(
