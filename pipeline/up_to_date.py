@@ -28,6 +28,7 @@ import pathlib
 import sys
 from typing import Any, Dict, Optional
 
+from pipeline import fingerprint
 from pipeline.config import PipelineConfig
 
 # The summary's field holding the key (pipeline/local_runner.py writes it).
@@ -42,24 +43,14 @@ _DISTRIBUTIONS = ("tfx", "tensorflow", "tf-keras", "tensorflow-transform",
 _REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
-def _update_with_files(h: "hashlib._Hash", root: str, contents: bool,
-                       suffixes: Optional[tuple] = None) -> None:
-  """Adds every file under `root` (sorted): its relative path and its contents, or its size
-  and modification time."""
+def _update_with_stats(h: "hashlib._Hash", root: str) -> None:
+  """Adds every file under `root` (sorted): its relative path, size and modification time."""
   for directory, subdirs, files in os.walk(root):
-    subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+    subdirs.sort()
     for name in sorted(files):
-      if suffixes and not name.endswith(suffixes):
-        continue
       path = os.path.join(directory, name)
-      h.update(os.path.relpath(path, root).encode() + b"\0")
-      if contents:
-        with open(path, "rb") as f:
-          h.update(f.read())
-      else:
-        st = os.stat(path)
-        h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
-      h.update(b"\0")
+      st = os.stat(path)
+      h.update(f"{os.path.relpath(path, root)}:{st.st_size}:{st.st_mtime_ns}\0".encode())
 
 
 def _stat(path: str) -> str:
@@ -76,8 +67,9 @@ def run_key(config: PipelineConfig) -> str:
   h.update(json.dumps(config.to_dict(), sort_keys=True).encode() + b"\0")
   with open(config.schema_path, "rb") as f:  # may be outside the repository
     h.update(f.read() + b"\0")
-  for name in _SOURCE_DIRS:
-    _update_with_files(h, str(_REPO / name), contents=True, suffixes=_SOURCE_SUFFIXES)
+  sources = [p for name in _SOURCE_DIRS for p in (_REPO / name).rglob("*")
+             if p.suffix in _SOURCE_SUFFIXES and "__pycache__" not in p.parts]
+  h.update(fingerprint.fingerprint(sources, root=_REPO).encode() + b"\0")
   h.update(sys.version.encode() + b"\0")
   for name in _DISTRIBUTIONS:
     try:
@@ -85,7 +77,7 @@ def run_key(config: PipelineConfig) -> str:
     except importlib.metadata.PackageNotFoundError:
       version = "absent"
     h.update(f"{name}={version}\0".encode())
-  _update_with_files(h, config.data_dir, contents=False)
+  _update_with_stats(h, config.data_dir)
   # The store and its SQLite side files: any write changes their size or time.
   for suffix in ("", "-journal", "-wal"):
     h.update(_stat(config.metadata_path + suffix).encode() + b"\0")
