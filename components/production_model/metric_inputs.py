@@ -89,8 +89,23 @@ def to_label_prediction_example_weight(inputs, eval_config=None, model_name="",
   # TFMA: an unweighted example weighs float32 1.0; flattening rebuilds it as a float64 array.
   weight = np.array([1.0]) if flatten else np.array([1.0], dtype=np.float32)
   if fractional_labels:
-    return list(metric_util._yield_fractional_labels(label, prediction, weight))  # pylint: disable=protected-access
+    return _fractional(label, prediction, weight)
   return [(label, prediction, weight)]
+
+
+def _fractional(label: np.ndarray, prediction: np.ndarray, weight: np.ndarray) -> list:
+  """TFMA's `_yield_fractional_labels`, without its generic work for a 0 or 1 label.
+
+  TFMA splits a label l into (0, weight * (1 - l)) and (1, weight * l) and drops a part
+  whose weight is 0: a binary label keeps one part. The split was 8% of gate 1's profile at
+  1M ratings (two numpy arrays, two products and two `isclose` per example and metric).
+  """
+  value = label[0]
+  if value == 0:
+    return [(np.array([0], dtype=label.dtype), prediction, weight * (1 - label))]
+  if value == 1:
+    return [(np.array([1], dtype=label.dtype), prediction, weight * label)]
+  return list(metric_util._yield_fractional_labels(label, prediction, weight))  # pylint: disable=protected-access
 
 
 def fast_label_lookup() -> ContextManager[bool]:
