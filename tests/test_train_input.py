@@ -91,3 +91,16 @@ def test_input_larger_than_the_buffer_needs_a_scratch_directory(tmp_path):
   _write(path, 300)
   with pytest.raises(ValueError, match="scratch_dir"):
     train.make_dataset([str(path)], _spec(), batch_size=50, shuffle_buffer=100, seed=1)
+
+
+def test_a_given_record_count_shuffles_the_same_as_counting(tmp_path):
+  # run_fn counts the compressed records once and hands the count to the shuffle.
+  path = tmp_path / "part-0.gz"
+  _write(path, 700)
+  assert train.count_files([str(path)]) == 700
+  counted = train.make_dataset([str(path)], _spec(), batch_size=100, shuffle_buffer=100,
+                               seed=3, scratch_dir=str(tmp_path / "a"))
+  given = train.make_dataset([str(path)], _spec(), batch_size=100, shuffle_buffer=100,
+                             seed=3, scratch_dir=str(tmp_path / "b"), num_records=700)
+  assert _positions(given) == _positions(counted)
+  assert sorted(_positions(given)) == list(range(700))

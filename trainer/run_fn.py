@@ -48,11 +48,14 @@ def run_fn(fn_args: FnArgs) -> None:
   # Input larger than the shuffle buffer is shuffled through buckets on local disk, kept
   # for as long as training reads them.
   with tempfile.TemporaryDirectory(prefix="uet-shuffle-") as scratch:
+    # Counted once, on the compressed records: the shuffle and the throughput both need it.
+    examples = train.count_files(fn_args.train_files)
     train_ds = train.make_dataset(fn_args.train_files, feature_spec, config.batch_size,
-                                  config.shuffle_buffer, config.seed, scratch_dir=scratch)
+                                  config.shuffle_buffer, config.seed, scratch_dir=scratch,
+                                  num_records=examples)
     eval_ds = train.make_dataset(fn_args.eval_files, feature_spec, config.eval_batch_size)
     result = train.fit(model, train_ds, config, eval_ds,
-                       tensorboard_dir=fn_args.model_run_dir)
+                       tensorboard_dir=fn_args.model_run_dir, train_examples=examples)
   result.update({"model_type": config.model_type, "strategy": description,
                  "learning_rate": config.learning_rate,
                  "embedding_parameters": spec.num_parameters,
