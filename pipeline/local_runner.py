@@ -26,12 +26,12 @@ from typing import Any, Dict, Iterator, List, Optional, Set, TextIO
 import absl.logging
 import ml_metadata as mlmd
 from tfx.orchestration import metadata
-from tfx.orchestration.local import local_dag_runner
 
-from pipeline import beam_state_cache, disk, metadata_backup, results, store as store_lib
+from pipeline import beam_state_cache, disk, metadata_backup, parallel_runner, results
+from pipeline import store as store_lib
 from pipeline import up_to_date
 from pipeline.config import SUMMARY_FILE, PipelineConfig
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import EVALUATOR, PRODUCTION_EVALUATOR, create_pipeline
 
 # Beam flags by which TFX sees that a pipeline's Python dependencies are taken care of.
 # Without one, every Beam component (ExampleGen, StatisticsGen, Transform, both
@@ -84,8 +84,12 @@ class _Cancel(Exception):
   """
 
 
-# What TFX's LocalDagRunner logs just before it launches a component.
-LAUNCH_RECORD = "Component %s is running."
+# What the runner logs just before it launches a component (TFX's record).
+LAUNCH_RECORD = parallel_runner.LAUNCH_RECORD
+# Run beside the node this process runs, in a second process, when both are ready: each
+# Evaluator runs TFMA's per-example Python in one thread, so two of them use both cores
+# (pipeline/parallel_runner.py). Trainers and Transform use every core already.
+RUN_BESIDE = (EVALUATOR, PRODUCTION_EVALUATOR)
 
 
 @contextlib.contextmanager
@@ -374,7 +378,8 @@ def run(config: PipelineConfig, stream: Optional[TextIO] = None,
         with cancel_on_sigterm() as cancelled, \
             beam_state_cache.module_globals_not_excluded():
           monitor.cancelled = cancelled
-          local_dag_runner.LocalDagRunner().run(pipeline)
+          parallel_runner.LocalDagRunner(beside=RUN_BESIDE, log_file=log_file).run(
+              pipeline)
       except Exception as e:  # the failing component is named below, then the run stops
         error = e
       if error is not None and cancelled:
