@@ -6,10 +6,12 @@ per-example Python in one thread (at 10M ratings they were 1,743 s of a 3,640 s 
 after the other), while Kubeflow and Vertex run them side by side.
 
 `LocalDagRunner(beside=...)` runs the graph exactly as TFX's does (same launcher, same
-ML Metadata records, same topological order in this process), except that a node named in
-`beside` whose upstream nodes have all finished, while this process is about to launch
-another node, is launched in a child process (`python -m pipeline.node_process`). At most one
-child runs at a time; a node that needs the child's outputs waits for it.
+ML Metadata records, same topological order in this process), except for the nodes named in
+`beside`: when this process launches a node and a later node of `beside` has all its
+upstream nodes finished, that node starts in a child process (`python -m
+pipeline.node_process`) once the node here has run for START_BESIDE_AFTER_SECONDS. At most
+one child runs at a time; a node that needs the child's outputs waits for it. A node here
+that ends sooner (found in TFX's cache) leaves the other to run here after it.
 
 Faults:
 - a node failing in the child fails the run, naming that node, once this process's own
@@ -27,6 +29,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from typing import Collection, List, Optional, Set, Tuple
 
 from absl import logging as absl_logging
@@ -41,6 +44,10 @@ from tfx.proto.orchestration import pipeline_pb2
 LAUNCH_RECORD = "Component %s is running."
 # How long a stopped child may take to record its failure before it is killed.
 STOP_SECONDS = 30.0
+# A node beside starts once the node here has run this long: a child process costs a few
+# seconds of imports, more than a node found in TFX's cache takes (a re-run finds every
+# node cached; then both run here, one after the other).
+START_BESIDE_AFTER_SECONDS = 3.0
 
 
 def connection(pipeline: pipeline_pb2.Pipeline) -> Tuple:
@@ -138,6 +145,42 @@ class _Child:
       os.rmdir(self._dir)
 
 
+class _StartLater:
+  """Starts `node_id` in a child process after `seconds`, unless `settle()` came first."""
+
+  def __init__(self, seconds: float, node_id: Optional[str], pipeline: pipeline_pb2.Pipeline,
+               log_file: Optional[str]):
+    self.child: Optional[_Child] = None
+    self._lock = threading.Lock()
+    self._settled = False
+    self._timer = None
+    if node_id is not None:
+      self._timer = threading.Timer(seconds, self._start, args=(node_id, pipeline, log_file))
+      self._timer.daemon = True
+      self._timer.start()
+
+  def _start(self, node_id: str, pipeline: pipeline_pb2.Pipeline,
+             log_file: Optional[str]) -> None:
+    with self._lock:
+      if self._settled:
+        return
+      try:
+        absl_logging.info(LAUNCH_RECORD, node_id)
+      except Exception:  # pylint: disable=broad-except
+        return  # SIGTERM arrived (local_runner's filter): nothing new starts
+      absl_logging.info("Component %s runs in a child process, beside the one running.",
+                        node_id)
+      self.child = _Child(node_id, pipeline, log_file)
+
+  def settle(self) -> Optional[_Child]:
+    """Cancels the start if it has not happened; returns the child if it has."""
+    with self._lock:
+      self._settled = True
+      if self._timer is not None:
+        self._timer.cancel()
+      return self.child
+
+
 def _mark_cancelled(pipeline: pipeline_pb2.Pipeline, node_id: str) -> None:
   """Marks `node_id`'s unfinished or failed executions of this run CANCELED."""
   from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
@@ -205,12 +248,17 @@ class LocalDagRunner(local_dag_runner.LocalDagRunner):
           absl_logging.info("Skipping component %s.", node_id)
           done.add(node_id)
           continue
-        if child is None:
-          child = self._start_beside(pipeline, nodes[i + 1:], done)
-          if child is not None:
-            launched_beside.add(child.node_id)
         absl_logging.info(LAUNCH_RECORD, node_id)
-        launch(pipeline, node)
+        later = _StartLater(START_BESIDE_AFTER_SECONDS,
+                            self._ready_beside(nodes[i + 1:], done) if child is None else None,
+                            pipeline, self._log_file)
+        try:
+          launch(pipeline, node)
+        finally:
+          started = later.settle()
+          if started is not None:
+            child = started
+            launched_beside.add(child.node_id)
         absl_logging.info("Component %s is finished.", node_id)
         done.add(node_id)
       join()
@@ -225,15 +273,11 @@ class LocalDagRunner(local_dag_runner.LocalDagRunner):
     if failures:
       raise failures[0]
 
-  def _start_beside(self, pipeline: pipeline_pb2.Pipeline,
-                    later: List[pipeline_pb2.PipelineNode], done: Set[str]) -> Optional[_Child]:
-    """Starts the first node of `later` that may run beside and is ready, if any."""
+  def _ready_beside(self, later: List[pipeline_pb2.PipelineNode],
+                    done: Set[str]) -> Optional[str]:
+    """The first node of `later` that may run beside and whose upstream nodes are done."""
     for node in later:
-      node_id = node.node_info.id
-      if (node_id in self._beside and not node.execution_options.HasField("skip")
+      if (node.node_info.id in self._beside and not node.execution_options.HasField("skip")
           and set(node.upstream_nodes) <= done):
-        absl_logging.info(LAUNCH_RECORD, node_id)
-        absl_logging.info("Component %s runs in a child process, beside the next one.",
-                          node_id)
-        return _Child(node_id, pipeline, self._log_file)
+        return node.node_info.id
     return None

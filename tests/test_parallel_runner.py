@@ -65,6 +65,14 @@ def test_a_node_beside_runs_at_the_same_time_in_another_process(tmp_path):
   assert "INFO:absl:" in (tmp_path / "run.log").read_text()  # the child's TFX log went there
 
 
+def test_a_node_beside_a_quick_one_runs_here_after_it(tmp_path):
+  # A ends long before START_BESIDE_AFTER_SECONDS (as a node found in TFX's cache does):
+  # B is not worth a process that first spends seconds on imports.
+  _run(tmp_path, a={}, b={})
+  assert {_pid(tmp_path, n) for n in ("Source", "A", "B", "Join")} == {os.getpid()}
+  assert _states(tmp_path) == {n: [COMPLETE] for n in ("Source", "A", "B", "Join")}
+
+
 def test_without_nodes_beside_everything_runs_here_in_order(tmp_path):
   _run(tmp_path, a={}, b={}, beside=())
   assert {_pid(tmp_path, n) for n in ("Source", "A", "B", "Join")} == {os.getpid()}
