@@ -24,6 +24,7 @@ Faults:
 """
 
 import datetime
+import errno
 import json
 import os
 import subprocess
@@ -115,7 +116,7 @@ class _Child:
     error = NodeProcessError(self.node_id, result["error"])
     if result.get("disk_full"):
       # `disk.is_full` reads the cause.
-      error.__cause__ = OSError(28, result["error"])
+      error.__cause__ = OSError(errno.ENOSPC, result["error"])
     return error
 
   def stop(self) -> bool:
@@ -168,9 +169,14 @@ class _StartLater:
         absl_logging.info(LAUNCH_RECORD, node_id)
       except Exception:  # pylint: disable=broad-except
         return  # SIGTERM arrived (local_runner's filter): nothing new starts
+      try:
+        self.child = _Child(node_id, pipeline, log_file)
+      except Exception as e:  # pylint: disable=broad-except
+        # A full disk, say: the node then runs here, after the one running.
+        absl_logging.warning("Component %s could not start beside: %s", node_id, e)
+        return
       absl_logging.info("Component %s runs in a child process, beside the one running.",
                         node_id)
-      self.child = _Child(node_id, pipeline, log_file)
 
   def settle(self) -> Optional[_Child]:
     """Cancels the start if it has not happened; returns the child if it has."""

@@ -5,11 +5,13 @@ run naming it; a failure beside it stops it and marks it CANCELED.
 Real TFX pipelines of small components (tests/parallel_nodes.py) on SQLite ML Metadata.
 """
 
+import errno
 import os
 import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -69,6 +71,19 @@ def test_a_node_beside_a_quick_one_runs_here_after_it(tmp_path):
   # A ends long before START_BESIDE_AFTER_SECONDS (as a node found in TFX's cache does):
   # B is not worth a process that first spends seconds on imports.
   _run(tmp_path, a={}, b={})
+  assert {_pid(tmp_path, n) for n in ("Source", "A", "B", "Join")} == {os.getpid()}
+  assert _states(tmp_path) == {n: [COMPLETE] for n in ("Source", "A", "B", "Join")}
+
+
+def test_a_node_that_cannot_start_beside_runs_here_after(tmp_path, monkeypatch, caplog):
+  def no_process(*args):
+    raise OSError(errno.ENOSPC, "No space left on device")
+  monkeypatch.setattr(parallel_runner, "_Child", no_process)
+  # A runs long enough for B's start to be tried (and to fail).
+  go = threading.Timer(parallel_runner.START_BESIDE_AFTER_SECONDS + 2, (tmp_path / "go").touch)
+  go.start()
+  _run(tmp_path, a=dict(wait_for=str(tmp_path / "go")), b={})
+  assert "Component B could not start beside: [Errno 28] No space left" in caplog.text
   assert {_pid(tmp_path, n) for n in ("Source", "A", "B", "Join")} == {os.getpid()}
   assert _states(tmp_path) == {n: [COMPLETE] for n in ("Source", "A", "B", "Join")}
 
