@@ -230,16 +230,16 @@ class LocalDagRunner(local_dag_runner.LocalDagRunner):
     done: Set[str] = set()
     launched_beside: Set[str] = set()
     child: Optional[_Child] = None
-    failures: List[NodeProcessError] = []
 
     def join() -> None:
+      """Waits for the child; raises its failure."""
       nonlocal child
       if child is not None:
         error = child.wait()
-        if error:
-          failures.append(error)
         done.add(child.node_id)
         child = None
+        if error:
+          raise error
 
     try:
       for i, node in enumerate(nodes):
@@ -248,8 +248,6 @@ class LocalDagRunner(local_dag_runner.LocalDagRunner):
           continue
         if child is not None and child.node_id in node.upstream_nodes:
           join()
-        if failures:
-          break
         if node.execution_options.HasField("skip"):
           absl_logging.info("Skipping component %s.", node_id)
           done.add(node_id)
@@ -276,8 +274,6 @@ class LocalDagRunner(local_dag_runner.LocalDagRunner):
           # A full disk, say: the child's execution stays FAILED; the run's error stands.
           absl_logging.warning("could not mark %s CANCELED: %s", child.node_id, e)
       raise
-    if failures:
-      raise failures[0]
 
   def _ready_beside(self, later: List[pipeline_pb2.PipelineNode],
                     done: Set[str]) -> Optional[str]:
