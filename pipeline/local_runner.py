@@ -166,33 +166,17 @@ def mark_abandoned(metadata_path: str) -> int:
   store = store_lib.open_readwrite(metadata_path)
   active = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
   executions = [e for e in store.get_executions() if e.last_known_state in active]
-  _set_state(store, executions, metadata_store_pb2.Execution.FAILED, note=ABANDONED_NOTE)
+  store_lib.set_state(store, executions, metadata_store_pb2.Execution.FAILED,
+                      note=ABANDONED_NOTE)
   return len(executions)
-
-
-def _set_state(store, executions, state: int, note: Optional[str] = None) -> None:
-  """Records `state` (and a `uet_note`) on `executions` in one write."""
-  for execution in executions:
-    execution.last_known_state = state
-    if note:
-      execution.custom_properties["uet_note"].string_value = note
-  if executions:
-    store.put_executions(executions)
 
 
 def _mark_cancelled(metadata_path: str) -> None:
   """Marks the executions the cancelled run left unfinished (or failed) as CANCELED."""
-  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
   store = store_lib.open_readwrite(metadata_path)
   run_id = results.latest_run_id(store)
-  if not run_id:
-    return
-  run = store.get_context_by_type_and_name("pipeline_run", run_id)
-  unfinished = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING,
-                metadata_store_pb2.Execution.FAILED)
-  executions = [e for e in store.get_executions_by_context(run.id)
-                if e.last_known_state in unfinished]
-  _set_state(store, executions, metadata_store_pb2.Execution.CANCELED)
+  if run_id:
+    store_lib.cancel_unfinished(store, run_id)
 
 
 class _LogFile(logging.FileHandler):

@@ -40,6 +40,8 @@ from tfx.orchestration.local import local_dag_runner, runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils
 from tfx.proto.orchestration import pipeline_pb2
 
+from pipeline import store as store_lib
+
 # TFX's record before each launch; `local_runner.cancel_on_sigterm` and the fault tests key
 # on it, so it is logged here for every node, wherever it runs.
 LAUNCH_RECORD = "Component %s is running."
@@ -189,24 +191,11 @@ class _StartLater:
 
 def _mark_cancelled(pipeline: pipeline_pb2.Pipeline, node_id: str) -> None:
   """Marks `node_id`'s unfinished or failed executions of this run CANCELED."""
-  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
   _, connection_config = connection(pipeline)
-  run_id = pipeline.runtime_spec.pipeline_run_id.field_value.string_value
   with metadata.Metadata(connection_config) as m:
-    run = m.store.get_context_by_type_and_name("pipeline_run", run_id)
-    node = m.store.get_context_by_type_and_name(
-        "node", f"{pipeline.pipeline_info.id}.{node_id}")
-    if run is None or node is None:
-      return
-    in_node = {e.id for e in m.store.get_executions_by_context(node.id)}
-    unfinished = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING,
-                  metadata_store_pb2.Execution.FAILED)
-    executions = [e for e in m.store.get_executions_by_context(run.id)
-                  if e.id in in_node and e.last_known_state in unfinished]
-    for e in executions:
-      e.last_known_state = metadata_store_pb2.Execution.CANCELED
-    if executions:
-      m.store.put_executions(executions)
+    store_lib.cancel_unfinished(
+        m.store, pipeline.runtime_spec.pipeline_run_id.field_value.string_value,
+        node_context=f"{pipeline.pipeline_info.id}.{node_id}")
 
 
 class LocalDagRunner(local_dag_runner.LocalDagRunner):

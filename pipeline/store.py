@@ -4,6 +4,8 @@ readers, read-write for the run's own corrections of execution states.
 Light on purpose: ml_metadata only, no TensorFlow.
 """
 
+from typing import Optional
+
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
@@ -36,3 +38,34 @@ def open_readwrite(metadata_path: str) -> mlmd.MetadataStore:
   config.sqlite.filename_uri = metadata_path
   config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
   return mlmd.MetadataStore(config)
+
+
+def set_state(store: mlmd.MetadataStore, executions, state: int,
+              note: Optional[str] = None) -> None:
+  """Records `state` (and a `uet_note`) on `executions` in one write."""
+  for execution in executions:
+    execution.last_known_state = state
+    if note:
+      execution.custom_properties["uet_note"].string_value = note
+  if executions:
+    store.put_executions(executions)
+
+
+def cancel_unfinished(store: mlmd.MetadataStore, run_id: str,
+                      node_context: Optional[str] = None) -> None:
+  """Marks the executions of pipeline run `run_id` left unfinished (or failed) as CANCELED:
+  all of them, or those of the node context named `node_context` ("pipeline.node")."""
+  run = store.get_context_by_type_and_name("pipeline_run", run_id)
+  if run is None:
+    return
+  executions = store.get_executions_by_context(run.id)
+  if node_context is not None:
+    node = store.get_context_by_type_and_name("node", node_context)
+    if node is None:
+      return
+    in_node = {e.id for e in store.get_executions_by_context(node.id)}
+    executions = [e for e in executions if e.id in in_node]
+  unfinished = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING,
+                metadata_store_pb2.Execution.FAILED)
+  set_state(store, [e for e in executions if e.last_known_state in unfinished],
+            metadata_store_pb2.Execution.CANCELED)
