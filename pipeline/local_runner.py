@@ -27,11 +27,12 @@ import absl.logging
 import ml_metadata as mlmd
 from tfx.orchestration import metadata
 
-from pipeline import beam_state_cache, disk, metadata_backup, parallel_runner, results
+from pipeline import disk, metadata_backup, parallel_runner, results
 from pipeline import store as store_lib
 from pipeline import up_to_date
 from pipeline.config import SUMMARY_FILE, PipelineConfig
 from pipeline.pipeline import EVALUATOR, PRODUCTION_EVALUATOR, create_pipeline
+from uet_upstream import beam as upstream_beam
 
 # Beam flags by which TFX sees that a pipeline's Python dependencies are taken care of.
 # Without one, every Beam component (ExampleGen, StatisticsGen, Transform, both
@@ -360,7 +361,7 @@ def run(config: PipelineConfig, stream: Optional[TextIO] = None,
     with ProgressMonitor(config.metadata_path, config.pipeline_name, stream) as monitor:
       try:
         with cancel_on_sigterm() as cancelled, \
-            beam_state_cache.module_globals_not_excluded():
+            upstream_beam.module_globals_not_excluded():
           monitor.cancelled = cancelled
           parallel_runner.LocalDagRunner(beside=RUN_BESIDE, log_file=log_file).run(
               pipeline)

@@ -36,8 +36,9 @@ def main(argv) -> int:
   import absl.logging
   from tfx.proto.orchestration import pipeline_pb2
 
-  from pipeline import beam_state_cache, disk, parallel_runner
+  from pipeline import disk, parallel_runner
   from pipeline.local_runner import cancel_on_sigterm
+  from uet_upstream import beam as upstream_beam
   # pylint: enable=g-import-not-at-top
   absl.logging.set_verbosity(absl.logging.INFO)
   pipeline = pipeline_pb2.Pipeline()
@@ -46,7 +47,7 @@ def main(argv) -> int:
   node = next(n.pipeline_node for n in pipeline.nodes
               if n.pipeline_node.node_info.id == node_id)
   try:
-    with cancel_on_sigterm(), beam_state_cache.module_globals_not_excluded():
+    with cancel_on_sigterm(), upstream_beam.module_globals_not_excluded():
       parallel_runner.launch(pipeline, node)
   except Exception as e:  # pylint: disable=broad-except
     absl.logging.exception("Component %s failed in a child process (log: %s)", node_id,

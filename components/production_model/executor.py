@@ -31,7 +31,7 @@ from tfx.utils import io_utils
 
 from components import decisions
 from components.atomic_pusher import executor as pusher_executor
-from components.production_model import metric_inputs, signature_calls
+from uet_upstream import tfma as upstream_tfma
 
 # Custom properties of the ProductionModel output.
 PRODUCTION_DIR_KEY = "production_dir"          # the pushed version directory it copies
@@ -100,14 +100,12 @@ class TrainerExecutor(trainer_executor.GenericExecutor):
 class EvaluatorExecutor(evaluator_executor.Executor):
   """TFX's Evaluator executor; an empty `baseline_model` is no baseline (AUC floor only).
 
-  TFMA runs with the fast label/prediction lookup of `metric_inputs` and calls the models'
-  signatures by keyword (`signature_calls`): the same metrics, less time per example and
-  per batch (see those modules).
+  TFMA runs with `uet_upstream.tfma.fast_evaluation()`: the same metrics, less time.
   """
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    with metric_inputs.fast_label_lookup(), signature_calls.keyword_signature_calls():
+    with upstream_tfma.fast_evaluation():
       super().Do(decisions.drop_empty(input_dict, standard_component_specs.BASELINE_MODEL_KEY),
                  output_dict, exec_properties)

@@ -1,0 +1,165 @@
+"""What each runtime replacement of `uet_upstream` saves: the Evaluator, each one on and off.
+
+Re-runs the Evaluator (gate 1: candidate against hash baseline) of a finished `uet run` on
+its own artifacts, with TFX's stock Evaluator executor, in a fresh process per measurement,
+under each setting:
+
+  none        TFMA and Beam as released
+  lookup      uet_upstream.tfma.fast_label_lookup
+  signatures  uet_upstream.tfma.keyword_signature_calls
+  statecache  uet_upstream.beam.module_globals_not_excluded
+  all         the three together (what `uet run` installs)
+
+Settings alternate within each repeat, so a neighbour's load on a shared machine spreads
+over all of them. Prints a Markdown table (the median of the repeats) and checks that every
+setting computes the same metrics.
+
+  .venv/bin/python bench/upstream.py --output-dir OUTPUT [--repeats 3]
+
+OUTPUT is the output directory of a `uet run` (e.g. `make run`'s `output/`).
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SETTINGS = ("none", "lookup", "signatures", "statecache", "all")
+NODE = "Evaluator"
+
+
+def _inputs(output_dir: str, pipeline_name: str):
+  """(input artifacts, exec properties) of the newest execution of NODE, from ML Metadata."""
+  # pylint: disable=g-import-not-at-top
+  from ml_metadata.proto import metadata_store_pb2
+  from tfx.types import artifact_utils
+
+  from pipeline import store as store_lib
+  # pylint: enable=g-import-not-at-top
+  store = store_lib.open_readonly(os.path.join(output_dir, "metadata.sqlite"))
+  context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{NODE}")
+  if context is None:
+    raise SystemExit(f"{output_dir}: no {NODE} in ML Metadata; run `uet run` first")
+  execution = max(store.get_executions_by_context(context.id), key=lambda e: e.id)
+  inputs: Dict[str, list] = {}
+  for event in store.get_events_by_execution_ids([execution.id]):
+    if event.type != metadata_store_pb2.Event.INPUT:
+      continue
+    [artifact] = store.get_artifacts_by_id([event.artifact_id])
+    [artifact_type] = store.get_artifact_types_by_id([artifact.type_id])
+    inputs.setdefault(event.path.steps[0].key, []).append(
+        artifact_utils.deserialize_artifact(artifact_type, artifact))
+  properties = {}
+  for key, value in execution.custom_properties.items():
+    kind = value.WhichOneof("value")
+    properties[key] = getattr(value, kind) if kind else None
+  return inputs, properties
+
+
+def measure_one(output_dir: str, pipeline_name: str, setting: str) -> Dict:
+  """Runs the Evaluator once in this process under `setting`; returns seconds and metrics."""
+  # pylint: disable=g-import-not-at-top
+  from tfx.components.evaluator import executor as evaluator_executor
+  from tfx.dsl.components.base import base_beam_executor
+  from tfx.types import standard_artifacts
+
+  from pipeline import config as config_lib, results
+  from uet_upstream import beam as upstream_beam, tfma as upstream_tfma
+  # pylint: enable=g-import-not-at-top
+  inputs, properties = _inputs(output_dir, pipeline_name)
+  with tempfile.TemporaryDirectory(prefix="uet-bench-upstream-") as tmp:
+    evaluation = standard_artifacts.ModelEvaluation()
+    evaluation.uri = os.path.join(tmp, "evaluation")
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = os.path.join(tmp, "blessing")
+    for artifact in (evaluation, blessing):
+      os.makedirs(artifact.uri)
+    context = base_beam_executor.BaseBeamExecutor.Context(
+        beam_pipeline_args=list(config_lib.DEFAULT_BEAM_ARGS), tmp_dir=tmp,
+        unique_id="bench")
+    replacements = {
+        "lookup": [upstream_tfma.fast_label_lookup],
+        "signatures": [upstream_tfma.keyword_signature_calls],
+        "statecache": [upstream_beam.module_globals_not_excluded],
+        "all": [upstream_tfma.fast_label_lookup, upstream_tfma.keyword_signature_calls,
+                upstream_beam.module_globals_not_excluded],
+    }.get(setting, [])
+    with contextlib.ExitStack() as stack:
+      for replacement in replacements:
+        if not stack.enter_context(replacement()):
+          raise SystemExit(f"{replacement.__module__}.{replacement.__name__} is not "
+                           "installed on this release (uet_upstream/pins.py)")
+      start = time.perf_counter()
+      evaluator_executor.Executor(context).Do(
+          inputs, {"evaluation": [evaluation], "blessing": [blessing]}, properties)
+      seconds = time.perf_counter() - start
+    metrics = results.evaluation_metrics(evaluation.uri)
+  return {"seconds": seconds, "metrics": metrics}
+
+
+def _child(output_dir: str, pipeline_name: str, setting: str) -> Dict:
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3",
+             PYTHONPATH=REPO)
+  proc = subprocess.run(
+      [sys.executable, os.path.abspath(__file__), "--output-dir", output_dir,
+       "--pipeline-name", pipeline_name, "--one", setting],
+      capture_output=True, text=True, env=env, cwd=REPO)
+  if proc.returncode != 0:
+    sys.stderr.write(proc.stderr[-4000:])
+    raise SystemExit(f"the {setting} measurement failed (exit code {proc.returncode})")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _same(a, b, tolerance=1e-6) -> bool:
+  if isinstance(a, dict):
+    return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+  return abs(a - b) <= tolerance * max(1.0, abs(a))
+
+
+def main(argv: List[str]) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--output-dir", required=True, help="the output directory of a uet run")
+  parser.add_argument("--pipeline-name", default="uet-movielens")
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--one", choices=SETTINGS, help=argparse.SUPPRESS)  # a child process
+  args = parser.parse_args(argv)
+  output_dir = os.path.abspath(args.output_dir)
+  if args.one:
+    print(json.dumps(measure_one(output_dir, args.pipeline_name, args.one)))
+    return 0
+  seconds: Dict[str, List[float]] = {s: [] for s in SETTINGS}
+  reference = None
+  for repeat in range(args.repeats):
+    for setting in SETTINGS:
+      result = _child(output_dir, args.pipeline_name, setting)
+      seconds[setting].append(result["seconds"])
+      print(f"repeat {repeat + 1}, {setting}: {result['seconds']:.1f} s", file=sys.stderr)
+      if reference is None:
+        reference = result["metrics"]
+      elif not _same(reference, result["metrics"]):
+        raise SystemExit(f"{setting}: the metrics differ from the first measurement's")
+  none = statistics.median(seconds["none"])
+  print(f"Evaluator ({NODE}: candidate and baseline, 3 slicings) on the artifacts of "
+        f"{output_dir}; median of {args.repeats} runs, each in a fresh process; "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}.\n")
+  print("| setting | Evaluator seconds (median) | runs | saved against none |")
+  print("|---|---|---|---|")
+  for setting in SETTINGS:
+    median = statistics.median(seconds[setting])
+    runs = ", ".join(f"{s:.1f}" for s in seconds[setting])
+    print(f"| {setting} | {median:.1f} | {runs} | {none - median:+.1f} s "
+          f"({(none - median) / none:+.0%}) |")
+  print("\nEvery setting computed the same metrics (to 1e-6).")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))
