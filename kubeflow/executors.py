@@ -21,7 +21,8 @@ from tfx.types import standard_component_specs
 from tfx.utils import json_utils, proto_utils
 
 from components import decisions
-from components.production_model import executor as production_executors
+from components.evaluator import executor as evaluator_executors
+from components.trainer import executor as trainer_executors
 
 # Execution property keys; each is bound to the runtime parameter of the same name.
 MIN_AUC_GAIN_KEY = "min_auc_gain"  # AUC change threshold (absolute) = +value
@@ -157,7 +158,7 @@ def apply_training_parameters(exec_properties: Dict[str, Any]) -> Dict[str, Any]
   return props
 
 
-class EvaluatorExecutor(production_executors.EvaluatorExecutor):
+class EvaluatorExecutor(evaluator_executors.EvaluatorExecutor):
   """The pipeline's Evaluator executor, with its AUC thresholds from runtime parameters."""
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
@@ -166,7 +167,7 @@ class EvaluatorExecutor(production_executors.EvaluatorExecutor):
     super().Do(input_dict, output_dict, apply_evaluation_parameters(exec_properties))
 
 
-class TrainerExecutor(production_executors.TrainerExecutor):
+class TrainerExecutor(trainer_executors.TrainerExecutor):
   """The pipeline's Trainer executor (trains in the component's container), with runtime
   `epochs`."""
 
@@ -188,6 +189,6 @@ class VertexTrainerExecutor(vertex_trainer_executor.GenericExecutor):
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    # As production_model.executor.TrainerExecutor: nothing in production, no base model.
+    # As components.trainer.executor.TrainerExecutor: nothing in production, no base model.
     super().Do(decisions.drop_empty(input_dict, _BASE_MODEL_KEY), output_dict,
                apply_training_parameters(exec_properties))

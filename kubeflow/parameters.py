@@ -29,7 +29,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_component_specs
 
 from kubeflow import executors
-from pipeline import pipeline as pipeline_lib
+from pipeline import ids
 
 RuntimeParameter = tfx.dsl.experimental.RuntimeParameter
 
@@ -66,8 +66,8 @@ ALL = (DATA_DIR, RANGE_CONFIG, MIN_AUC_GAIN, MAX_AUC_REGRESSION, AUC_FLOOR, EPOC
 # baseline gate needs a gain, the production gate tolerates a regression, i.e. a negative
 # change. Both share `auc_floor`.
 EVALUATOR_GATES = {
-    pipeline_lib.EVALUATOR: (MIN_AUC_GAIN, 1.0),
-    pipeline_lib.PRODUCTION_EVALUATOR: (MAX_AUC_REGRESSION, -1.0),
+    ids.EVALUATOR: (MIN_AUC_GAIN, 1.0),
+    ids.PRODUCTION_EVALUATOR: (MAX_AUC_REGRESSION, -1.0),
 }
 
 
@@ -146,7 +146,7 @@ def bind(pipeline: tfx.dsl.Pipeline) -> List[RuntimeParameter]:
   nodes = {node.id: node for node in pipeline.components}
   result = {}
 
-  example_gen = _node(nodes, pipeline_lib.EXAMPLE_GEN)
+  example_gen = _node(nodes, ids.EXAMPLE_GEN)
   props = example_gen.exec_properties
   for parameter, key in ((DATA_DIR, standard_component_specs.INPUT_BASE_KEY),
                          (RANGE_CONFIG, standard_component_specs.RANGE_CONFIG_KEY)):

@@ -31,7 +31,8 @@ from pipeline import disk, metadata_backup, parallel_runner, results
 from pipeline import store as store_lib
 from pipeline import up_to_date
 from pipeline.config import SUMMARY_FILE, PipelineConfig
-from pipeline.pipeline import EVALUATOR, PRODUCTION_EVALUATOR, create_pipeline
+from pipeline import ids
+from pipeline.pipeline import create_pipeline
 from uet_upstream import beam as upstream_beam
 
 # Beam flags by which TFX sees that a pipeline's Python dependencies are taken care of.
@@ -90,7 +91,7 @@ LAUNCH_RECORD = parallel_runner.LAUNCH_RECORD
 # Run beside the node this process runs, in a second process, when both are ready: each
 # Evaluator runs TFMA's per-example Python in one thread, so two of them use both cores
 # (pipeline/parallel_runner.py). Trainers and Transform use every core already.
-RUN_BESIDE = (EVALUATOR, PRODUCTION_EVALUATOR)
+RUN_BESIDE = (ids.EVALUATOR, ids.PRODUCTION_EVALUATOR)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ artifacts it reused.
 import dataclasses
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import ml_metadata as mlmd
 import tensorflow_model_analysis as tfma
@@ -28,6 +28,20 @@ _EXECUTION_STATES = {
 
 
 _RESOLVER_TYPE = "tfx.dsl.components.common.resolver.Resolver"
+INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
+OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+def producers(store: mlmd.MetadataStore, artifact_ids: Iterable[int]) -> List[int]:
+  """Ids of the executions that output these artifacts."""
+  return sorted({e.execution_id for e in store.get_events_by_artifact_ids(list(artifact_ids))
+                 if e.type in OUTPUT_EVENTS})
+
+
+def inputs(store: mlmd.MetadataStore, execution_ids: Iterable[int], key: str) -> List[int]:
+  """Ids of the artifacts these executions read under input key `key`."""
+  return sorted({e.artifact_id for e in store.get_events_by_execution_ids(list(execution_ids))
+                 if e.type in INPUT_EVENTS and e.path.steps and e.path.steps[0].key == key})
 
 
 def resolver_type_id(store: mlmd.MetadataStore) -> Optional[int]:
@@ -81,8 +95,7 @@ def node_runs(store: mlmd.MetadataStore, pipeline_name: str,
     execution = max(executions, key=lambda e: e.id)
     outputs: Dict[str, List[metadata_store_pb2.Artifact]] = {}
     events = [ev for ev in store.get_events_by_execution_ids([execution.id])
-              if ev.type in (metadata_store_pb2.Event.OUTPUT,
-                             metadata_store_pb2.Event.DECLARED_OUTPUT)]
+              if ev.type in OUTPUT_EVENTS]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([ev.artifact_id for ev in events])}
     for ev in events:
       key = ev.path.steps[0].key if ev.path.steps else ""

@@ -93,11 +93,6 @@ def plan_run(args: argparse.Namespace) -> Tuple[config_lib.PipelineConfig, bool,
   return config, fetch, mirror
 
 
-def build_run_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
-  """The PipelineConfig of `uet run` (config file, then flags), without fetching data."""
-  return plan_run(args)[0]
-
-
 def print_quarantine(summary, stream=None) -> None:
   """Says how many malformed rows were quarantined, and where they are, if any were."""
   stream = stream or sys.stdout

@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 
-from pipeline import pipeline as pipeline_lib
+from pipeline import ids
 from tests import browser, runs
 from tests.conftest import write_movielens_slice
 
@@ -63,7 +63,7 @@ def _index(output: pathlib.Path, summary: dict) -> pathlib.Path:
 def test_every_run_writes_its_report_and_latest_points_at_the_newest(reported):
   output, pushed, failed = reported
   assert pushed["succeeded"] and pushed["pushed_model_dir"]
-  assert not failed["succeeded"] and failed["failed_component"] == pipeline_lib.VALIDATION_GATE
+  assert not failed["succeeded"] and failed["failed_component"] == ids.VALIDATION_GATE
   for summary in (pushed, failed):
     index = _index(output, summary)
     assert index.is_file()
@@ -98,7 +98,7 @@ def test_the_failed_runs_page_says_where_and_why(reported, tmp_path):
   dom, requests = browser.render(CHROMIUM, str(_index(output, failed)), str(tmp_path))
   assert requests == []
   text = browser.page_text(dom)
-  assert f"FAILED at {pipeline_lib.VALIDATION_GATE}" in text
+  assert f"FAILED at {ids.VALIDATION_GATE}" in text
   assert "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" in text  # the error, verbatim
   assert "Data validation: failed" in text
   assert "Drift baseline: the statistics of span 1" in text
@@ -121,7 +121,7 @@ def test_uet_runs_lists_both_runs_from_ml_metadata(reported, capsys):
   assert first.startswith(pushed["run_id"]) and f"pushed {version}" in first
   assert f"{pushed['candidate_auc']:.4f}" in first
   assert second.startswith(failed["run_id"])
-  assert f"failed at {pipeline_lib.VALIDATION_GATE}" in second
+  assert f"failed at {ids.VALIDATION_GATE}" in second
 
 
 def test_uet_report_rebuilds_an_earlier_run(reported, capsys):

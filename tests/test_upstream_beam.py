@@ -23,7 +23,7 @@ def test_the_private_weighing_functions_are_still_there():
     assert callable(getattr(statecache, name, None)), (
         f"Beam's private statecache.{name} moved; uet_upstream/beam.py passes it to objsize")
   # The function replaced weighs with objsize and these three, as the replacement does.
-  source = inspect.getsource(upstream_beam._ORIGINAL)  # pylint: disable=protected-access
+  source = inspect.getsource(statecache.get_deep_size)
   for name in ("objsize.get_deep_size", "_size_func", "_get_referents_func", "_filter_func"):
     assert name in source, f"statecache.get_deep_size no longer calls {name}"
 
@@ -32,10 +32,11 @@ def test_data_values_weigh_the_same():
   values = [[1.5] * 1000, {"a": np.zeros(100), "b": [b"x" * 50] * 20}, ("k", 3, None),
             np.arange(10_000, dtype=np.float32)]
   for value in values:
-    assert upstream_beam.get_deep_size(value) == upstream_beam._ORIGINAL(value)  # pylint: disable=protected-access
+    assert upstream_beam.get_deep_size(value) == statecache.get_deep_size(value)
 
 
 def test_installed_for_the_block_only_and_a_side_input_pipeline_is_unchanged():
+  original = statecache.get_deep_size
   with upstream_beam.module_globals_not_excluded() as installed:
     assert installed
     assert statecache.get_deep_size is upstream_beam.get_deep_size
@@ -44,4 +45,4 @@ def test_installed_for_the_block_only_and_a_side_input_pipeline_is_unchanged():
       scaled = (p | beam.Create([1, 2, 3])
                 | beam.Map(lambda x, t: x * t, t=beam.pvalue.AsSingleton(total)))
       beam_testing.assert_that(scaled, beam_testing.equal_to([10, 20, 30]))
-  assert statecache.get_deep_size is upstream_beam._ORIGINAL  # pylint: disable=protected-access
+  assert statecache.get_deep_size is original

@@ -21,8 +21,6 @@ import objsize
 
 from uet_upstream import pins
 
-_ORIGINAL = statecache.get_deep_size
-
 
 def get_deep_size(*objs) -> int:
   """`statecache.get_deep_size` without excluding every module's globals."""

@@ -25,8 +25,6 @@ from tfx.types import artifact_utils, standard_component_specs
 from components.movielens_example_gen import batch_reader, reader, timestamps
 from trainer import features
 
-# Key of the options in the ExampleGen's `custom_config` (a Struct packed into an Any).
-QUARANTINE_FILE = "quarantine.tsv"
 # Custom property of the Examples artifact: how many malformed rows were quarantined.
 QUARANTINED_ROWS_PROPERTY = "quarantined_rows"
 

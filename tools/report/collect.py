@@ -1,7 +1,7 @@
 """Gathers what a report shows from ML Metadata and the run's artifacts.
 
 Everything is read through TFX/TFMA/TFDV: executions, states and lineage from ML Metadata
-(`pipeline.results.node_runs`), metrics and thresholds with `tfma.load_metrics` /
+(`pipeline.results`), metrics and thresholds with `tfma.load_metrics` /
 `load_eval_result` / `load_validation_result`, statistics with TFX's statistics reader,
 anomalies and drift with TFDV (`components.validation_gate.executor`), training curves from
 TensorBoard's event files. Nothing here parses a file format by hand.
@@ -24,7 +24,6 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components import lineage
 from components.validation_gate import baseline as drift_baseline_lib
 from components.validation_gate import executor as gate_lib
 from pipeline import ids
@@ -184,7 +183,7 @@ def _executions(store: mlmd.MetadataStore,
 
 def _input_artifacts(store: mlmd.MetadataStore, execution_id: int,
                      key: str) -> List[metadata_store_pb2.Artifact]:
-  artifact_ids = lineage.inputs(store, [execution_id], key)
+  artifact_ids = results.inputs(store, [execution_id], key)
   return list(store.get_artifacts_by_id(artifact_ids)) if artifact_ids else []
 
 
@@ -316,7 +315,7 @@ def _validation_gate(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun
     source = baseline[0].custom_properties.get(drift_baseline_lib.SOURCE_URI_KEY)
     originals = store.get_artifacts_by_uri(source.string_value) if source else []
     origin = originals[0] if originals else baseline[0]
-    producer = lineage.producers(store, [origin.id])
+    producer = results.producers(store, [origin.id])
     runs = []
     if producer:
       runs = [c.name for c in store.get_contexts_by_execution(producer[0])
@@ -345,7 +344,7 @@ def _validation_gate(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun
 def _span_of_statistics(store: mlmd.MetadataStore,
                         statistics: metadata_store_pb2.Artifact) -> Optional[int]:
   """The span of the examples StatisticsGen computed these statistics from (lineage)."""
-  for execution_id in lineage.producers(store, [statistics.id]):
+  for execution_id in results.producers(store, [statistics.id]):
     for examples in _input_artifacts(store, execution_id, "examples"):
       return _int_property(examples, "span")
   return None
@@ -514,9 +513,9 @@ def _lineage(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun],
 
 def _pushed_version_of_model(store: mlmd.MetadataStore, model_id: int) -> Optional[str]:
   readers = {e.execution_id for e in store.get_events_by_artifact_ids([model_id])
-             if e.type in lineage.INPUT_EVENTS}
+             if e.type in results.INPUT_EVENTS}
   for event in store.get_events_by_execution_ids(sorted(readers)):
-    if event.type not in lineage.OUTPUT_EVENTS:
+    if event.type not in results.OUTPUT_EVENTS:
       continue
     [artifact] = store.get_artifacts_by_id([event.artifact_id])
     if _int_property(artifact, "pushed") == 1:
