@@ -13,10 +13,10 @@ Only argparse is imported here; TFX, KFP and the Vertex SDK load inside the comm
 import argparse
 import json
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Sequence
 
-from pipeline.cli import (EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA, EXIT_OK,
-                          EXIT_USAGE)
+from pipeline.exit_codes import (EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA,
+                                  EXIT_OK, EXIT_USAGE)
 
 
 def add_parser(sub) -> None:
@@ -267,9 +267,10 @@ def _pushed(result) -> list:
   """Where the run's tasks pushed a model (PushedModel artifacts with pushed = 1)."""
   if result is None:
     return []
-  return [a["metadata"].get("pushed_destination") for outputs in result.outputs.values()
-          for artifacts in outputs.values() for a in artifacts
-          if a.get("metadata", {}).get("pushed") == 1]
+  from uet_upstream import tfx as upstream_tfx  # pylint: disable=g-import-not-at-top
+  return [a["metadata"].get(upstream_tfx.PUSHED_DESTINATION_KEY)
+          for outputs in result.outputs.values() for artifacts in outputs.values()
+          for a in artifacts if a.get("metadata", {}).get(upstream_tfx.PUSHED_KEY) == 1]
 
 
 def _pushed_line(result) -> str:

@@ -6,7 +6,7 @@ decide paths (local directories or gs:// URIs) and engines, then pass the config
 
 import dataclasses
 import json
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import schema
 from trainer.config import TrainingConfig

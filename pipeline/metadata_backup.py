@@ -24,11 +24,11 @@ import sys
 import time
 from typing import List, Optional
 
+from pipeline.exit_codes import EXIT_LOCKED, EXIT_OK, EXIT_USAGE
+
 LAST_GOOD_FILE = "metadata.last-good.sqlite"
 # What SQLite may keep beside a database file; moved together with it.
 _SIDE_FILES = ("-journal", "-wal", "-shm")
-
-EXIT_OK, EXIT_USAGE, EXIT_LOCKED = 0, 2, 3
 
 
 class MetadataStoreError(RuntimeError):

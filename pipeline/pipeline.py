@@ -12,11 +12,11 @@ by Resolvers: the Kubeflow V2 compiler could not express those choices as metada
 (components/decisions.py).
 """
 
-from typing import List, Optional
+from typing import List
 
 import tensorflow_model_analysis as tfma
-# Not `from tfx import v1`: its `extensions` load google-cloud-aiplatform (9 s at start-up),
-# which the local runner never uses.
+# Not `from tfx import v1`: its `extensions` load google-cloud-aiplatform, which the local
+# runner never uses (tests/test_cli.py checks it stays unloaded; docs/measured.md, "Start-up").
 from tfx import types
 from tfx.components import ExampleValidator, StatisticsGen, Transform
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen

@@ -7,7 +7,7 @@ artifacts it reused.
 import dataclasses
 import json
 import os
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import ml_metadata as mlmd
 import tensorflow_model_analysis as tfma
@@ -16,6 +16,7 @@ from tfx.utils import path_utils
 
 from pipeline import ids
 from pipeline import store as store_lib
+from uet_upstream import tfx as upstream_tfx
 
 _EXECUTION_STATES = {
     metadata_store_pb2.Execution.COMPLETE: "complete",
@@ -66,6 +67,22 @@ class NodeRun:
   is_resolver: bool = False
   # Wall time between the execution's registration and its last update in ML Metadata.
   seconds: float = 0.0
+
+
+def run_status(states: Mapping[str, str]) -> Tuple[str, Optional[str]]:
+  """How a pipeline run ended, from its nodes' states (node id -> `execution_state`).
+
+  Returns:
+    ("failed" | "cancelled" | "unfinished" | "succeeded", the node that stopped the run).
+    A failed node comes first, then a cancelled one, then one still marked running (a run
+    killed, or whose disk was too full to record its failure); None when it succeeded.
+  """
+  for status, node_states in (("failed", ("failed",)), ("cancelled", ("canceled",)),
+                              ("unfinished", ("running", "new"))):
+    stopped = [node for node, state in states.items() if state in node_states]
+    if stopped:
+      return status, stopped[0]
+  return "succeeded", None
 
 
 def latest_run_id(store: mlmd.MetadataStore) -> Optional[str]:
@@ -175,8 +192,8 @@ def pushed_model_dir(nodes: Dict[str, NodeRun]) -> Optional[str]:
   node = nodes.get(ids.PUSHER)
   pushed = node.outputs.get("pushed_model", []) if node else []
   props = pushed[0].custom_properties if pushed else {}
-  if props.get("pushed") and props["pushed"].int_value == 1:
-    return props["pushed_destination"].string_value
+  if props.get(upstream_tfx.PUSHED_KEY) and props[upstream_tfx.PUSHED_KEY].int_value == 1:
+    return props[upstream_tfx.PUSHED_DESTINATION_KEY].string_value
   return None
 
 

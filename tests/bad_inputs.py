@@ -11,7 +11,7 @@ import shutil
 from typing import Callable, List, Optional, Tuple
 
 from pipeline import ids
-from pipeline.cli import EXIT_FAILED, EXIT_USAGE
+from pipeline.exit_codes import EXIT_FAILED, EXIT_USAGE
 
 RatingsEdit = Callable[[List[str]], List[str]]
 UsersEdit = Callable[[bytes], Optional[bytes]]

@@ -19,7 +19,7 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import ids
-from pipeline.cli import EXIT_FAILED
+from pipeline.exit_codes import EXIT_FAILED
 from tests import bad_inputs, runs
 from tests.conftest import write_movielens_slice
 

@@ -142,12 +142,16 @@ def test_the_trainer_fingerprint_covers_exactly_what_the_trainers_and_transform_
   # The Trainer's cache key hashes every file of trainer/; that is right only while trainer/
   # holds nothing the Trainer (run_fn) and Transform (preprocessing_fn) do not import: a
   # tool kept there would re-train both models when its help text changes.
+  # What it imports of uet_upstream (a touchpoint of Keras) is hashed with it.
   code = ("import sys, trainer.run_fn, trainer.preprocessing; "
-          "print(' '.join(m for m in sys.modules if m.split('.')[0] == 'trainer'))")
+          "print(' '.join(m for m in sys.modules "
+          "if m.split('.')[0] in ('trainer', 'uet_upstream')))")
   imported = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                             text=True, env=runs.python_env()).stdout.split()
   files = {p.stem if p.stem != "__init__" else "" for p in fingerprint.TRAINER_DIR.glob("*.py")}
-  assert {m.partition(".")[2] for m in imported} == files
+  assert {m.partition(".")[2] for m in imported if m.startswith("trainer")} == files
+  upstream = {m.partition(".")[2] for m in imported if m.startswith("uet_upstream.")}
+  assert upstream == {p.stem for p in fingerprint.TRAINER_UPSTREAM}
 
 
 def test_pipeline_graph_wires_candidate_against_baseline():

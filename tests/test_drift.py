@@ -16,9 +16,10 @@ from tfx.utils import io_utils
 from components.validation_gate import executor as gate
 from components import decisions
 from components.validation_gate import baseline as baseline_lib
-from pipeline import ids, pipeline as pipeline_lib, run_command
+from pipeline import ids, pipeline as pipeline_lib
 from schema import SCHEMA_FILE
 from tests.conftest import require_ml100k, write_movielens_slice
+from tools import run_command
 
 SCHEMA = io_utils.SchemaReader().read(SCHEMA_FILE)
 USER_COLUMNS = ["user_id", "user_age", "user_gender", "user_occupation", "user_zip_code"]

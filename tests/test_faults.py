@@ -18,9 +18,8 @@ from typing import List
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import local_runner, lock
-from pipeline import ids
-from pipeline.cli import EXIT_LOCKED
+from pipeline import ids, lock, progress
+from pipeline.exit_codes import EXIT_LOCKED
 from tests import runs
 from tests.conftest import REPO, write_movielens_slice
 
@@ -68,7 +67,7 @@ def resumed(tmp_path_factory) -> Resumed:
   started, second = [], None
   try:
     for line in proc.stderr:
-      match = local_runner.STARTED_LINE.match(line.strip())
+      match = progress.STARTED_LINE.match(line.strip())
       if not match:
         continue
       started.append(match.group(1))

@@ -15,8 +15,8 @@ scheduled runs may bring, in order:
    a cache hit; 8. with the store moved aside, the next run retrains from scratch and pushes a
    newer version; the pushed one stays byte for byte.
 
-The disk fills at the moment the component starts (a logging hook on TFX's "Component X is
-running." record, which LocalDagRunner emits just before launching it), leaving 128 KiB:
+The disk fills at the moment the component starts (a logging hook on the "Component X is
+running." record, which the local runner logs just before launching it), leaving 128 KiB:
 enough for ML Metadata to register the execution, far less than what each phase writes on
 this slice (measured: Transform 360 KiB, a Trainer 880 KiB, the Pusher 1.7 MiB).
 """
@@ -35,11 +35,11 @@ from typing import Dict, List, Optional
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import local_runner, metadata_backup
-from pipeline import ids
-from pipeline.cli import EXIT_CANCELLED, EXIT_FAILED, EXIT_METADATA, EXIT_OK
+from pipeline import ids, metadata_backup, progress
+from pipeline.exit_codes import EXIT_CANCELLED, EXIT_FAILED, EXIT_METADATA, EXIT_OK
 from tests import runs
 from tests.conftest import REPO, write_movielens_slice
+from uet_upstream import tfx as upstream_tfx
 
 pytestmark = pytest.mark.pipeline
 
@@ -82,7 +82,7 @@ class _FillWhenStarting(logging.Handler):
     self.error: Optional[BaseException] = None
 
   def emit(self, record: logging.LogRecord) -> None:
-    if (record.msg == local_runner.LAUNCH_RECORD and record.args
+    if (record.msg == upstream_tfx.LAUNCH_RECORD and record.args
         and str(record.args[0]) == self.component and not self.filled):
       try:
         runs.fill(self.directory)
@@ -140,7 +140,7 @@ def _cancel_during_transform(args, output: pathlib.Path) -> (Outcome, float):
   try:
     for line in proc.stderr:
       lines.append(line)
-      match = local_runner.STARTED_LINE.match(line.strip())
+      match = progress.STARTED_LINE.match(line.strip())
       if match and match.group(1) == ids.TRANSFORM:
         # Inside Transform's Beam pipeline: on this slice it takes a few seconds since it
         # writes no vocabularies (f23c046); 5 s after its start it had already finished.
@@ -190,7 +190,7 @@ def schedule(tmp_path_factory) -> Schedule:
 def _restore(output: pathlib.Path):
   import contextlib  # pylint: disable=g-import-not-at-top
   import io  # pylint: disable=g-import-not-at-top
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from tools import cli  # pylint: disable=g-import-not-at-top
   out, err = io.StringIO(), io.StringIO()
   with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     code = cli.main(["restore-metadata", "--output-dir", str(output)])

@@ -20,10 +20,11 @@ from tfx.utils import import_utils
 
 from kubeflow import runner
 from kubeflow.options import IMAGE_SCHEMA_FILE
-from pipeline import cli
+from pipeline import exit_codes
 from pipeline import ids, pipeline as pipeline_lib
 from pipeline.config import PipelineConfig
 from schema import SCHEMA_FILE
+from tools import cli
 from trainer.config import TrainingConfig
 
 IMAGE = "us-central1-docker.pkg.dev/proj/uet/uet:test"
@@ -145,19 +146,6 @@ def test_every_condition_reads_inputs_its_task_has(tasks):
     condition = task.get("triggerPolicy", {}).get("condition", "")
     for key in re.findall(r"inputs\.artifacts\['([^']+)'\]", condition):
       assert key in task["inputs"]["artifacts"], (name, key)
-
-
-def test_a_condition_key_the_compiler_left_dangling_is_renamed_or_refused():
-  task = {"inputs": {"artifacts": {"blessing_in": {"taskOutputArtifact": {
-      "producerTask": "Gate", "outputArtifactKey": "blessing"}}}},
-          "triggerPolicy": {"condition": "(inputs.artifacts['_Gate.blessing'].artifacts[0]"
-                                         ".metadata['blessed'] == 1.0)"}}
-  job = {"pipelineSpec": {"root": {"dag": {"tasks": {"Push": task}}}}}
-  assert runner.repair_condition_keys(job) == ["Push: _Gate.blessing -> blessing_in"]
-  assert "inputs.artifacts['blessing_in']" in task["triggerPolicy"]["condition"]
-  task["triggerPolicy"]["condition"] = "(inputs.artifacts['_Other.x'].uri == 'a')"
-  with pytest.raises(runner.CompileError, match="Push: its condition reads input '_Other.x'"):
-    runner.repair_condition_keys(job)
 
 
 def test_runtime_parameters_are_declared_with_the_config_defaults(job):
@@ -357,7 +345,7 @@ def test_compiled_pipeline_schedules_with_its_defaults(job_path, job, capsys):
 def test_compile_errors_say_what_to_fix(tmp_path, capsys, flags, message):
   argv = ["compile", "--pipeline-root", ROOT, "--data-dir", DATA, "--image", IMAGE,
           "--output", str(tmp_path / "p.json"), *flags]
-  assert cli.main(argv) == cli.EXIT_USAGE
+  assert cli.main(argv) == exit_codes.EXIT_USAGE
   assert message in capsys.readouterr().err
 
 

@@ -32,7 +32,7 @@ import pytest
 from kubeflow import run_spec
 from pipeline import lock, metadata_backup
 from pipeline import ids
-from pipeline.cli import EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA, EXIT_OK
+from pipeline.exit_codes import EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA, EXIT_OK
 from tests import bad_inputs, runs
 from tests.conftest import REPO, write_movielens_slice
 

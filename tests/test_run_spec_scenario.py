@@ -22,9 +22,9 @@ from ml_metadata.proto import metadata_store_pb2
 from components.atomic_pusher import executor as pusher_executor
 from components.movielens_example_gen import spans as spans_lib
 from kubeflow import run_spec
-from pipeline import cli, config as config_lib, local_runner
-from pipeline import ids
+from pipeline import config as config_lib, ids, local_runner
 from tests import runs
+from tools import cli
 
 pytestmark = pytest.mark.pipeline
 

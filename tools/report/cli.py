@@ -4,7 +4,8 @@ import argparse
 import os
 import sys
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from pipeline import config as config_lib
+from pipeline.exit_codes import EXIT_OK, EXIT_USAGE
 
 
 def add_parser(sub) -> None:

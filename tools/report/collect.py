@@ -27,7 +27,8 @@ from tfx.utils import io_utils
 from components.validation_gate import baseline as drift_baseline_lib
 from components.validation_gate import executor as gate_lib
 from pipeline import ids
-from pipeline import results
+from pipeline import pipeline as pipeline_lib, results
+from uet_upstream import tfx as upstream_tfx
 
 # Components in pipeline order (what the report lists first); any other node comes after.
 NODE_ORDER = (
@@ -518,8 +519,8 @@ def _pushed_version_of_model(store: mlmd.MetadataStore, model_id: int) -> Option
     if event.type not in results.OUTPUT_EVENTS:
       continue
     [artifact] = store.get_artifacts_by_id([event.artifact_id])
-    if _int_property(artifact, "pushed") == 1:
-      destination = _string_property(artifact, "pushed_destination")
+    if _int_property(artifact, upstream_tfx.PUSHED_KEY) == 1:
+      destination = _string_property(artifact, upstream_tfx.PUSHED_DESTINATION_KEY)
       return os.path.basename(destination.rstrip("/")) if destination else None
   return None
 
