@@ -36,15 +36,10 @@ class CompileError(ValueError):
   """The pipeline or the options cannot become a working Vertex/Kubeflow pipeline."""
 
 
-def is_local_path(path: str) -> bool:
-  """Whether `path` is on this machine's filesystem (no URI scheme)."""
-  return "://" not in path
-
-
 def runs_here_only(config: config_lib.PipelineConfig) -> bool:
   """Whether the compiled pipeline can only run on this machine (`uet run-spec`): its
   pipeline root is a local directory, which no Vertex/KFP container can see."""
-  return is_local_path(config.output_dir)
+  return paths.is_local(config.output_dir)
 
 
 def compile_notes(config: config_lib.PipelineConfig) -> List[str]:
@@ -72,9 +67,9 @@ def prepare_config(config: config_lib.PipelineConfig,
                        "lowercase letters, digits and dashes ([a-z0-9][a-z0-9-]{0,127})")
   if runs_here_only(config):
     changes["output_dir"] = os.path.abspath(config.output_dir)
-    if is_local_path(config.data_dir):
+    if paths.is_local(config.data_dir):
       changes["data_dir"] = os.path.abspath(config.data_dir)
-    if config.schema_file is not None and is_local_path(config.schema_file):
+    if config.schema_file is not None and paths.is_local(config.schema_file):
       changes["schema_file"] = os.path.abspath(config.schema_file)
     if options.dataflow or options.vertex_training:
       raise CompileError(f"--pipeline-root {config.output_dir!r} is local: Dataflow and "

@@ -15,8 +15,16 @@ from trainer.config import TrainingConfig
 # multi-processing with 2 workers (259 s vs 323 s for a one-model pipeline).
 DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=in_memory",
                      "--direct_num_workers=1")
-# The outcome of the last run in the output directory.
+# Files of the output directory: the outcome of the last run, the local ML Metadata store,
+# the quarantined rows.
 SUMMARY_FILE = "last_run.json"
+METADATA_FILE = "metadata.sqlite"
+QUARANTINE_FILE = "quarantine.tsv"
+
+
+def output_path(output_dir: str, name: str) -> str:
+  """`name` in the output directory (a plain string join, so gs:// works too)."""
+  return f"{output_dir.rstrip('/')}/{name}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +124,7 @@ class PipelineConfig:
 
   @property
   def metadata_path(self) -> str:
-    return f"{self.output_dir.rstrip('/')}/metadata.sqlite"
+    return output_path(self.output_dir, METADATA_FILE)
 
   @property
   def serving_dir(self) -> str:
@@ -125,11 +133,11 @@ class PipelineConfig:
   @property
   def summary_path(self) -> str:
     """The last run's outcome (`pipeline/local_runner.py` writes it)."""
-    return f"{self.output_dir.rstrip('/')}/{SUMMARY_FILE}"
+    return output_path(self.output_dir, SUMMARY_FILE)
 
   @property
   def quarantine_path(self) -> str:
-    return f"{self.output_dir.rstrip('/')}/quarantine.tsv"
+    return output_path(self.output_dir, QUARANTINE_FILE)
 
   def replace(self, **changes: Any) -> "PipelineConfig":
     return dataclasses.replace(self, **changes)

@@ -87,6 +87,21 @@ def _gate_eval_config(evaluation: EvaluationConfig, baseline_name: str, min_chan
       ])])
 
 
+def auc_thresholds(eval_config: tfma.EvalConfig) -> List[tfma.MetricThreshold]:
+  """The thresholds of the AUC metric of an EvalConfig: on the overall slice, where
+  `_gate_eval_config` puts them, and a plain `threshold` too. The messages are live: setting
+  them edits `eval_config`."""
+  thresholds = []
+  for spec in eval_config.metrics_specs:
+    for metric in spec.metrics:
+      if metric.class_name != "AUC":
+        continue
+      if metric.HasField("threshold"):
+        thresholds.append(metric.threshold)
+      thresholds.extend(p.threshold for p in metric.per_slice_thresholds)
+  return thresholds
+
+
 def make_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
   """Gate 1, candidate vs hash baseline: clear the AUC floor and beat the baseline by
   `min_auc_gain`; metrics also sliced by gender and age bucket."""

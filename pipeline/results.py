@@ -29,6 +29,8 @@ _EXECUTION_STATES = {
 
 
 _RESOLVER_TYPE = "tfx.dsl.components.common.resolver.Resolver"
+# What trainer/run_fn.py writes into the Trainer's ModelRun output.
+TRAINING_RESULT_FILE = "training_result.json"
 INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
 OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 
@@ -149,11 +151,13 @@ def evaluation_metrics(evaluation_uri: str) -> Dict[str, Dict[str, Dict[str, flo
   return out
 
 
-def _blessed(node: Optional[NodeRun]) -> bool:
-  """Whether the Evaluator node's blessing says `blessed` = 1."""
+def blessed(node: Optional[NodeRun]) -> Optional[bool]:
+  """Whether the Evaluator node's blessing says `blessed` = 1; None without a blessing."""
   blessing = node.outputs.get("blessing", []) if node else []
-  blessed = blessing[0].custom_properties.get("blessed") if blessing else None
-  return bool(blessed and blessed.int_value == 1)
+  if not blessing:
+    return None
+  value = blessing[0].custom_properties.get("blessed")
+  return bool(value and value.int_value == 1)
 
 
 def _overall(node: Optional[NodeRun]) -> Dict[str, Dict[str, float]]:
@@ -168,7 +172,7 @@ def baseline_gate(nodes: Dict[str, NodeRun]) -> Dict[str, Any]:
   evaluation = node.outputs.get("evaluation", []) if node else []
   metrics = evaluation_metrics(evaluation[0].uri) if evaluation else {}
   overall = metrics.get("overall", {})
-  gate: Dict[str, Any] = {"blessed": _blessed(node), "sliced_metrics": metrics}
+  gate: Dict[str, Any] = {"blessed": bool(blessed(node)), "sliced_metrics": metrics}
   for role in (ids.CANDIDATE_MODEL, ids.BASELINE_MODEL):
     gate[f"{role}_auc"] = overall.get(role, {}).get("auc")
     gate[f"{role}_logloss"] = overall.get(role, {}).get("logloss")
@@ -182,7 +186,7 @@ def production_gate(nodes: Dict[str, NodeRun]) -> Optional[Dict[str, Any]]:
   if node is None:
     return None
   overall = _overall(node)
-  return {"blessed": _blessed(node),
+  return {"blessed": bool(blessed(node)),
           "candidate_auc": overall.get(ids.CANDIDATE_MODEL, {}).get("auc"),
           "production_auc": overall.get(ids.PRODUCTION_MODEL_NAME, {}).get("auc")}
 
@@ -216,16 +220,24 @@ def trained_models(nodes: Dict[str, NodeRun]) -> Dict[str, Any]:
     node = nodes.get(node_id)
     if node and node.outputs.get("model"):
       out[f"{role}_model_dir"] = path_utils.serving_model_path(node.outputs["model"][0].uri)
-  candidate = nodes.get(ids.CANDIDATE_TRAINER)
-  if candidate and candidate.outputs.get("model_run"):
-    result_file = os.path.join(candidate.outputs["model_run"][0].uri, "training_result.json")
-    if os.path.exists(result_file):
-      with open(result_file) as f:
-        result = json.load(f)
-      out["warm_started_from"] = result.get("warm_started_from")
-      out["candidate_train_examples"] = result.get("train_examples")
-      out["candidate_learning_rate"] = result.get("learning_rate")
+  result = training_result(nodes.get(ids.CANDIDATE_TRAINER))
+  out["warm_started_from"] = result.get("warm_started_from")
+  out["candidate_train_examples"] = result.get("train_examples")
+  out["candidate_learning_rate"] = result.get("learning_rate")
   return out
+
+
+def training_result(node: Optional[NodeRun]) -> Dict[str, Any]:
+  """What a Trainer node's run_fn recorded in `training_result.json` of its ModelRun output
+  ({} when it did not run or recorded nothing)."""
+  model_run = node.outputs.get("model_run", []) if node else []
+  if not model_run:
+    return {}
+  path = os.path.join(model_run[0].uri, TRAINING_RESULT_FILE)
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
 
 
 def summarize(metadata_path: str, pipeline_name: str) -> Dict[str, Any]:

@@ -108,7 +108,8 @@ def print_quarantine(summary, stream=None) -> None:
     limit = (summary.get("config") or {}).get("max_bad_rows")
     print(f"quarantined: {count} malformed ratings row{'s' if count != 1 else ''} "
           f"(--max-bad-rows {limit}), each with its reason, in "
-          f"{os.path.join(summary['output_dir'], 'quarantine.tsv')}", file=stream)
+          f"{config_lib.output_path(summary['output_dir'], config_lib.QUARANTINE_FILE)}",
+          file=stream)
 
 
 def print_summary(summary, stream=None) -> None:
@@ -135,7 +136,8 @@ def print_summary(summary, stream=None) -> None:
   print(f"pushed to: {summary['pushed_model_dir'] or '(not pushed)'}", file=stream)
   print_quarantine(summary, stream)
   print(f"wall time: {summary['seconds']}s; summary: "
-        f"{os.path.join(summary['output_dir'], 'last_run.json')}", file=stream)
+        f"{config_lib.output_path(summary['output_dir'], config_lib.SUMMARY_FILE)}",
+        file=stream)
 
 
 def run(args: argparse.Namespace) -> int:

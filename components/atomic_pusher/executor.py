@@ -40,11 +40,6 @@ PUSH_RECORD = os.path.join("assets.extra", "uet_push.json")
 EXAMPLES_KEY = "examples"
 
 
-def is_local(path: str) -> bool:
-  """Whether `path` is on the local filesystem (where a directory rename is atomic)."""
-  return "://" not in path
-
-
 def versions(base_directory: str) -> List[str]:
   """The version directories under `base_directory` (integer names), oldest first."""
   if not fileio.isdir(base_directory):
@@ -100,7 +95,7 @@ def push_model(model_path: str, base_directory: str,
   remove_stale_staging(base_directory)
   version = next_version(base_directory, int(time.time()))
   serving_path = os.path.join(base_directory, version)
-  if not is_local(base_directory):
+  if not paths.is_local(base_directory):
     # Object stores cannot rename a directory atomically; fall back to TFX's order
     # (saved_model.pb last, the file model servers wait for).
     _copy_saved_model(model_path, serving_path, record, version)

@@ -12,7 +12,6 @@ here draws or formats.
 
 import dataclasses
 import datetime
-import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -117,7 +116,7 @@ class RunRow:
   run_id: str
   started: Optional[datetime.datetime]
   span: Optional[int]
-  status: str           # succeeded, failed at <node>, running
+  status: str           # succeeded, failed at <node>, cancelled at <node>, running or killed
   pushed: bool
   pushed_version: Optional[str]
   candidate_auc: Optional[float]
@@ -217,23 +216,13 @@ def _exec_property(execution: metadata_store_pb2.Execution, name: str):
   return None
 
 
-def _blessed(node: Optional[results.NodeRun]) -> Optional[bool]:
-  if node is None or not node.outputs.get("blessing"):
-    return None
-  return _int_property(node.outputs["blessing"][0], "blessed") == 1
-
-
 def run_row(store: mlmd.MetadataStore, pipeline_name: str,
             context: metadata_store_pb2.Context) -> RunRow:
   """The one-line summary of a pipeline run, from ML Metadata and the Evaluators' outputs."""
   nodes = results.node_runs(store, pipeline_name, context.name)
-  failed = [n for n, r in nodes.items() if r.state == "failed"]
-  if failed:
-    status = f"failed at {failed[0]}"
-  elif any(r.state in ("running", "new") for r in nodes.values()):
-    status = "running or killed"
-  else:
-    status = "succeeded"
+  outcome, stopped = results.run_status({n: r.state for n, r in nodes.items()})
+  status = {"failed": f"failed at {stopped}", "cancelled": f"cancelled at {stopped}",
+            "unfinished": "running or killed"}.get(outcome, outcome)
   example_gen = nodes.get(ids.EXAMPLE_GEN)
   span = None
   if example_gen and example_gen.outputs.get("examples"):
@@ -257,18 +246,11 @@ def list_runs(store: mlmd.MetadataStore, pipeline_name: str) -> List[RunRow]:
 def _auc_thresholds(eval_config: tfma.EvalConfig) -> Dict[str, Optional[float]]:
   """The AUC floor and the change threshold an Evaluator was configured with."""
   found: Dict[str, Optional[float]] = {"floor": None, "change": None}
-  for spec in eval_config.metrics_specs:
-    for metric in spec.metrics:
-      if metric.class_name != "AUC":
-        continue
-      thresholds = [t.threshold for t in metric.per_slice_thresholds]
-      if metric.HasField("threshold"):
-        thresholds.append(metric.threshold)
-      for t in thresholds:
-        if t.HasField("value_threshold") and t.value_threshold.HasField("lower_bound"):
-          found["floor"] = t.value_threshold.lower_bound.value
-        if t.HasField("change_threshold") and t.change_threshold.HasField("absolute"):
-          found["change"] = t.change_threshold.absolute.value
+  for t in pipeline_lib.auc_thresholds(eval_config):
+    if t.HasField("value_threshold") and t.value_threshold.HasField("lower_bound"):
+      found["floor"] = t.value_threshold.lower_bound.value
+    if t.HasField("change_threshold") and t.change_threshold.HasField("absolute"):
+      found["change"] = t.change_threshold.absolute.value
   return found
 
 
@@ -400,7 +382,7 @@ def _model_gate(name: str, node: Optional[results.NodeRun], other: str,
       checks.append(Check(change_rule, diff, thresholds["change"],
                           diff >= thresholds["change"],
                           f"candidate {candidate:.4f} - {other} {reference:.4f}"))
-  blessed = _blessed(node)
+  blessed = results.blessed(node)
   gate = Gate(name, "passed" if blessed else "failed", checks)
   if not blessed:
     gate.messages = _validation_messages(uri)
@@ -496,11 +478,7 @@ def _lineage(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun],
   candidate = nodes.get(ids.CANDIDATE_TRAINER)
   if candidate and candidate.outputs.get("model"):
     out["candidate_model"] = candidate.outputs["model"][0].uri
-  if candidate and candidate.outputs.get("model_run"):
-    result_file = os.path.join(candidate.outputs["model_run"][0].uri, "training_result.json")
-    if os.path.exists(result_file):
-      with open(result_file) as f:
-        out["warm_started_from"] = json.load(f).get("warm_started_from")
+  out["warm_started_from"] = results.training_result(candidate).get("warm_started_from")
   if out["warm_started_from"]:
     # Which pushed version that model is: the push whose Pusher read this Model artifact.
     base = _input_artifacts(store, executions[ids.CANDIDATE_TRAINER].id,
@@ -590,14 +568,16 @@ def collect(store: mlmd.MetadataStore, pipeline_name: str, run_id: str,
   context = store.get_context_by_type_and_name("pipeline_run", run_id)
   nodes = results.node_runs(store, pipeline_name, run_id)
   executions = _executions(store, nodes)
-  failed = [n for n, r in nodes.items() if r.state == "failed"]
-  failed_component = summary.get("failed_component") or (failed[0] if failed else None)
-  succeeded = summary.get("succeeded", not failed and bool(nodes))
+  outcome, stopped = results.run_status({n: r.state for n, r in nodes.items()})
+  failed_component = summary.get("failed_component") or stopped
+  succeeded = summary.get("succeeded", outcome == "succeeded" and bool(nodes))
   error = summary.get("error")
   if not succeeded and not error:
-    error = (f"component {failed_component} failed; ML Metadata records that it failed, not "
-             "why: see the run's log in OUTPUT/logs/" if failed_component else
-             "the run did not finish (killed, or still running)")
+    error = {
+        "failed": f"component {failed_component} failed; ML Metadata records that it failed, "
+                  "not why: see the run's log in OUTPUT/logs/",
+        "cancelled": f"the run was cancelled while {failed_component} ran",
+    }.get(outcome, "the run did not finish (killed, or still running)")
   all_nodes = [c.name[len(pipeline_name) + 1:] for c in store.get_contexts_by_type("node")
                if c.name.startswith(pipeline_name + ".")]
 
