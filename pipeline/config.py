@@ -11,8 +11,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import schema
 from trainer.config import TrainingConfig
 
-# Beam on this kind of machine: in-memory DirectRunner was measured faster than
-# multi-processing with 2 workers (259 s vs 323 s for a one-model pipeline).
+# Beam on the local machine: the in-memory DirectRunner, one worker (docs/measured.md,
+# "Beam on the local machine", compares it with multi-processing).
 DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=in_memory",
                      "--direct_num_workers=1")
 # Files of the output directory: the outcome of the last run, the local ML Metadata store,
@@ -69,11 +69,11 @@ class PipelineConfig:
       when there is one; False trains from scratch every run.
     drift_rating_js: the ValidationGate stops the run when the Jensen-Shannon divergence of
       `rating` between this span and the last validated one exceeds this (TFDV drift
-      comparator; 1.0 disables). Measured on MovieLens-100K: <= 0.006 between consecutive
-      months; 1.0 for a span whose ratings are all 5.
+      comparator; 1.0 disables).
     drift_categorical_linf: ... or the L-infinity distance of `user_gender` or
-      `user_occupation` exceeds this (1.0 disables). Measured: <= 0.15 between consecutive
-      months, up to 0.40 between consecutive weeks (raise it for weekly spans).
+      `user_occupation` exceeds this (1.0 disables). Short spans differ more from each
+      other: docs/measured.md ("Drift between spans") has the distances of monthly and
+      weekly MovieLens-100K spans to choose both thresholds from.
   """
 
   data_dir: str

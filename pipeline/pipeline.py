@@ -8,7 +8,7 @@ It knows nothing about where it runs: the local runner adds a SQLite metadata st
 Beam's DirectRunner, the Kubeflow/Vertex runner compiles the same graph. What earlier runs
 decided (the model in production, the last validated statistics) is read by components of
 the graph (ProductionModel, DriftBaseline) from records the deciding executors wrote, not
-by Resolvers: the Kubeflow V2 compiler could not express those choices as metadata queries
+by Resolvers: the Kubeflow V2 compiler cannot express those choices as metadata queries
 (components/decisions.py).
 """
 
@@ -185,9 +185,8 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
   training_examples = example_gen.outputs["examples"]
   if config.window_spans > 1:
     # A channel by producer, not `example_gen.outputs`: an output channel resolves to what
-    # ExampleGen produced in *this* run (one span), so the window held the newest span only.
-    # This one queries every run of the pipeline; ordered after ExampleGen, it sees the span
-    # just ingested too.
+    # ExampleGen produced in this run (one span). This one queries every run of the
+    # pipeline; ordered after ExampleGen, it sees the span just ingested too.
     window = Resolver(
         strategy_class=SpanRangeStrategy,
         config={"range_config": range_config_pb2.RangeConfig(

@@ -2,7 +2,7 @@
 
 Re-running on unchanged data is what a schedule does most of the time. TFX would find every
 component in its cache, but only after loading TensorFlow, TFX, TFMA and Beam to build the
-pipeline (seconds, against the 0.3 s the cached pipeline itself takes). So each successful
+pipeline, which takes far longer than the cached pipeline itself. So each successful
 run records in OUTPUT/last_run.json a key over everything TFX's cache key and the
 ProductionModel's choice depend on, and the next run compares it first:
 
