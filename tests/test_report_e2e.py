@@ -84,12 +84,30 @@ def test_the_pushed_runs_page_shows_its_numbers_and_makes_no_request(reported, t
   assert f'id="candidate-auc">{pushed["candidate_auc"]:.4f}<' in dom
   assert f"Pushed version {os.path.basename(pushed['pushed_model_dir'])}" in text
   assert f"{pushed['baseline_auc']:.4f}" in text
-  for heading in ("Beat the hash baseline: passed", "No regression against production: passed",
+  for heading in ("Beat the hash baseline: passed",
+                  "No regression against production: skipped",
                   "Data validation: passed", "Ingested data", "Lineage", "Components",
                   "History", "Training (TensorBoard summaries)"):
     assert heading in text
   assert "span ingested 1" in text
   assert dom.count("data:image/png;base64,") >= 5  # AUC, LogLoss, 2 histograms, curves...
+
+
+def test_the_first_runs_page_says_it_had_no_drift_baseline_and_nothing_in_production(
+    reported):
+  # The page as written (the browser tests render it too): span 1 is the first span, so
+  # there is no earlier validated span to compare with and no model in production.
+  output, pushed, _ = reported
+  text = browser.page_text(_index(output, pushed).read_text())
+  assert "span None" not in text and "Drift baseline: the statistics of" not in text
+  assert "No drift check: no earlier span had passed the gate" in text
+  assert "no span has passed this gate before: no drift baseline, not checked" in text
+  # Gate 3 says it was skipped and why, as `uet run` does ("production gate: no comparison").
+  assert "No regression against production: skipped" in text
+  assert ("No comparison: no pushed model was trained on data other than this run's (the "
+          "first run, or a re-train on the same data); the AUC floor alone decided.") in text
+  assert "candidate AUC >= floor" in text
+  assert "skipped: no production model to compare with" in text
 
 
 @needs_chromium
@@ -112,7 +130,7 @@ def test_the_failed_runs_page_says_where_and_why(reported, tmp_path):
 
 def test_uet_runs_lists_both_runs_from_ml_metadata(reported, capsys):
   output, pushed, failed = reported
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from tools import cli  # pylint: disable=g-import-not-at-top
   assert cli.main(["runs", "--output-dir", str(output)]) == 0
   lines = capsys.readouterr().out.splitlines()
   assert lines[0].split()[:3] == ["run", "started", "(UTC)"]
@@ -129,7 +147,7 @@ def test_uet_report_rebuilds_an_earlier_run(reported, capsys):
   index = _index(output, pushed)
   before = index.read_text()
   index.unlink()
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from tools import cli  # pylint: disable=g-import-not-at-top
   assert cli.main(["report", "--output-dir", str(output), "--run", pushed["run_id"]]) == 0
   assert capsys.readouterr().out.strip() == str(index)
   # The same page up to the history, which has grown by the failed run since.

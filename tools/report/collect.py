@@ -23,6 +23,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from components import decisions
 from components.validation_gate import baseline as drift_baseline_lib
 from components.validation_gate import executor as gate_lib
 from pipeline import ids
@@ -78,7 +79,7 @@ class Check:
 @dataclasses.dataclass
 class Gate:
   name: str
-  verdict: str          # passed, failed, not reached
+  verdict: str          # passed, failed, skipped (nothing to compare with), not reached
   checks: List[Check] = dataclasses.field(default_factory=list)
   messages: List[str] = dataclasses.field(default_factory=list)
 
@@ -288,7 +289,9 @@ def _validation_gate(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun
       rating_js=_exec_property(execution, "drift_rating_js"),
       categorical_linf=_exec_property(execution, "drift_categorical_linf"))
   statistics = _input_artifacts(store, execution.id, "statistics")
-  baseline = _input_artifacts(store, execution.id, "baseline_statistics")
+  # On the first run DriftBaseline's output stands for nothing: there is no baseline.
+  baseline = [a for a in _input_artifacts(store, execution.id, "baseline_statistics")
+              if not decisions.is_empty(_as_tfx(a, store))]
   schema_artifacts = _input_artifacts(store, execution.id, "schema")
   drift: List[DriftMeasure] = []
   baseline_info = None
@@ -358,8 +361,12 @@ def drift_measures(statistics, baseline, schema, thresholds: gate_lib.DriftThres
 
 
 def _model_gate(name: str, node: Optional[results.NodeRun], other: str,
-                change_rule: str) -> Gate:
-  """A TFMA gate: the AUC floor and the change against `other`, with the numbers."""
+                change_rule: str, nothing_to_compare: Optional[str] = None) -> Gate:
+  """A TFMA gate: the AUC floor and the change against `other`, with the numbers.
+
+  `nothing_to_compare` says why there is no `other` model (no model in production): the
+  comparison is then skipped and the floor alone decides.
+  """
   if node is None:
     return Gate(name, "not reached")
   if node.state == "failed" or not node.outputs.get("evaluation"):
@@ -376,17 +383,29 @@ def _model_gate(name: str, node: Optional[results.NodeRun], other: str,
   if thresholds["change"] is not None:
     if reference is None:
       checks.append(Check(change_rule, None, thresholds["change"], None,
-                          f"no {other} model to compare with: only the floor applies"))
+                          f"skipped: no {other} model to compare with"))
     else:
       diff = candidate - reference
       checks.append(Check(change_rule, diff, thresholds["change"],
                           diff >= thresholds["change"],
                           f"candidate {candidate:.4f} - {other} {reference:.4f}"))
   blessed = results.blessed(node)
-  gate = Gate(name, "passed" if blessed else "failed", checks)
+  skipped = reference is None and nothing_to_compare is not None
+  gate = Gate(name, "failed" if not blessed else "skipped" if skipped else "passed", checks)
+  if skipped:
+    gate.messages = [f"No comparison: {nothing_to_compare}; the AUC floor alone decided."]
   if not blessed:
-    gate.messages = _validation_messages(uri)
+    gate.messages += _validation_messages(uri)
   return gate
+
+
+def _nothing_in_production(store: mlmd.MetadataStore,
+                           node: Optional[results.NodeRun]) -> Optional[str]:
+  """Why the ProductionModel node's output stands for no model (None: there is one)."""
+  models = node.outputs.get("model", []) if node else []
+  if not models or not decisions.is_empty(_as_tfx(models[0], store)):
+    return None
+  return _as_tfx(models[0], store).get_string_custom_property(decisions.EMPTY_KEY)
 
 
 def _split_statistics(store: mlmd.MetadataStore, node: Optional[results.NodeRun]
@@ -589,7 +608,8 @@ def collect(store: mlmd.MetadataStore, pipeline_name: str, run_id: str,
       _model_gate("No regression against production",
                   nodes.get(ids.PRODUCTION_EVALUATOR),
                   ids.PRODUCTION_MODEL_NAME,
-                  "candidate AUC - production AUC >= -max regression"),
+                  "candidate AUC - production AUC >= -max regression",
+                  _nothing_in_production(store, nodes.get(ids.PRODUCTION_MODEL))),
   ]
   metrics: Dict[str, Dict[str, Dict[str, float]]] = {}
   evaluator = nodes.get(ids.EVALUATOR)
