@@ -14,7 +14,7 @@ what it cannot compile, and what it writes that Vertex AI / KFP cannot run as it
    which the KFP YAML (the PipelineSpec alone) does not carry; KFP's own compiler puts them
    in the spec.
 
-`tests/test_upstream.py` compiles a pipeline and fails when the compiler stops needing a
+`tests/test_upstream_kfp.py` compiles a pipeline and fails when the compiler stops needing a
 repair (then drop it) or its output changes shape.
 """
 

@@ -1,7 +1,7 @@
 """The upstream releases the touchpoints of this package were checked against.
 
 A runtime replacement (`replaced`) takes effect only on its checked release; on any other
-the upstream code runs unchanged. `tests/test_upstream.py` fails, naming each touchpoint to
+the upstream code runs unchanged. `tests/test_upstream_*.py` fail, naming each touchpoint to
 re-check, as soon as an installed release differs from the one here.
 """
 

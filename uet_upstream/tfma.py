@@ -11,7 +11,7 @@ same results. What each saves is in bench/results/upstream.md (`bench/upstream.p
    by model name, each a numeric array of one value; no example weights, sub-keys, class
    weights or output names) its result is fixed, and `to_label_prediction_example_weight`
    below returns it directly; every other call goes to TFMA's function unchanged.
-   `tests/test_upstream.py` checks both give the same tuples. It relies on the private
+   `tests/test_upstream_tfma.py` checks both give the same tuples. It relies on the private
    `metric_util._yield_fractional_labels` for labels other than 0 and 1.
 2. `model_util.get_callable`: TFMA calls a signature that takes serialized examples with
    the batch as a positional argument (`model_util.ModelSignaturesDoFn`). A signature

@@ -7,7 +7,7 @@ swapping a built component's executor, and ExampleGen's split writer.
    after another). Compiling, the run id and each launch are TFX's own, reproduced from
    `LocalDagRunner.run_with_ir` of `pins.TFX` (not a public API: `run_with_ir` is marked
    do-not-document, `launcher.Launcher` and `runner_utils` live under `orchestration`).
-   `tests/test_upstream.py` fails when that function's source changes.
+   `tests/test_upstream_tfx.py` fails when that function's source changes.
 2. `mark_pushed` / `mark_not_pushed` and the `PUSHED_*` keys: the AtomicPusher replaces
    the Pusher executor's `Do` and records its outcome on the PushedModel artifact as TFX's
    does, with the executor's private `_MarkPushed` / `_MarkNotPushed` (what a TFX reader
