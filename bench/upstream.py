@@ -1,8 +1,13 @@
 """What each runtime replacement of `uet_upstream` saves: the Evaluator, each one on and off.
 
 Re-runs the Evaluator (gate 1: candidate against hash baseline) of a finished `uet run` on
-its own artifacts, with TFX's stock Evaluator executor, in a fresh process per measurement,
-under each setting:
+its own artifacts, with TFX's stock Evaluator executor.
+
+1. Per call: one run with every replaced function counted, and the calls it made (its
+   real inputs, up to a sample per function) timed again through the upstream function
+   and through the replacement: calls per Evaluator times the difference per call is what
+   the replacement saves, whatever else runs on the machine.
+2. End to end: in a fresh process per measurement, under each setting:
 
   none        TFMA and Beam as released
   lookup      uet_upstream.tfma.fast_label_lookup
@@ -16,7 +21,7 @@ the in-memory DirectRunner runs TFMA in this process) and the wall time of the e
 `Do`; on a busy machine the CPU time is the one to compare. Prints a Markdown table (the
 medians of the repeats) and checks that every setting computes the same metrics.
 
-  .venv/bin/python bench/upstream.py --output-dir OUTPUT [--repeats 3]
+  .venv/bin/python bench/upstream.py --output-dir OUTPUT [--repeats 3] [--calls-only]
 
 OUTPUT is the output directory of a `uet run` (e.g. `make run`'s `output/`).
 """
@@ -66,15 +71,15 @@ def _inputs(output_dir: str, pipeline_name: str):
   return inputs, properties
 
 
-def measure_one(output_dir: str, pipeline_name: str, setting: str) -> Dict:
-  """Runs the Evaluator once in this process under `setting`; returns seconds and metrics."""
+def _evaluate(output_dir: str, pipeline_name: str, replacements) -> Dict:
+  """Runs the Evaluator once in this process with `replacements` (context managers that
+  yield whether they installed); returns seconds, CPU seconds and metrics."""
   # pylint: disable=g-import-not-at-top
   from tfx.components.evaluator import executor as evaluator_executor
   from tfx.dsl.components.base import base_beam_executor
   from tfx.types import standard_artifacts
 
   from pipeline import config as config_lib, results
-  from uet_upstream import beam as upstream_beam, tfma as upstream_tfma
   # pylint: enable=g-import-not-at-top
   inputs, properties = _inputs(output_dir, pipeline_name)
   with tempfile.TemporaryDirectory(prefix="uet-bench-upstream-") as tmp:
@@ -87,13 +92,6 @@ def measure_one(output_dir: str, pipeline_name: str, setting: str) -> Dict:
     context = base_beam_executor.BaseBeamExecutor.Context(
         beam_pipeline_args=list(config_lib.DEFAULT_BEAM_ARGS), tmp_dir=tmp,
         unique_id="bench")
-    replacements = {
-        "lookup": [upstream_tfma.fast_label_lookup],
-        "signatures": [upstream_tfma.keyword_signature_calls],
-        "statecache": [upstream_beam.module_globals_not_excluded],
-        "all": [upstream_tfma.fast_label_lookup, upstream_tfma.keyword_signature_calls,
-                upstream_beam.module_globals_not_excluded],
-    }.get(setting, [])
     with contextlib.ExitStack() as stack:
       for replacement in replacements:
         if not stack.enter_context(replacement()):
@@ -105,6 +103,113 @@ def measure_one(output_dir: str, pipeline_name: str, setting: str) -> Dict:
       seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     metrics = results.evaluation_metrics(evaluation.uri)
   return {"seconds": seconds, "cpu": cpu, "metrics": metrics}
+
+
+def measure_one(output_dir: str, pipeline_name: str, setting: str) -> Dict:
+  """Runs the Evaluator once in this process under `setting`."""
+  from uet_upstream import beam as upstream_beam, tfma as upstream_tfma  # pylint: disable=g-import-not-at-top
+  replacements = {
+      "lookup": [upstream_tfma.fast_label_lookup],
+      "signatures": [upstream_tfma.keyword_signature_calls],
+      "statecache": [upstream_beam.module_globals_not_excluded],
+      "all": [upstream_tfma.fast_label_lookup, upstream_tfma.keyword_signature_calls,
+              upstream_beam.module_globals_not_excluded],
+  }.get(setting, [])
+  return _evaluate(output_dir, pipeline_name, replacements)
+
+
+class _Recorder:
+  """Counts the calls of one upstream function and keeps the first `keep` argument lists."""
+
+  def __init__(self, original, keep: int):
+    self.original, self.keep, self.calls, self.samples = original, keep, 0, []
+
+  def __call__(self, *args, **kwargs):
+    self.calls += 1
+    if len(self.samples) < self.keep:
+      self.samples.append((args, kwargs))
+    return self.original(*args, **kwargs)
+
+
+class _CountedSignature:
+  """A model signature TFMA calls, counted; the first `keep` lone arguments are kept."""
+
+  def __init__(self, fn, recorder: "_Recorder"):
+    self._fn, self._recorder = fn, recorder
+
+  def __call__(self, *args, **kwargs):
+    self._recorder.calls += 1
+    if len(args) == 1 and not kwargs and len(self._recorder.samples) < self._recorder.keep:
+      self._recorder.samples.append((self._fn, args[0]))
+    return self._fn(*args, **kwargs)
+
+  def __getattr__(self, attr: str):
+    return getattr(self._fn, attr)
+
+
+def _per_call(call, samples, repeats: int = 3) -> float:
+  """CPU seconds of this thread per call of `call(sample)` over `samples` (the fastest of
+  `repeats` passes): what the call costs, however busy the machine is."""
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.thread_time()
+    for sample in samples:
+      call(sample)
+    best = min(best, time.thread_time() - start)
+  return best / len(samples)
+
+
+def measure_calls(output_dir: str, pipeline_name: str) -> Dict:
+  """One Evaluator with every replaced function counted, then its calls timed both ways."""
+  # pylint: disable=g-import-not-at-top
+  from apache_beam.runners.worker import statecache
+  from tensorflow_model_analysis.metrics import metric_util
+  from tensorflow_model_analysis.utils import model_util
+
+  from uet_upstream import beam as upstream_beam, tfma as upstream_tfma
+  # pylint: enable=g-import-not-at-top
+  lookup = _Recorder(metric_util.to_label_prediction_example_weight, keep=20_000)
+  weigh = _Recorder(statecache.get_deep_size, keep=2_000)
+  signatures = _Recorder(None, keep=40)
+  original_get_callable = model_util.get_callable
+
+  def get_callable(model, signature_name=None, required=True):
+    fn = original_get_callable(model, signature_name, required)
+    return None if fn is None else _CountedSignature(fn, signatures)
+
+  @contextlib.contextmanager
+  def counting():
+    saved = (metric_util.to_label_prediction_example_weight, statecache.get_deep_size,
+             model_util.get_callable)
+    metric_util.to_label_prediction_example_weight = lookup
+    statecache.get_deep_size = weigh
+    model_util.get_callable = get_callable
+    try:
+      yield True
+    finally:
+      (metric_util.to_label_prediction_example_weight, statecache.get_deep_size,
+       model_util.get_callable) = saved
+
+  run = _evaluate(output_dir, pipeline_name, [counting])
+
+  def both(name, calls, upstream, replacement, samples):
+    before, after = _per_call(upstream, samples), _per_call(replacement, samples)
+    return {"replacement": name, "calls": calls, "upstream_us": before * 1e6,
+            "replacement_us": after * 1e6, "saved_s": calls * (before - after)}
+
+  rows = [
+      both("tfma.fast_label_lookup", lookup.calls,
+           lambda s: list(lookup.original(*s[0], **s[1])),
+           lambda s: list(upstream_tfma.to_label_prediction_example_weight(*s[0], **s[1])),
+           lookup.samples),
+      both("tfma.keyword_signature_calls", signatures.calls,
+           lambda s: s[0](s[1]), lambda s: upstream_tfma.keyword_call(s[0])(s[1]),
+           signatures.samples),
+      both("beam.module_globals_not_excluded", weigh.calls,
+           lambda s: weigh.original(*s[0], **s[1]),
+           lambda s: upstream_beam.get_deep_size(*s[0], **s[1]), weigh.samples),
+  ]
+  return {"cpu": run["cpu"], "seconds": run["seconds"], "rows": rows}
 
 
 def _child(output_dir: str, pipeline_name: str, setting: str) -> Dict:
@@ -131,11 +236,30 @@ def main(argv: List[str]) -> int:
   parser.add_argument("--output-dir", required=True, help="the output directory of a uet run")
   parser.add_argument("--pipeline-name", default="uet-movielens")
   parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--one", choices=SETTINGS, help=argparse.SUPPRESS)  # a child process
+  parser.add_argument("--calls-only", action="store_true", help="only the per-call part")
+  parser.add_argument("--one", choices=SETTINGS + ("calls",), help=argparse.SUPPRESS)  # a child
   args = parser.parse_args(argv)
   output_dir = os.path.abspath(args.output_dir)
+  if args.one == "calls":
+    print(json.dumps(measure_calls(output_dir, args.pipeline_name)))
+    return 0
   if args.one:
     print(json.dumps(measure_one(output_dir, args.pipeline_name, args.one)))
+    return 0
+  calls = _child(output_dir, args.pipeline_name, "calls")
+  print(f"Evaluator ({NODE}: candidate and baseline, 3 slicings) on the artifacts of "
+        f"{output_dir}; {os.cpu_count()} CPUs, Python {platform.python_version()}.\n")
+  print(f"Per call: one Evaluator run with the upstream functions counted ({calls['cpu']:.1f} "
+        f"s CPU, {calls['seconds']:.1f} s wall), then a sample of its own calls timed again "
+        "through each function (CPU time of the calling thread, the fastest of 3 passes).\n")
+  print("| replacement | calls per Evaluator | upstream us/call | replacement us/call "
+        "| saved per Evaluator |")
+  print("|---|---|---|---|---|")
+  for row in calls["rows"]:
+    print(f"| {row['replacement']} | {row['calls']:,} | {row['upstream_us']:.1f} | "
+          f"{row['replacement_us']:.1f} | {row['saved_s']:+.1f} s "
+          f"({row['saved_s'] / calls['cpu']:+.0%} of its CPU time) |")
+  if args.calls_only:
     return 0
   seconds: Dict[str, List[float]] = {s: [] for s in SETTINGS}
   cpu: Dict[str, List[float]] = {s: [] for s in SETTINGS}
@@ -152,9 +276,7 @@ def main(argv: List[str]) -> int:
       elif not _same(reference, result["metrics"]):
         raise SystemExit(f"{setting}: the metrics differ from the first measurement's")
   none = statistics.median(cpu["none"])
-  print(f"Evaluator ({NODE}: candidate and baseline, 3 slicings) on the artifacts of "
-        f"{output_dir}; medians of {args.repeats} runs, each in a fresh process; "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}.\n")
+  print(f"\nEnd to end: medians of {args.repeats} runs, each in a fresh process.\n")
   print("| setting | CPU s (median) | CPU s of each run | saved against none (CPU) "
         "| wall s (median) |")
   print("|---|---|---|---|---|")
