@@ -1,4 +1,4 @@
-"""What each runtime replacement of `uet_upstream` saves: the Evaluator, each one on and off.
+"""What each runtime replacement of `uet_upstream` saves: the Evaluator, each on and off.
 
 Re-runs the Evaluator (gate 1: candidate against hash baseline) of a finished `uet run` on
 its own artifacts, with TFX's stock Evaluator executor.
@@ -9,11 +9,8 @@ its own artifacts, with TFX's stock Evaluator executor.
    the replacement saves, whatever else runs on the machine.
 2. End to end: in a fresh process per measurement, under each setting:
 
-  none        TFMA and Beam as released
-  lookup      uet_upstream.tfma.fast_label_lookup
-  signatures  uet_upstream.tfma.keyword_signature_calls
-  statecache  uet_upstream.beam.module_globals_not_excluded
-  all         the three together (what `uet run` installs)
+  none        TFMA as released
+  lookup      uet_upstream.tfma.fast_label_lookup (what `uet run` installs)
 
 Settings alternate within each repeat, so a neighbour's load on a shared machine spreads
 over all of them. Each measurement records the CPU time of the process (all its threads:
@@ -39,7 +36,7 @@ import time
 from typing import Dict, List
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SETTINGS = ("none", "lookup", "signatures", "statecache", "all")
+SETTINGS = ("none", "lookup")
 NODE = "Evaluator"
 
 
@@ -107,14 +104,8 @@ def _evaluate(output_dir: str, pipeline_name: str, replacements) -> Dict:
 
 def measure_one(output_dir: str, pipeline_name: str, setting: str) -> Dict:
   """Runs the Evaluator once in this process under `setting`."""
-  from uet_upstream import beam as upstream_beam, tfma as upstream_tfma  # pylint: disable=g-import-not-at-top
-  replacements = {
-      "lookup": [upstream_tfma.fast_label_lookup],
-      "signatures": [upstream_tfma.keyword_signature_calls],
-      "statecache": [upstream_beam.module_globals_not_excluded],
-      "all": [upstream_tfma.fast_label_lookup, upstream_tfma.keyword_signature_calls,
-              upstream_beam.module_globals_not_excluded],
-  }.get(setting, [])
+  from uet_upstream import tfma as upstream_tfma  # pylint: disable=g-import-not-at-top
+  replacements = {"lookup": [upstream_tfma.fast_label_lookup]}.get(setting, [])
   return _evaluate(output_dir, pipeline_name, replacements)
 
 
@@ -129,22 +120,6 @@ class _Recorder:
     if len(self.samples) < self.keep:
       self.samples.append((args, kwargs))
     return self.original(*args, **kwargs)
-
-
-class _CountedSignature:
-  """A model signature TFMA calls, counted; the first `keep` lone arguments are kept."""
-
-  def __init__(self, fn, recorder: "_Recorder"):
-    self._fn, self._recorder = fn, recorder
-
-  def __call__(self, *args, **kwargs):
-    self._recorder.calls += 1
-    if len(args) == 1 and not kwargs and len(self._recorder.samples) < self._recorder.keep:
-      self._recorder.samples.append((self._fn, args[0]))
-    return self._fn(*args, **kwargs)
-
-  def __getattr__(self, attr: str):
-    return getattr(self._fn, attr)
 
 
 def _per_call(call, samples, repeats: int = 3) -> float:
@@ -162,33 +137,19 @@ def _per_call(call, samples, repeats: int = 3) -> float:
 def measure_calls(output_dir: str, pipeline_name: str) -> Dict:
   """One Evaluator with every replaced function counted, then its calls timed both ways."""
   # pylint: disable=g-import-not-at-top
-  from apache_beam.runners.worker import statecache
   from tensorflow_model_analysis.metrics import metric_util
-  from tensorflow_model_analysis.utils import model_util
 
-  from uet_upstream import beam as upstream_beam, tfma as upstream_tfma
+  from uet_upstream import tfma as upstream_tfma
   # pylint: enable=g-import-not-at-top
   lookup = _Recorder(metric_util.to_label_prediction_example_weight, keep=20_000)
-  weigh = _Recorder(statecache.get_deep_size, keep=2_000)
-  signatures = _Recorder(None, keep=40)
-  original_get_callable = model_util.get_callable
-
-  def get_callable(model, signature_name=None, required=True):
-    fn = original_get_callable(model, signature_name, required)
-    return None if fn is None else _CountedSignature(fn, signatures)
 
   @contextlib.contextmanager
   def counting():
-    saved = (metric_util.to_label_prediction_example_weight, statecache.get_deep_size,
-             model_util.get_callable)
     metric_util.to_label_prediction_example_weight = lookup
-    statecache.get_deep_size = weigh
-    model_util.get_callable = get_callable
     try:
       yield True
     finally:
-      (metric_util.to_label_prediction_example_weight, statecache.get_deep_size,
-       model_util.get_callable) = saved
+      metric_util.to_label_prediction_example_weight = lookup.original
 
   run = _evaluate(output_dir, pipeline_name, [counting])
 
@@ -202,12 +163,6 @@ def measure_calls(output_dir: str, pipeline_name: str) -> Dict:
            lambda s: list(lookup.original(*s[0], **s[1])),
            lambda s: list(upstream_tfma.to_label_prediction_example_weight(*s[0], **s[1])),
            lookup.samples),
-      both("tfma.keyword_signature_calls", signatures.calls,
-           lambda s: s[0](s[1]), lambda s: upstream_tfma.keyword_call(s[0])(s[1]),
-           signatures.samples),
-      both("beam.module_globals_not_excluded", weigh.calls,
-           lambda s: weigh.original(*s[0], **s[1]),
-           lambda s: upstream_beam.get_deep_size(*s[0], **s[1]), weigh.samples),
   ]
   return {"cpu": run["cpu"], "seconds": run["seconds"], "rows": rows}
 

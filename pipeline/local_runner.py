@@ -23,7 +23,6 @@ from pipeline import store as store_lib
 from pipeline import up_to_date
 from pipeline.config import SUMMARY_FILE, PipelineConfig
 from pipeline.pipeline import create_pipeline
-from uet_upstream import beam as upstream_beam
 
 # Beam flags by which TFX sees that a pipeline's Python dependencies are taken care of.
 # Without one, every Beam component (ExampleGen, StatisticsGen, Transform, both
@@ -117,8 +116,7 @@ def run(config: PipelineConfig, stream: Optional[TextIO] = None,
     with progress.ProgressMonitor(config.metadata_path, config.pipeline_name,
                                   stream) as monitor:
       try:
-        with cancel.cancel_on_sigterm() as cancelled, \
-            upstream_beam.module_globals_not_excluded():
+        with cancel.cancel_on_sigterm() as cancelled:
           monitor.cancelled = cancelled
           parallel_runner.LocalDagRunner(beside=RUN_BESIDE, log_file=log_file,
                                          before_launch=cancelled.check).run(pipeline)

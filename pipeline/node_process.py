@@ -37,7 +37,7 @@ def main(argv) -> int:
   from tfx.proto.orchestration import pipeline_pb2
 
   from pipeline import cancel, disk
-  from uet_upstream import beam as upstream_beam, tfx as upstream_tfx
+  from uet_upstream import tfx as upstream_tfx
   # pylint: enable=g-import-not-at-top
   absl.logging.set_verbosity(absl.logging.INFO)
   pipeline = pipeline_pb2.Pipeline()
@@ -46,7 +46,7 @@ def main(argv) -> int:
   node = next(n.pipeline_node for n in pipeline.nodes
               if n.pipeline_node.node_info.id == node_id)
   try:
-    with cancel.cancel_on_sigterm(), upstream_beam.module_globals_not_excluded():
+    with cancel.cancel_on_sigterm():
       upstream_tfx.launch(pipeline, node)
   except Exception as e:  # pylint: disable=broad-except
     absl.logging.exception("Component %s failed in a child process (log: %s)", node_id,

@@ -1,19 +1,13 @@
-"""uet_upstream/tfma.py: pinned to its TFMA release, and the same results as TFMA's own code.
-
-The fast label/prediction lookup gives exactly what TFMA's function gives; signatures called
-by keyword give the same outputs without TensorFlow's failed bind.
-"""
+"""uet_upstream/tfma.py: pinned to its TFMA release; the fast label/prediction lookup gives
+exactly what TFMA's own function gives."""
 
 import inspect
 import itertools
 
 import numpy as np
 import pytest
-import tensorflow as tf
 import tensorflow_model_analysis as tfma
-from tensorflow.python.eager.polymorphic_function import concrete_function
 from tensorflow_model_analysis.metrics import metric_types, metric_util
-from tensorflow_model_analysis.utils import model_util
 
 from pipeline import pipeline as pipeline_lib
 from pipeline.config import EvaluationConfig
@@ -104,79 +98,16 @@ def test_installed_only_inside_the_block():
 
 
 
-@pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
-  """A SavedModel with a one-input signature (serialized examples, as ours) and a
-  two-input one."""
-  module = tf.Module()
-
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-  def one(serialized):
-    return {"length": tf.strings.length(serialized)}
-
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="a"),
-                                tf.TensorSpec([None], tf.float32, name="b")])
-  def two(a, b):
-    return {"sum": a + b}
-
-  path = str(tmp_path_factory.mktemp("model"))
-  tf.saved_model.save(module, path, signatures={"serving_default": one, "pair": two})
-  return tf.saved_model.load(path)
-
-
-@pytest.fixture
-def flat_calls(monkeypatch):
-  """Counts calls through the flat signature (TensorFlow's fallback after a failed bind)."""
-  calls = []
-  original = concrete_function.ConcreteFunction._call_with_flat_signature  # pylint: disable=protected-access
-
-  def counting(self, args, kwargs):
-    calls.append(1)
-    return original(self, args, kwargs)
-  monkeypatch.setattr(concrete_function.ConcreteFunction, "_call_with_flat_signature", counting)
-  return calls
-
-
-BATCH = tf.constant([b"a", b"bcd", b""])
-
-
-def test_tfmas_positional_call_falls_back_without_the_fix(loaded, flat_calls):
-  fn = model_util.get_callable(loaded, "serving_default")
-  assert fn(BATCH)["length"].numpy().tolist() == [1, 3, 0]
-  assert flat_calls  # bound by keyword only: the positional call failed, then fell back
-
-
-def test_with_the_fix_a_positional_call_binds_by_keyword(loaded, flat_calls):
-  with upstream_tfma.keyword_signature_calls() as installed:
-    assert installed
-    fn = model_util.get_callable(loaded, "serving_default")
-    assert fn(BATCH)["length"].numpy().tolist() == [1, 3, 0]
-    assert fn(examples=BATCH)["length"].numpy().tolist() == [1, 3, 0]
-    # What TFMA reads off a signature before calling it is still there.
-    assert fn.structured_input_signature == (
-        loaded.signatures["serving_default"].structured_input_signature)
-  assert not flat_calls
-  assert model_util.get_callable is upstream_tfma._ORIGINAL_GET_CALLABLE  # pylint: disable=protected-access
-
-
-def test_other_signatures_are_handed_out_unchanged(loaded):
-  with upstream_tfma.keyword_signature_calls():
-    pair = model_util.get_callable(loaded, "pair")
-    assert pair is loaded.signatures["pair"]
-    out = pair(a=tf.constant([1.0]), b=tf.constant([2.0]))
-    np.testing.assert_allclose(out["sum"].numpy(), [3.0])
-
-
 def _parameters(fn) -> list:
   return list(inspect.signature(fn).parameters)
 
 
-def test_tfma_is_the_release_the_replacements_were_checked_against():
+def test_tfma_is_the_release_the_replacement_was_checked_against():
   assert tfma.__version__ == pins.TFMA, (
       f"TFMA {tfma.__version__} is installed; uet_upstream/tfma.py reproduces functions of "
-      f"TFMA {pins.TFMA}. Compare metric_util.to_label_prediction_example_weight, "
-      "metric_util._yield_fractional_labels and model_util.get_callable with that release, "
-      "re-run bench/upstream.py, then update pins.TFMA (or drop the replacement)")
+      f"TFMA {pins.TFMA}. Compare metric_util.to_label_prediction_example_weight and "
+      "metric_util._yield_fractional_labels with that release, re-run bench/upstream.py, "
+      "then update pins.TFMA (or drop the replacement)")
 
 
 def test_to_label_prediction_example_weight_takes_the_arguments_the_replacement_takes():
@@ -192,10 +123,3 @@ def test_the_private_fractional_label_split_is_still_there():
                                                       "example_weight"], (
       "TFMA's private metric_util._yield_fractional_labels moved or changed; "
       "uet_upstream/tfma.py (_fractional) calls it")
-
-
-def test_get_callable_takes_the_arguments_the_replacement_passes():
-  assert _parameters(upstream_tfma._ORIGINAL_GET_CALLABLE) == [  # pylint: disable=protected-access
-      "model", "signature_name", "required"], (
-          "TFMA's model_util.get_callable changed its arguments: uet_upstream/tfma.py's "
-          "get_callable passes (model, signature_name, required)")

@@ -12,11 +12,10 @@ or when the private symbol, signature or reproduced source it relies on has move
              swapping a built component's executor, ExampleGen's split writer
   kfp.py     the pipeline spec TFX's Kubeflow V2 compiler writes: what it cannot compile,
              and the repairs it needs
-  tfma.py    a faster label/prediction lookup, and signatures called by keyword
-  beam.py    cheaper weights for the DirectRunner's state cache
+  tfma.py    a faster label/prediction lookup for TFMA's metrics
   keras.py   a model's checkpoint children (the warm start reads all but its optimizer)
 
-A runtime replacement (tfma.py, beam.py) stays only while `bench/upstream.py` shows what it
+A runtime replacement (tfma.py) stays only while `bench/upstream.py` shows what it
 saves (bench/results/upstream.md).
 
 This package imports upstream libraries only, never the project's own packages.

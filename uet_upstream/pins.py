@@ -10,7 +10,6 @@ from typing import Any, Iterator
 
 TFX = "1.16.0"
 TFMA = "0.47.1"
-BEAM = "2.59.0"
 TF_KERAS = "2.16.0"
 KFP_PIPELINE_SPEC = "0.2.2"
 

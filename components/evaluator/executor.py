@@ -13,12 +13,12 @@ from uet_upstream import tfma as upstream_tfma
 class EvaluatorExecutor(evaluator_executor.Executor):
   """TFX's Evaluator executor; an empty `baseline_model` is no baseline (AUC floor only).
 
-  TFMA runs with `uet_upstream.tfma.fast_evaluation()`: the same metrics, less time.
+  TFMA runs with `uet_upstream.tfma.fast_label_lookup()`: the same metrics, less time.
   """
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    with upstream_tfma.fast_evaluation():
+    with upstream_tfma.fast_label_lookup():
       super().Do(decisions.drop_empty(input_dict, standard_component_specs.BASELINE_MODEL_KEY),
                  output_dict, exec_properties)
