@@ -23,16 +23,11 @@ from pipeline import store as store_lib
 from pipeline import up_to_date
 from pipeline.config import SUMMARY_FILE, PipelineConfig
 from pipeline.pipeline import create_pipeline
+from uet_upstream import tfx as upstream_tfx
 
-# Beam flags by which TFX sees that a pipeline's Python dependencies are taken care of.
-# Without one, every Beam component (ExampleGen, StatisticsGen, Transform, both
-# Evaluators) first copies the installed tfx package and builds an sdist of it for remote
-# workers, for nothing on the DirectRunner, which runs in this environment.
-_DEPENDENCY_FLAGS = ("--extra_package", "--extra_packages", "--setup_file",
-                     "--requirements_file", "--sdk_container_image",
-                     "--worker_harness_container_image")
-# The SDK image of this Beam version. The DirectRunner chooses its own environment (this
-# process, or subprocesses of this Python), so it never pulls or runs it.
+# The SDK image of this Beam version: a dependency flag TFX recognizes
+# (`uet_upstream.tfx.declares_beam_dependencies`). The DirectRunner chooses its own
+# environment (this process, or subprocesses of this Python), so it never pulls or runs it.
 _DIRECT_RUNNER_SDK_IMAGE = "--sdk_container_image=apache/beam_python3.10_sdk:2.59.0"
 # Run beside the node this process runs, in a second process, when both are ready: each
 # Evaluator runs TFMA's per-example Python in one thread, so two of them use both cores
@@ -41,11 +36,16 @@ RUN_BESIDE = (ids.EVALUATOR, ids.PRODUCTION_EVALUATOR)
 
 
 def local_beam_args(beam_args) -> list:
-  """`beam_args` plus, on the DirectRunner, a flag that skips TFX's tfx sdist build."""
+  """`beam_args` plus, on the DirectRunner, a flag that skips TFX's tfx sdist build.
+
+  Without one, every Beam component (ExampleGen, StatisticsGen, Transform, both Evaluators)
+  first copies the installed tfx package and builds an sdist of it for remote workers, for
+  nothing on the DirectRunner, which runs in this environment.
+  """
   args = list(beam_args)
   runner = [a.split("=", 1)[1] for a in args if a.startswith("--runner=")]
   direct = not runner or runner[-1] in ("DirectRunner", "direct", "SwitchingDirectRunner")
-  if direct and not any(a.split("=", 1)[0] in _DEPENDENCY_FLAGS for a in args):
+  if direct and not upstream_tfx.declares_beam_dependencies(args):
     args.append(_DIRECT_RUNNER_SDK_IMAGE)
   return args
 

@@ -18,7 +18,9 @@ from tfx.dsl.components.base import executor_spec
 from tfx.orchestration.local import local_dag_runner, runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils
 from tfx.types import standard_artifacts
+from tfx.utils import dependency_utils
 
+from pipeline import config, local_runner
 from uet_upstream import pins, tfx as upstream_tfx
 
 # sha256 of the source of TFX 1.16.0's LocalDagRunner.run_with_ir, the loop
@@ -63,6 +65,19 @@ def test_the_split_writer_writes_the_files_tfxs_readers_read(tmp_path):
   assert written.name.startswith(write_split.DEFAULT_FILE_NAME) and written.suffix == ".gz"
   records = list(tf.data.TFRecordDataset(str(written), compression_type="GZIP"))
   assert [r.numpy() for r in records] == [b"a", b"b", b"c"]
+
+
+def test_tfx_packages_nothing_for_the_local_runners_beam_arguments(monkeypatch):
+  def no_sdist():
+    raise AssertionError("TFX builds its sdist for these Beam arguments: "
+                         "uet_upstream.tfx.BEAM_DEPENDENCY_OPTIONS no longer matches "
+                         "tfx.utils.dependency_utils.make_beam_dependency_flags")
+  monkeypatch.setattr(dependency_utils, "build_ephemeral_package", no_sdist)
+  args = local_runner.local_beam_args(config.DEFAULT_BEAM_ARGS)
+  assert upstream_tfx.declares_beam_dependencies(args)
+  assert dependency_utils.make_beam_dependency_flags(args) == args
+  for name in upstream_tfx.BEAM_DEPENDENCY_OPTIONS:
+    assert f"'{name}'" in inspect.getsource(dependency_utils.make_beam_dependency_flags), name
 
 
 def test_the_internals_launch_calls_take_the_arguments_it_passes():

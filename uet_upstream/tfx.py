@@ -1,5 +1,6 @@
 """TFX internals: launching the nodes of a compiled pipeline, the Pusher executor's records,
-swapping a built component's executor, and ExampleGen's split writer.
+swapping a built component's executor, ExampleGen's split writer, and the Beam flags by
+which TFX skips packaging itself.
 
 1. `NodeByNodeRunner` and `launch`: the local runner (`pipeline/parallel_runner.py`)
    launches the nodes of the compiled pipeline itself, to run a chosen node in a second
@@ -22,6 +23,11 @@ swapping a built component's executor, and ExampleGen's split writer.
    they came, so it neither shuffles nor bounds memory; the Trainer shuffles its input
    (`trainer/train.py`), on every runner. The MovieLens ExampleGen writes its splits with
    it (docs/measured.md has the memory it saves).
+5. `declares_beam_dependencies`: before each Beam component runs, TFX builds an sdist of
+   the installed tfx for remote Beam workers unless a Beam flag says the workers' Python
+   dependencies are taken care of (`tfx.utils.dependency_utils`, not a public API). The
+   local runner sets one on the DirectRunner, which needs no package
+   (`pipeline/local_runner.py`).
 """
 
 import datetime
@@ -44,6 +50,10 @@ from tfx.types import artifact
 PUSHED_KEY = pusher_executor._PUSHED_KEY  # pylint: disable=protected-access
 PUSHED_DESTINATION_KEY = pusher_executor._PUSHED_DESTINATION_KEY  # pylint: disable=protected-access
 PUSHED_VERSION_KEY = pusher_executor._PUSHED_VERSION_KEY  # pylint: disable=protected-access
+
+# The Beam options by which TFX sees that remote workers get their Python dependencies.
+BEAM_DEPENDENCY_OPTIONS = ("extra_packages", "setup_file", "requirements_file",
+                           "worker_harness_container_image", "sdk_container_image")
 
 # What TFX's LocalDagRunner logs around each node; the local runner logs the same lines.
 LAUNCH_RECORD = "Component %s is running."
@@ -150,3 +160,9 @@ def write_split_in_order(examples: beam.pvalue.PCollection,
   """Writes serialized examples to `split_uri` as TFX's WriteSplit does, in their order."""
   return examples | "Write" >> beam.io.WriteToTFRecord(
       os.path.join(split_uri, write_split.DEFAULT_FILE_NAME), file_name_suffix=".gz")
+
+
+def declares_beam_dependencies(beam_args) -> bool:
+  """Whether `beam_args` set an option by which TFX builds no sdist of itself for workers."""
+  options = beam.options.pipeline_options.PipelineOptions(flags=list(beam_args))
+  return any(options.get_all_options().get(name) for name in BEAM_DEPENDENCY_OPTIONS)
