@@ -9,7 +9,8 @@ or when the private symbol, signature or reproduced source it relies on has move
 
   pins.py    the releases every touchpoint was checked against; `replaced()`
   tfx.py     TFX's local orchestration (launch one node), Pusher executor internals,
-             swapping a built component's executor, ExampleGen's split writer
+             swapping a built component's executor, ExampleGen's split writer, the
+             Beam flags by which TFX skips packaging itself
   kfp.py     the pipeline spec TFX's Kubeflow V2 compiler writes: what it cannot compile,
              and the repairs it needs
   tfma.py    a faster label/prediction lookup for TFMA's metrics
