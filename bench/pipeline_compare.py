@@ -35,7 +35,7 @@ def run_fresh(checkout: str, data_dir: str, output_dir: str) -> Dict:
   """`uet run` of `checkout` (its own packages first on the path) in a new output dir."""
   shutil.rmtree(output_dir, ignore_errors=True)
   env = dict(os.environ, PYTHONPATH=checkout)
-  cmd = [PYTHON, "-m", "pipeline.cli", "run", "--data-dir", data_dir,
+  cmd = [PYTHON, "-m", "tools.cli", "run", "--data-dir", data_dir,
          "--output-dir", output_dir]
   start = time.perf_counter()
   proc = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 
 import psutil
 
-from pipeline.local_runner import STARTED_LINE
+from pipeline.progress import STARTED_LINE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UET = os.path.join(REPO, ".venv", "bin", "uet")

@@ -1,2 +1,3 @@
-"""Pipeline components TFX does not ship: the MovieLens ExampleGen, the validation gate,
-the atomic Pusher and the lineage-reading resolver strategies."""
+"""Pipeline components TFX does not ship: the MovieLens ExampleGen, the validation gate and
+its drift baseline, the atomic Pusher, the model in production, and the Trainer and
+Evaluator that read "nothing in production" as no input."""

@@ -24,6 +24,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from tfx import types
 from tfx.dsl.io import fileio
 
+from components import paths
+
 # String custom property of an output that stands for "nothing": its value says why.
 EMPTY_KEY = "uet_empty"
 RECORD_SUFFIX = ".json"
@@ -58,7 +60,7 @@ def write_json(path: str, record: Dict[str, Any]) -> None:
   atomic per object.
   """
   fileio.makedirs(os.path.dirname(path))
-  if "://" in path:
+  if not paths.is_local(path):
     with fileio.open(path, "w") as f:
       f.write(json.dumps(record, indent=1, sort_keys=True))
     return

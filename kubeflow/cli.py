@@ -13,10 +13,10 @@ Only argparse is imported here; TFX, KFP and the Vertex SDK load inside the comm
 import argparse
 import json
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Sequence
 
-from pipeline.cli import (EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA, EXIT_OK,
-                          EXIT_USAGE)
+from pipeline.exit_codes import (EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA,
+                                  EXIT_OK, EXIT_USAGE)
 
 
 def add_parser(sub) -> None:
@@ -128,6 +128,21 @@ def _add_schedule_parser(sub) -> None:
   p.set_defaults(func=cmd_schedule)
 
 
+def parse_assignments(items: Optional[Sequence[str]], flag: str) -> Dict[str, str]:
+  """`["min_auc_gain=0.02", ...]` -> `{"min_auc_gain": "0.02"}` (the values of `flag`).
+
+  Raises:
+    ValueError: an item without a name and `=`; the message names `flag`.
+  """
+  result = {}
+  for item in items or ():
+    name, sep, value = item.partition("=")
+    if not sep or not name.strip():
+      raise ValueError(f"{flag} {item!r}: use NAME=VALUE, e.g. min_auc_gain=0.02")
+    result[name.strip()] = value
+  return result
+
+
 def _error(command: str, message: Any) -> int:
   print(f"uet {command}: error: {message}", file=sys.stderr)
   return EXIT_USAGE
@@ -207,7 +222,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
   """`uet schedule`: builds the request, prints it (--dry-run) or sends it."""
   from kubeflow import cron as cron_lib, schedule  # pylint: disable=g-import-not-at-top
   try:
-    overrides: Dict[str, Any] = schedule.parse_assignments(args.param)
+    overrides: Dict[str, Any] = parse_assignments(args.param, "--param")
     if args.span is not None:
       overrides["range_config"] = schedule.span_range_config(args.span)
     common = dict(pipeline_path=args.pipeline, cron=args.cron, overrides=overrides,
@@ -218,7 +233,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     else:
       request = schedule.kubeflow_request(host=args.host, experiment=args.experiment,
                                           namespace=args.namespace, **common)
-  except (schedule.ScheduleError, cron_lib.CronError) as e:
+  except (ValueError, cron_lib.CronError) as e:  # ScheduleError is a ValueError
     return _error("schedule", e)
   if args.dry_run:
     print(json.dumps(request, indent=2, sort_keys=True))
@@ -234,8 +249,11 @@ def cmd_run_spec(args: argparse.Namespace) -> int:
   from kubeflow import run_spec  # pylint: disable=g-import-not-at-top
   from pipeline import lock  # pylint: disable=g-import-not-at-top
   try:
-    result = run_spec.run(args.spec, pipeline_root=args.pipeline_root,
-                          overrides=run_spec.parse_assignments(args.parameter))
+    overrides = parse_assignments(args.parameter, "--parameter")
+  except ValueError as e:
+    return _error("run-spec", e)
+  try:
+    result = run_spec.run(args.spec, pipeline_root=args.pipeline_root, overrides=overrides)
   except run_spec.StoreDamaged as e:
     print(f"uet run-spec: error: {e}", file=sys.stderr)
     return EXIT_METADATA
@@ -267,9 +285,10 @@ def _pushed(result) -> list:
   """Where the run's tasks pushed a model (PushedModel artifacts with pushed = 1)."""
   if result is None:
     return []
-  return [a["metadata"].get("pushed_destination") for outputs in result.outputs.values()
-          for artifacts in outputs.values() for a in artifacts
-          if a.get("metadata", {}).get("pushed") == 1]
+  from uet_upstream import tfx as upstream_tfx  # pylint: disable=g-import-not-at-top
+  return [a["metadata"].get(upstream_tfx.PUSHED_DESTINATION_KEY)
+          for outputs in result.outputs.values() for artifacts in outputs.values()
+          for a in artifacts if a.get("metadata", {}).get(upstream_tfx.PUSHED_KEY) == 1]
 
 
 def _pushed_line(result) -> str:

@@ -21,7 +21,9 @@ from tfx.types import standard_component_specs
 from tfx.utils import json_utils, proto_utils
 
 from components import decisions
-from components.production_model import executor as production_executors
+from components.evaluator import executor as evaluator_executors
+from components.trainer import executor as trainer_executors
+from pipeline import pipeline as pipeline_lib
 
 # Execution property keys; each is bound to the runtime parameter of the same name.
 MIN_AUC_GAIN_KEY = "min_auc_gain"  # AUC change threshold (absolute) = +value
@@ -29,23 +31,14 @@ MAX_AUC_REGRESSION_KEY = "max_auc_regression"  # AUC change threshold (absolute)
 AUC_FLOOR_KEY = "auc_floor"  # AUC value threshold, lower bound
 EPOCHS_KEY = "epochs"
 
-_AUC = "AUC"
 _EVAL_CONFIG_KEY = standard_component_specs.EVAL_CONFIG_KEY
 _CUSTOM_CONFIG_KEY = standard_component_specs.CUSTOM_CONFIG_KEY
 _BASE_MODEL_KEY = standard_component_specs.BASE_MODEL_KEY
 
 
 def _auc_thresholds(eval_config: tfma.EvalConfig) -> List[tfma.MetricThreshold]:
-  # The pipeline puts the AUC bounds on the overall slice (per_slice_thresholds); a plain
-  # `threshold` is honoured too. Returned messages are live: setting them edits the config.
-  thresholds = []
-  for spec in eval_config.metrics_specs:
-    for metric in spec.metrics:
-      if metric.class_name != _AUC:
-        continue
-      if metric.HasField("threshold"):
-        thresholds.append(metric.threshold)
-      thresholds.extend(p.threshold for p in metric.per_slice_thresholds)
+  """`pipeline.auc_thresholds`, which must find at least one."""
+  thresholds = pipeline_lib.auc_thresholds(eval_config)
   if not thresholds:
     raise ValueError("eval_config has no AUC metric with a threshold, so the AUC runtime "
                      "parameters have nothing to set; see make_eval_config in "
@@ -157,7 +150,7 @@ def apply_training_parameters(exec_properties: Dict[str, Any]) -> Dict[str, Any]
   return props
 
 
-class EvaluatorExecutor(production_executors.EvaluatorExecutor):
+class EvaluatorExecutor(evaluator_executors.EvaluatorExecutor):
   """The pipeline's Evaluator executor, with its AUC thresholds from runtime parameters."""
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
@@ -166,7 +159,7 @@ class EvaluatorExecutor(production_executors.EvaluatorExecutor):
     super().Do(input_dict, output_dict, apply_evaluation_parameters(exec_properties))
 
 
-class TrainerExecutor(production_executors.TrainerExecutor):
+class TrainerExecutor(trainer_executors.TrainerExecutor):
   """The pipeline's Trainer executor (trains in the component's container), with runtime
   `epochs`."""
 
@@ -188,6 +181,6 @@ class VertexTrainerExecutor(vertex_trainer_executor.GenericExecutor):
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    # As production_model.executor.TrainerExecutor: nothing in production, no base model.
+    # As components.trainer.executor.TrainerExecutor: nothing in production, no base model.
     super().Do(decisions.drop_empty(input_dict, _BASE_MODEL_KEY), output_dict,
                apply_training_parameters(exec_properties))

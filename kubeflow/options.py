@@ -15,7 +15,6 @@ TARGETS = (VERTEX, KUBEFLOW)
 
 DIRECT = "direct"
 DATAFLOW = "dataflow"
-BEAM_RUNNERS = (DIRECT, DATAFLOW)
 
 # Where kubeflow/Dockerfile puts the project inside the image. The compiled spec names files
 # under it (the curated schema), so the two must agree (tests/test_dockerfile.py checks).

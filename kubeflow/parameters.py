@@ -25,11 +25,12 @@ from typing import Any, Dict, List, Sequence, Type
 from tfx import v1 as tfx
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.components.trainer import executor as trainer_executor
-from tfx.dsl.components.base import base_component, executor_spec
+from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_component_specs
 
 from kubeflow import executors
-from pipeline import pipeline as pipeline_lib
+from pipeline import ids
+from uet_upstream import tfx as upstream_tfx
 
 RuntimeParameter = tfx.dsl.experimental.RuntimeParameter
 
@@ -66,8 +67,8 @@ ALL = (DATA_DIR, RANGE_CONFIG, MIN_AUC_GAIN, MAX_AUC_REGRESSION, AUC_FLOOR, EPOC
 # baseline gate needs a gain, the production gate tolerates a regression, i.e. a negative
 # change. Both share `auc_floor`.
 EVALUATOR_GATES = {
-    pipeline_lib.EVALUATOR: (MIN_AUC_GAIN, 1.0),
-    pipeline_lib.PRODUCTION_EVALUATOR: (MAX_AUC_REGRESSION, -1.0),
+    ids.EVALUATOR: (MIN_AUC_GAIN, 1.0),
+    ids.PRODUCTION_EVALUATOR: (MAX_AUC_REGRESSION, -1.0),
 }
 
 
@@ -75,31 +76,6 @@ def _runtime_parameter(parameter: Parameter, default: Any) -> RuntimeParameter:
   return RuntimeParameter(name=parameter.name, ptype=parameter.ptype,
                           default=parameter.ptype(default),
                           description=parameter.description)
-
-
-def replace_executor(component: base_component.BaseComponent, executor_class: Type,
-                     expected_base: Type) -> None:
-  """Runs `component` with `executor_class`, keeping its Beam arguments and flags.
-
-  This is what TFX's cloud extensions do by subclassing (e.g. the Vertex Trainer is the stock
-  Trainer with another EXECUTOR_SPEC), applied to an already-built component.
-
-  Raises:
-    TypeError: the component's executor is not an `expected_base` (the graph changed in a
-      way this runner does not know).
-  """
-  old = component.executor_spec
-  if not (isinstance(old, executor_spec.ExecutorClassSpec)
-          and issubclass(old.executor_class, expected_base)):
-    raise TypeError(f"{component.id}: expected an executor derived from "
-                    f"{expected_base.__module__}.{expected_base.__name__}, found {old!r}")
-  if isinstance(old, executor_spec.BeamExecutorSpec):
-    new = executor_spec.BeamExecutorSpec(executor_class)
-    new.beam_pipeline_args = list(old.beam_pipeline_args)
-  else:
-    new = executor_spec.ExecutorClassSpec(executor_class)
-  new.extra_flags = list(old.extra_flags)
-  component.executor_spec = new
 
 
 def _node(nodes: Dict[str, Any], node_id: str):
@@ -146,7 +122,7 @@ def bind(pipeline: tfx.dsl.Pipeline) -> List[RuntimeParameter]:
   nodes = {node.id: node for node in pipeline.components}
   result = {}
 
-  example_gen = _node(nodes, pipeline_lib.EXAMPLE_GEN)
+  example_gen = _node(nodes, ids.EXAMPLE_GEN)
   props = example_gen.exec_properties
   for parameter, key in ((DATA_DIR, standard_component_specs.INPUT_BASE_KEY),
                          (RANGE_CONFIG, standard_component_specs.RANGE_CONFIG_KEY)):
@@ -170,7 +146,7 @@ def bind(pipeline: tfx.dsl.Pipeline) -> List[RuntimeParameter]:
       result[parameter.name] = _runtime_parameter(
           parameter, _single_default(parameter, defaults[parameter.name]))
   for node in evaluators:
-    replace_executor(node, executors.EvaluatorExecutor, evaluator_executor.Executor)
+    upstream_tfx.replace_executor(node, executors.EvaluatorExecutor, evaluator_executor.Executor)
     for parameter in (EVALUATOR_GATES[node.id][0], AUC_FLOOR):
       node.exec_properties[parameter.name] = result[parameter.name]
 
@@ -179,7 +155,8 @@ def bind(pipeline: tfx.dsl.Pipeline) -> List[RuntimeParameter]:
       t.exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)) for t in trainers}
   result[EPOCHS.name] = _runtime_parameter(EPOCHS, _single_default(EPOCHS, epochs))
   for trainer in trainers:
-    replace_executor(trainer, executors.TrainerExecutor, trainer_executor.GenericExecutor)
+    upstream_tfx.replace_executor(trainer, executors.TrainerExecutor,
+                                  trainer_executor.GenericExecutor)
     trainer.exec_properties[EPOCHS.name] = result[EPOCHS.name]
 
   return [result[p.name] for p in ALL if p.name in result]

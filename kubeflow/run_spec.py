@@ -51,6 +51,7 @@ import ml_metadata as mlmd
 import yaml
 from ml_metadata.proto import metadata_store_pb2
 
+from components import paths
 from kubeflow import cel
 from pipeline import data, disk, lock, metadata_backup
 
@@ -194,21 +195,6 @@ def parameter_values(job: Mapping[str, Any], overrides: Mapping[str, str]) -> Di
       raise RunSpecError(f"parameter {name} has no default; give --parameter {name}=VALUE")
     values[name] = _typed(name, definition.get("parameterType", "STRING"), value)
   return values
-
-
-def parse_assignments(items: Optional[Sequence[str]]) -> Dict[str, str]:
-  """{name: value} of NAME=VALUE strings.
-
-  Raises:
-    RunSpecError: an item without `=`.
-  """
-  result = {}
-  for item in items or ():
-    name, sep, value = item.partition("=")
-    if not sep or not name:
-      raise RunSpecError(f"--parameter {item!r}: use NAME=VALUE")
-    result[name] = value
-  return result
 
 
 def _upstream(task: Mapping[str, Any]) -> List[str]:
@@ -371,7 +357,7 @@ def local_pipeline_root(job: Mapping[str, Any], pipeline_root: Optional[str]) ->
           or job["pipelineSpec"].get("defaultPipelineRoot"))
   if not root:
     raise RunSpecError("the spec has no pipeline root; give --pipeline-root DIR")
-  if "://" in root:
+  if not paths.is_local(root):
     raise RunSpecError(f"pipeline root {root!r} is not on this machine; give "
                        "--pipeline-root DIR (or compile with a local --pipeline-root)")
   return os.path.abspath(root)
@@ -639,7 +625,7 @@ def run(path: str, pipeline_root: Optional[str] = None,
 
 def _check_data_dir(value: Any) -> None:
   """A local `data_dir` must be a MovieLens directory, as for `uet run --data-dir`."""
-  if not isinstance(value, str) or not value or "://" in value:
+  if not isinstance(value, str) or not value or not paths.is_local(value):
     return  # on the cloud's storage: the ExampleGen task reads it
   try:
     data.check_movielens_dir(value, given_as=DATA_DIR_PARAMETER)

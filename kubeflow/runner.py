@@ -14,25 +14,21 @@ from typing import Any, Dict, List
 import yaml
 from tfx import v1 as tfx
 from tfx.dsl.components.common import resolver
-from tfx.dsl.input_resolution.strategies import latest_artifact_strategy
-from tfx.dsl.input_resolution.strategies import latest_blessed_model_strategy
 from tfx.dsl.io import fileio
 from tfx.extensions.google_cloud_ai_platform import constants as vertex_constants
 from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_trainer_executor
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 from tfx.types import standard_component_specs
-from tfx.utils import deprecation_utils, json_utils
+from tfx.utils import json_utils
 
+from components import paths
 from kubeflow import executors, parameters
 from kubeflow.options import (IMAGE_PROJECT_DIR, IMAGE_SCHEMA_FILE, KUBEFLOW, VERTEX,
                               CompileOptions, VertexTrainingOptions)
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
+from uet_upstream import kfp as upstream_kfp, tfx as upstream_tfx
 
-# The only resolver strategies TFX 1.16's Kubeflow V2 compiler translates (step_builder.py);
-# any other strategy (e.g. SpanRangeStrategy) raises TypeError there.
-COMPILABLE_STRATEGIES = (latest_artifact_strategy.LatestArtifactStrategy,
-                         latest_blessed_model_strategy.LatestBlessedModelStrategy)
 _PIPELINE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
 
 
@@ -40,15 +36,10 @@ class CompileError(ValueError):
   """The pipeline or the options cannot become a working Vertex/Kubeflow pipeline."""
 
 
-def is_local_path(path: str) -> bool:
-  """Whether `path` is on this machine's filesystem (no URI scheme)."""
-  return "://" not in path
-
-
 def runs_here_only(config: config_lib.PipelineConfig) -> bool:
   """Whether the compiled pipeline can only run on this machine (`uet run-spec`): its
   pipeline root is a local directory, which no Vertex/KFP container can see."""
-  return is_local_path(config.output_dir)
+  return paths.is_local(config.output_dir)
 
 
 def compile_notes(config: config_lib.PipelineConfig) -> List[str]:
@@ -76,9 +67,9 @@ def prepare_config(config: config_lib.PipelineConfig,
                        "lowercase letters, digits and dashes ([a-z0-9][a-z0-9-]{0,127})")
   if runs_here_only(config):
     changes["output_dir"] = os.path.abspath(config.output_dir)
-    if is_local_path(config.data_dir):
+    if paths.is_local(config.data_dir):
       changes["data_dir"] = os.path.abspath(config.data_dir)
-    if config.schema_file is not None and is_local_path(config.schema_file):
+    if config.schema_file is not None and paths.is_local(config.schema_file):
       changes["schema_file"] = os.path.abspath(config.schema_file)
     if options.dataflow or options.vertex_training:
       raise CompileError(f"--pipeline-root {config.output_dir!r} is local: Dataflow and "
@@ -108,13 +99,6 @@ def prepare_config(config: config_lib.PipelineConfig,
   return config.replace(**changes)
 
 
-def _compilable(node: resolver.Resolver) -> bool:
-  strategy = node.exec_properties.get(resolver.RESOLVER_STRATEGY_CLASS)
-  if strategy is not None:
-    strategy = deprecation_utils.get_first_nondeprecated_class(strategy)
-  return strategy in COMPILABLE_STRATEGIES
-
-
 def check_resolvers(pipeline: tfx.dsl.Pipeline) -> None:
   """Fails, naming the node, on resolvers the Kubeflow V2 compiler cannot translate.
 
@@ -123,9 +107,8 @@ def check_resolvers(pipeline: tfx.dsl.Pipeline) -> None:
       LatestBlessedModelStrategy (SpanRangeStrategy, a resolver function, ...).
   """
   for node in pipeline.components:
-    if isinstance(node, resolver.Resolver) and not _compilable(node):
-      strategy = node.exec_properties.get(resolver.RESOLVER_STRATEGY_CLASS)
-      name = getattr(strategy, "__name__", "a resolver function")
+    if isinstance(node, resolver.Resolver) and not upstream_kfp.compilable(node):
+      name = getattr(upstream_kfp.strategy(node), "__name__", "a resolver function")
       raise CompileError(
           f"{node.id}: {name} does not compile for Vertex/Kubeflow (TFX 1.16 translates only "
           "LatestArtifactStrategy and LatestBlessedModelStrategy, and raises TypeError on "
@@ -146,8 +129,8 @@ def use_vertex_training(pipeline: tfx.dsl.Pipeline, training: VertexTrainingOpti
   for node in pipeline.components:
     if not parameters.runs_executor(node, executors.TrainerExecutor):
       continue
-    parameters.replace_executor(node, executors.VertexTrainerExecutor,
-                                executors.TrainerExecutor)
+    upstream_tfx.replace_executor(node, executors.VertexTrainerExecutor,
+                                  executors.TrainerExecutor)
     key = standard_component_specs.CUSTOM_CONFIG_KEY
     custom = json.loads(node.exec_properties.get(key) or "null") or {}
     custom.update({
@@ -156,59 +139,6 @@ def use_vertex_training(pipeline: tfx.dsl.Pipeline, training: VertexTrainingOpti
         vertex_trainer_executor.TRAINING_ARGS_KEY: training.job_args(image),
     })
     node.exec_properties[key] = json_utils.dumps(custom)
-
-
-_CONDITION_KEY = re.compile(r"inputs\.artifacts\['([^']+)'\]")
-
-
-def repair_condition_keys(job: Dict[str, Any]) -> List[str]:
-  """Points trigger conditions at the input keys their tasks have.
-
-  TFX 1.16's step builder names a channel of a `Cond` predicate `_<producer>.<output>` and
-  adds it as an input, except when the task already has that channel as an input under
-  another key (the Pusher's `model_blessing` is the ProductionEvaluator's blessing); its
-  CEL then still says `_ProductionEvaluator.blessing`, a key the task does not have, and
-  Vertex cannot evaluate the condition. Such a reference is renamed to the task's own key
-  for the same producer output.
-
-  Returns:
-    "task: old -> new" for each renamed key.
-
-  Raises:
-    CompileError: a condition names an input that neither exists nor maps to one.
-  """
-  renamed = []
-  for name, task in job["pipelineSpec"]["root"]["dag"]["tasks"].items():
-    condition = task.get("triggerPolicy", {}).get("condition")
-    if not condition:
-      continue
-    artifacts = task.get("inputs", {}).get("artifacts", {})
-    for key in sorted(set(_CONDITION_KEY.findall(condition))):
-      if key in artifacts:
-        continue
-      producer, _, output = key[1:].partition(".")
-      same = [k for k, spec in artifacts.items()
-              if spec.get("taskOutputArtifact") == {"producerTask": producer,
-                                                     "outputArtifactKey": output}]
-      if not key.startswith("_") or len(same) != 1:
-        raise CompileError(f"task {name}: its condition reads input {key!r}, which it does "
-                           "not have")
-      condition = condition.replace(f"inputs.artifacts['{key}']",
-                                    f"inputs.artifacts['{same[0]}']")
-      renamed.append(f"{name}: {key} -> {same[0]}")
-    task["triggerPolicy"]["condition"] = condition
-  return renamed
-
-
-def _add_parameter_defaults(job: Dict[str, Any],
-                            runtime_parameters: List[tfx.dsl.experimental.RuntimeParameter]
-                            ) -> None:
-  # TFX writes parameter defaults only into the PipelineJob's runtimeConfig, which the KFP
-  # YAML (PipelineSpec only) does not carry; KFP's own compiler puts them in the spec.
-  definitions = job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
-  for p in runtime_parameters:
-    definitions[p.name].update(
-        {"defaultValue": p.default, "isOptional": True, "description": p.description})
 
 
 def compile_pipeline(config: config_lib.PipelineConfig, options: CompileOptions,
@@ -250,10 +180,12 @@ def compile_pipeline(config: config_lib.PipelineConfig, options: CompileOptions,
           default_image=options.image, use_pipeline_spec_2_1=True))
   job = runner.run(pipeline, parameter_values=parameters.defaults(runtime_parameters),
                    write_out=False)
-  _add_parameter_defaults(job, runtime_parameters)
-  repair_condition_keys(job)
-  # KFP reads the root from the spec (its YAML has no runtimeConfig); Vertex from either.
-  job["pipelineSpec"]["defaultPipelineRoot"] = config.pipeline_root
+  upstream_kfp.add_parameter_defaults(job, runtime_parameters)
+  try:
+    upstream_kfp.repair_condition_keys(job)
+  except upstream_kfp.SpecError as e:
+    raise CompileError(str(e)) from None
+  upstream_kfp.set_default_pipeline_root(job, config.pipeline_root)
   directory = os.path.dirname(output_path)
   if directory:
     fileio.makedirs(directory)

@@ -121,17 +121,6 @@ def resolve_parameters(spec: Mapping[str, Any], job_values: Mapping[str, Any],
   return values
 
 
-def parse_assignments(assignments: Optional[List[str]]) -> Dict[str, str]:
-  """`["min_auc_gain=0.02", ...]` -> `{"min_auc_gain": "0.02"}`."""
-  result = {}
-  for item in assignments or ():
-    name, sep, value = item.partition("=")
-    if not sep or not name:
-      raise ScheduleError(f"--param {item!r}: expected NAME=VALUE, e.g. min_auc_gain=0.02")
-    result[name.strip()] = value
-  return result
-
-
 def span_range_config(span: int) -> str:
   """The `range_config` value that makes ExampleGen read exactly `span`."""
   if span < 0:

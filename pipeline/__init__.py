@@ -1,1 +1,2 @@
-"""`create_pipeline(config)`, its configuration, and the local runner and CLI."""
+"""`create_pipeline(config)`, its configuration, the local runner, and the readers of ML
+Metadata and run results."""

@@ -6,17 +6,25 @@ decide paths (local directories or gs:// URIs) and engines, then pass the config
 
 import dataclasses
 import json
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import schema
 from trainer.config import TrainingConfig
 
-# Beam on this kind of machine: in-memory DirectRunner was measured faster than
-# multi-processing with 2 workers (259 s vs 323 s for a one-model pipeline).
+# Beam on the local machine: the in-memory DirectRunner, one worker (docs/measured.md,
+# "Beam on the local machine", compares it with multi-processing).
 DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=in_memory",
                      "--direct_num_workers=1")
-# The outcome of the last run in the output directory.
+# Files of the output directory: the outcome of the last run, the local ML Metadata store,
+# the quarantined rows.
 SUMMARY_FILE = "last_run.json"
+METADATA_FILE = "metadata.sqlite"
+QUARANTINE_FILE = "quarantine.tsv"
+
+
+def output_path(output_dir: str, name: str) -> str:
+  """`name` in the output directory (a plain string join, so gs:// works too)."""
+  return f"{output_dir.rstrip('/')}/{name}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +69,11 @@ class PipelineConfig:
       when there is one; False trains from scratch every run.
     drift_rating_js: the ValidationGate stops the run when the Jensen-Shannon divergence of
       `rating` between this span and the last validated one exceeds this (TFDV drift
-      comparator; 1.0 disables). Measured on MovieLens-100K: <= 0.006 between consecutive
-      months; 1.0 for a span whose ratings are all 5.
+      comparator; 1.0 disables).
     drift_categorical_linf: ... or the L-infinity distance of `user_gender` or
-      `user_occupation` exceeds this (1.0 disables). Measured: <= 0.15 between consecutive
-      months, up to 0.40 between consecutive weeks (raise it for weekly spans).
+      `user_occupation` exceeds this (1.0 disables). Short spans differ more from each
+      other: docs/measured.md ("Drift between spans") has the distances of monthly and
+      weekly MovieLens-100K spans to choose both thresholds from.
   """
 
   data_dir: str
@@ -116,7 +124,7 @@ class PipelineConfig:
 
   @property
   def metadata_path(self) -> str:
-    return f"{self.output_dir.rstrip('/')}/metadata.sqlite"
+    return output_path(self.output_dir, METADATA_FILE)
 
   @property
   def serving_dir(self) -> str:
@@ -125,11 +133,11 @@ class PipelineConfig:
   @property
   def summary_path(self) -> str:
     """The last run's outcome (`pipeline/local_runner.py` writes it)."""
-    return f"{self.output_dir.rstrip('/')}/{SUMMARY_FILE}"
+    return output_path(self.output_dir, SUMMARY_FILE)
 
   @property
   def quarantine_path(self) -> str:
-    return f"{self.output_dir.rstrip('/')}/quarantine.tsv"
+    return output_path(self.output_dir, QUARANTINE_FILE)
 
   def replace(self, **changes: Any) -> "PipelineConfig":
     return dataclasses.replace(self, **changes)

@@ -10,14 +10,17 @@ import pathlib
 from typing import Iterable
 
 import trainer
+import uet_upstream
 
 TRAINER_DIR = pathlib.Path(trainer.__file__).resolve().parent
+# The modules of uet_upstream the trainer package imports (the Trainer runs them too).
+TRAINER_UPSTREAM = (pathlib.Path(uet_upstream.__file__).resolve().parent / "keras.py",)
 # Transform runs only these (preprocessing imports the admission filter, which reads its
 # feature list from config); editing the model code must not re-run Transform.
 TRANSFORM_SOURCES = ("features.py", "preprocessing.py", "admission.py", "config.py")
 
 
-def fingerprint(paths: Iterable[pathlib.Path], root: pathlib.Path = TRAINER_DIR) -> str:
+def fingerprint(paths: Iterable[pathlib.Path], root: pathlib.Path = TRAINER_DIR.parent) -> str:
   """sha256 over the relative names and contents of `paths` (order-independent)."""
   h = hashlib.sha256()
   for path in sorted(pathlib.Path(p) for p in paths):
@@ -29,8 +32,8 @@ def fingerprint(paths: Iterable[pathlib.Path], root: pathlib.Path = TRAINER_DIR)
 
 
 def trainer_fingerprint() -> str:
-  """Every Python file of the trainer package."""
-  return fingerprint(TRAINER_DIR.rglob("*.py"))
+  """Every Python file of the trainer package, and the upstream touchpoints it imports."""
+  return fingerprint([*TRAINER_DIR.rglob("*.py"), *TRAINER_UPSTREAM])
 
 
 def transform_fingerprint() -> str:

@@ -2,7 +2,6 @@
 
 Light on purpose (no TensorFlow, TFX or TFMA): the run summary, the report and the CLI look
 components up by these without importing the module that builds the graph.
-`pipeline.pipeline` re-exports them.
 """
 
 # Stable component ids: runners, tests and the summary look components up by these.

@@ -24,11 +24,11 @@ import sys
 import time
 from typing import List, Optional
 
+from pipeline.exit_codes import EXIT_LOCKED, EXIT_OK, EXIT_USAGE
+
 LAST_GOOD_FILE = "metadata.last-good.sqlite"
 # What SQLite may keep beside a database file; moved together with it.
 _SIDE_FILES = ("-journal", "-wal", "-shm")
-
-EXIT_OK, EXIT_USAGE, EXIT_LOCKED = 0, 2, 3
 
 
 class MetadataStoreError(RuntimeError):
@@ -225,9 +225,9 @@ def add_parser(sub) -> None:
 
 def cmd_restore(args: argparse.Namespace) -> int:
   """`uet restore-metadata`: under the output lock, restore the last-good store."""
-  from pipeline import lock  # pylint: disable=g-import-not-at-top
+  from pipeline import config as config_lib, lock  # pylint: disable=g-import-not-at-top
   output_dir = os.path.abspath(args.output_dir)
-  metadata_path = os.path.join(output_dir, "metadata.sqlite")
+  metadata_path = config_lib.output_path(output_dir, config_lib.METADATA_FILE)
   try:
     with lock.output_lock(output_dir):
       moved = restore(metadata_path)

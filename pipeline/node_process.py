@@ -15,8 +15,7 @@ import sys
 import threading
 import time
 
-# The `uet` process's environment (the Keras switch) has its one home in the CLI module.
-import pipeline.cli  # noqa: F401  pylint: disable=unused-import
+from pipeline import environment
 
 
 def _stop_with_parent(parent_pid: int) -> None:
@@ -29,6 +28,7 @@ def _stop_with_parent(parent_pid: int) -> None:
 
 
 def main(argv) -> int:
+  environment.configure()  # before anything imports TensorFlow
   request, node_id, result_path, parent_pid = argv[1:5]
   log_file = argv[5] if len(argv) > 5 else None
   _stop_with_parent(int(parent_pid))
@@ -36,8 +36,8 @@ def main(argv) -> int:
   import absl.logging
   from tfx.proto.orchestration import pipeline_pb2
 
-  from pipeline import beam_state_cache, disk, parallel_runner
-  from pipeline.local_runner import cancel_on_sigterm
+  from pipeline import cancel, disk
+  from uet_upstream import tfx as upstream_tfx
   # pylint: enable=g-import-not-at-top
   absl.logging.set_verbosity(absl.logging.INFO)
   pipeline = pipeline_pb2.Pipeline()
@@ -46,8 +46,8 @@ def main(argv) -> int:
   node = next(n.pipeline_node for n in pipeline.nodes
               if n.pipeline_node.node_info.id == node_id)
   try:
-    with cancel_on_sigterm(), beam_state_cache.module_globals_not_excluded():
-      parallel_runner.launch(pipeline, node)
+    with cancel.cancel_on_sigterm():
+      upstream_tfx.launch(pipeline, node)
   except Exception as e:  # pylint: disable=broad-except
     absl.logging.exception("Component %s failed in a child process (log: %s)", node_id,
                            log_file)

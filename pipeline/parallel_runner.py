@@ -1,17 +1,20 @@
 """TFX's LocalDagRunner, with chosen nodes run beside the others in a second process.
 
-TFX 1.16's LocalDagRunner launches one node after another (a TODO in its source says so).
-On 2 cores that leaves one idle for half of a large run: both Evaluators run TFMA's
-per-example Python in one thread (at 10M ratings they were 1,743 s of a 3,640 s run, one
-after the other), while Kubeflow and Vertex run them side by side.
+TFX 1.16's LocalDagRunner launches one node after another. On 2 cores that leaves one idle
+while a node that works in one thread runs (each Evaluator runs TFMA's per-example Python
+in one thread), where Kubeflow and Vertex run independent nodes side by side
+(docs/measured.md has what it saves).
 
 `LocalDagRunner(beside=...)` runs the graph exactly as TFX's does (same launcher, same
-ML Metadata records, same topological order in this process), except for the nodes named in
-`beside`: when this process launches a node and a later node of `beside` has all its
-upstream nodes finished, that node starts in a child process (`python -m
-pipeline.node_process`) once the node here has run for START_BESIDE_AFTER_SECONDS. At most
-one child runs at a time; a node that needs the child's outputs waits for it. A node here
-that ends sooner (found in TFX's cache) leaves the other to run here after it.
+ML Metadata records, same topological order in this process; `uet_upstream.tfx`), except
+for the nodes named in `beside`: when this process launches a node and a later node of
+`beside` has all its upstream nodes finished, that node starts in a child process (`python
+-m pipeline.node_process`) once the node here has run for START_BESIDE_AFTER_SECONDS. At
+most one child runs at a time; a node that needs the child's outputs waits for it. A node
+here that ends sooner (found in TFX's cache) leaves the other to run here after it.
+
+`before_launch`, if given, is called before any node is launched, here or in the child; what
+it raises stops the run there (`pipeline.cancel`: no node starts once SIGTERM arrived).
 
 Faults:
 - a node failing in the child fails the run, naming that node, once this process's own
@@ -20,10 +23,9 @@ Faults:
 - a node failing here (or SIGTERM) stops the child: it gets SIGTERM, TFX records its
   execution as failed, and it is marked CANCELED (it did not cause the failure);
 - the child stops by itself when this process dies (SIGKILL included); the next run marks
-  what it left running as abandoned (`local_runner.mark_abandoned`).
+  what it left running as abandoned (`pipeline.store.mark_abandoned`).
 """
 
-import datetime
 import errno
 import json
 import os
@@ -31,49 +33,20 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import Collection, List, Optional, Set, Tuple
+from typing import Callable, Collection, List, Optional, Set
 
 from absl import logging as absl_logging
-from tfx.dsl.compiler import constants
-from tfx.orchestration import metadata
-from tfx.orchestration.local import local_dag_runner, runner_utils
-from tfx.orchestration.portable import launcher, runtime_parameter_utils
 from tfx.proto.orchestration import pipeline_pb2
 
 from pipeline import store as store_lib
+from uet_upstream import tfx as upstream_tfx
 
-# TFX's record before each launch; `local_runner.cancel_on_sigterm` and the fault tests key
-# on it, so it is logged here for every node, wherever it runs.
-LAUNCH_RECORD = "Component %s is running."
 # How long a stopped child may take to record its failure before it is killed.
 STOP_SECONDS = 30.0
 # A node beside starts once the node here has run this long: a child process costs a few
 # seconds of imports, more than a node found in TFX's cache takes (a re-run finds every
 # node cached; then both run here, one after the other).
 START_BESIDE_AFTER_SECONDS = 3.0
-
-
-def connection(pipeline: pipeline_pb2.Pipeline) -> Tuple:
-  """(local deployment config, ML Metadata connection config) of a compiled pipeline."""
-  deployment_config = runner_utils.extract_local_deployment_config(pipeline)
-  connection_config = getattr(
-      deployment_config.metadata_connection_config,
-      deployment_config.metadata_connection_config.WhichOneof("connection_config"))
-  return deployment_config, connection_config
-
-
-def launch(pipeline: pipeline_pb2.Pipeline, node: pipeline_pb2.PipelineNode) -> None:
-  """Launches one node as TFX's LocalDagRunner does (this process, or a child)."""
-  deployment_config, connection_config = connection(pipeline)
-  node_id = node.node_info.id
-  launcher.Launcher(
-      pipeline_node=node,
-      mlmd_connection=metadata.Metadata(connection_config),
-      pipeline_info=pipeline.pipeline_info,
-      pipeline_runtime_spec=pipeline.runtime_spec,
-      executor_spec=runner_utils.extract_executor_spec(deployment_config, node_id),
-      custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment_config, node_id),
-  ).launch()
 
 
 class NodeProcessError(RuntimeError):
@@ -152,11 +125,12 @@ class _StartLater:
   """Starts `node_id` in a child process after `seconds`, unless `settle()` came first."""
 
   def __init__(self, seconds: float, node_id: Optional[str], pipeline: pipeline_pb2.Pipeline,
-               log_file: Optional[str]):
+               log_file: Optional[str], before_launch: Callable[[], None]):
     self.child: Optional[_Child] = None
     self._lock = threading.Lock()
     self._settled = False
     self._timer = None
+    self._before_launch = before_launch
     if node_id is not None:
       self._timer = threading.Timer(seconds, self._start, args=(node_id, pipeline, log_file))
       self._timer.daemon = True
@@ -168,9 +142,10 @@ class _StartLater:
       if self._settled:
         return
       try:
-        absl_logging.info(LAUNCH_RECORD, node_id)
+        self._before_launch()
       except Exception:  # pylint: disable=broad-except
-        return  # SIGTERM arrived (local_runner's filter): nothing new starts
+        return  # the run is stopping (SIGTERM): nothing new starts
+      absl_logging.info(upstream_tfx.LAUNCH_RECORD, node_id)
       try:
         self.child = _Child(node_id, pipeline, log_file)
       except Exception as e:  # pylint: disable=broad-except
@@ -191,30 +166,27 @@ class _StartLater:
 
 def _mark_cancelled(pipeline: pipeline_pb2.Pipeline, node_id: str) -> None:
   """Marks `node_id`'s unfinished or failed executions of this run CANCELED."""
-  _, connection_config = connection(pipeline)
-  with metadata.Metadata(connection_config) as m:
-    store_lib.cancel_unfinished(
-        m.store, pipeline.runtime_spec.pipeline_run_id.field_value.string_value,
-        node_context=f"{pipeline.pipeline_info.id}.{node_id}")
+  with upstream_tfx.metadata_connection(pipeline) as m:
+    store_lib.cancel_unfinished(m.store, upstream_tfx.run_id(pipeline),
+                                node_context=f"{pipeline.pipeline_info.id}.{node_id}")
 
 
-class LocalDagRunner(local_dag_runner.LocalDagRunner):
-  """`local_dag_runner.LocalDagRunner` that runs the nodes in `beside` in a child process
-  when another node is ready to run at the same time."""
+def _nothing() -> None:
+  """The default `before_launch`: every node may start."""
 
-  def __init__(self, beside: Collection[str] = (), log_file: Optional[str] = None):
+
+class LocalDagRunner(upstream_tfx.NodeByNodeRunner):
+  """TFX's LocalDagRunner that runs the nodes in `beside` in a child process when another
+  node is ready to run at the same time."""
+
+  def __init__(self, beside: Collection[str] = (), log_file: Optional[str] = None,
+               before_launch: Callable[[], None] = _nothing):
     super().__init__()
     self._beside = frozenset(beside)
     self._log_file = log_file
+    self._before_launch = before_launch
 
-  def run_with_ir(self, pipeline: pipeline_pb2.Pipeline,
-                  run_options: Optional[pipeline_pb2.RunOptions] = None) -> None:
-    if run_options or not self._beside:
-      # Partial runs snapshot ML Metadata between nodes: TFX's own order only.
-      return super().run_with_ir(pipeline, run_options)
-    runtime_parameter_utils.substitute_runtime_parameter(
-        pipeline, {constants.PIPELINE_RUN_ID_PARAMETER_NAME:
-                   datetime.datetime.now().isoformat()})
+  def run_nodes(self, pipeline: pipeline_pb2.Pipeline) -> None:
     nodes = [n.pipeline_node for n in pipeline.nodes]
     done: Set[str] = set()
     launched_beside: Set[str] = set()
@@ -237,22 +209,23 @@ class LocalDagRunner(local_dag_runner.LocalDagRunner):
           continue
         if child is not None and child.node_id in node.upstream_nodes:
           join()
-        if node.execution_options.HasField("skip"):
-          absl_logging.info("Skipping component %s.", node_id)
+        if upstream_tfx.is_skipped(node):
+          absl_logging.info(upstream_tfx.SKIP_RECORD, node_id)
           done.add(node_id)
           continue
-        absl_logging.info(LAUNCH_RECORD, node_id)
+        self._before_launch()
+        absl_logging.info(upstream_tfx.LAUNCH_RECORD, node_id)
         later = _StartLater(START_BESIDE_AFTER_SECONDS,
                             self._ready_beside(nodes[i + 1:], done) if child is None else None,
-                            pipeline, self._log_file)
+                            pipeline, self._log_file, self._before_launch)
         try:
-          launch(pipeline, node)
+          upstream_tfx.launch(pipeline, node)
         finally:
           started = later.settle()
           if started is not None:
             child = started
             launched_beside.add(child.node_id)
-        absl_logging.info("Component %s is finished.", node_id)
+        absl_logging.info(upstream_tfx.FINISH_RECORD, node_id)
         done.add(node_id)
       join()
     except BaseException:
@@ -268,7 +241,7 @@ class LocalDagRunner(local_dag_runner.LocalDagRunner):
                     done: Set[str]) -> Optional[str]:
     """The first node of `later` that may run beside and whose upstream nodes are done."""
     for node in later:
-      if (node.node_info.id in self._beside and not node.execution_options.HasField("skip")
+      if (node.node_info.id in self._beside and not upstream_tfx.is_skipped(node)
           and set(node.upstream_nodes) <= done):
         return node.node_info.id
     return None

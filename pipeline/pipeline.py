@@ -8,17 +8,17 @@ It knows nothing about where it runs: the local runner adds a SQLite metadata st
 Beam's DirectRunner, the Kubeflow/Vertex runner compiles the same graph. What earlier runs
 decided (the model in production, the last validated statistics) is read by components of
 the graph (ProductionModel, DriftBaseline) from records the deciding executors wrote, not
-by Resolvers: the Kubeflow V2 compiler could not express those choices as metadata queries
+by Resolvers: the Kubeflow V2 compiler cannot express those choices as metadata queries
 (components/decisions.py).
 """
 
-from typing import List, Optional
+from typing import List
 
 import tensorflow_model_analysis as tfma
-# Not `from tfx import v1`: its `extensions` load google-cloud-aiplatform (9 s at start-up),
-# which the local runner never uses.
+# Not `from tfx import v1`: its `extensions` load google-cloud-aiplatform, which the local
+# runner never uses (tests/test_cli.py checks it stays unloaded; docs/measured.md, "Start-up").
 from tfx import types
-from tfx.components import ExampleValidator, StatisticsGen, Trainer, Transform
+from tfx.components import ExampleValidator, StatisticsGen, Transform
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.experimental.conditionals.conditional import Cond
@@ -31,16 +31,12 @@ from tfx.types import standard_artifacts
 from components.movielens_example_gen.component import MovieLensExampleGen, make_input_config
 from components.movielens_example_gen.reader import RATINGS_FILE
 from components.atomic_pusher.component import AtomicPusher
-from components.production_model import component as production_model
+from components.evaluator.component import Evaluator
+from components.production_model.component import ProductionModel
+from components.trainer.component import Trainer
 from components.validation_gate.component import DriftBaseline, ValidationGate
-from pipeline import fingerprint
+from pipeline import fingerprint, ids
 from pipeline.config import EvaluationConfig, PipelineConfig
-# Component ids and model names live in the light pipeline.ids; re-exported here.
-from pipeline.ids import (  # noqa: F401  pylint: disable=unused-import
-    BASELINE_MODEL, BASELINE_TRAINER, CANDIDATE_MODEL, CANDIDATE_TRAINER,
-    COLLISIONLESS_TRAINER, DRIFT_BASELINE, EVALUATOR, EXAMPLE_GEN, EXAMPLE_VALIDATOR,
-    PRODUCTION_EVALUATOR, PRODUCTION_MODEL, PRODUCTION_MODEL_NAME, PUSHER, SCHEMA_GEN,
-    SPAN_WINDOW, STATISTICS_GEN, TRANSFORM, VALIDATION_GATE)
 from trainer import features
 from trainer.config import TrainingConfig
 
@@ -80,7 +76,7 @@ def _gate_eval_config(evaluation: EvaluationConfig, baseline_name: str, min_chan
           direction=tfma.MetricDirection.HIGHER_IS_BETTER,
           absolute={"value": min_change}))
   return tfma.EvalConfig(
-      model_specs=[model_spec(CANDIDATE_MODEL, False), model_spec(baseline_name, True)],
+      model_specs=[model_spec(ids.CANDIDATE_MODEL, False), model_spec(baseline_name, True)],
       slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f])
                                             for f in slice_features],
       metrics_specs=[tfma.MetricsSpec(metrics=[
@@ -91,10 +87,25 @@ def _gate_eval_config(evaluation: EvaluationConfig, baseline_name: str, min_chan
       ])])
 
 
+def auc_thresholds(eval_config: tfma.EvalConfig) -> List[tfma.MetricThreshold]:
+  """The thresholds of the AUC metric of an EvalConfig: on the overall slice, where
+  `_gate_eval_config` puts them, and a plain `threshold` too. The messages are live: setting
+  them edits `eval_config`."""
+  thresholds = []
+  for spec in eval_config.metrics_specs:
+    for metric in spec.metrics:
+      if metric.class_name != "AUC":
+        continue
+      if metric.HasField("threshold"):
+        thresholds.append(metric.threshold)
+      thresholds.extend(p.threshold for p in metric.per_slice_thresholds)
+  return thresholds
+
+
 def make_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
   """Gate 1, candidate vs hash baseline: clear the AUC floor and beat the baseline by
   `min_auc_gain`; metrics also sliced by gender and age bucket."""
-  return _gate_eval_config(evaluation, BASELINE_MODEL, evaluation.min_auc_gain,
+  return _gate_eval_config(evaluation, ids.BASELINE_MODEL, evaluation.min_auc_gain,
                            list(features.SLICE_FEATURES))
 
 
@@ -102,8 +113,8 @@ def make_production_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig
   """Gate 2, candidate vs the model in production, on the new span: no regression beyond
   `max_auc_regression`. Without a production model (the first run) the AUC floor alone
   decides."""
-  return _gate_eval_config(evaluation, PRODUCTION_MODEL_NAME, -evaluation.max_auc_regression,
-                           [])
+  return _gate_eval_config(evaluation, ids.PRODUCTION_MODEL_NAME,
+                           -evaluation.max_auc_regression, [])
 
 
 def validated_statistics_dir(config: PipelineConfig) -> str:
@@ -113,7 +124,7 @@ def validated_statistics_dir(config: PipelineConfig) -> str:
 
 def _trainer(config: PipelineConfig, training: TrainingConfig, transform,
              component_id: str, base_model=None) -> Trainer:
-  return production_model.Trainer(
+  return Trainer(
       run_fn=RUN_FN,
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
@@ -141,23 +152,23 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
       input_config=make_input_config(config.span_pattern or RATINGS_FILE),
       max_bad_rows=config.max_bad_rows,
       quarantine_path=config.quarantine_path if config.max_bad_rows else "",
-  ).with_id(EXAMPLE_GEN)
+  ).with_id(ids.EXAMPLE_GEN)
   schema_gen = ImportSchemaGen(
-      schema_file=config.schema_path).with_id(SCHEMA_GEN)
+      schema_file=config.schema_path).with_id(ids.SCHEMA_GEN)
   # With the schema, statistics follow its types: `rating` (int_domain is_categorical) is
   # counted per value, which the drift check compares.
   statistics_gen = StatisticsGen(
       examples=example_gen.outputs["examples"],
-      schema=schema_gen.outputs["schema"]).with_id(STATISTICS_GEN)
+      schema=schema_gen.outputs["schema"]).with_id(ids.STATISTICS_GEN)
   example_validator = ExampleValidator(
       statistics=statistics_gen.outputs["statistics"],
-      schema=schema_gen.outputs["schema"]).with_id(EXAMPLE_VALIDATOR)
+      schema=schema_gen.outputs["schema"]).with_id(ids.EXAMPLE_VALIDATOR)
   # Drift baseline: the statistics of the last span that passed the gate (not this run's).
   validated_dir = validated_statistics_dir(config)
   drift_baseline = DriftBaseline(
       statistics=statistics_gen.outputs["statistics"],
       validated_dir=validated_dir,
-  ).with_id(DRIFT_BASELINE)
+  ).with_id(ids.DRIFT_BASELINE)
   gate = ValidationGate(
       anomalies=example_validator.outputs["anomalies"],
       statistics=statistics_gen.outputs["statistics"],
@@ -166,7 +177,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
       drift_rating_js=float(config.drift_rating_js),
       drift_categorical_linf=float(config.drift_categorical_linf),
       validated_dir=validated_dir,
-  ).with_id(VALIDATION_GATE)
+  ).with_id(ids.VALIDATION_GATE)
 
   components: List = [example_gen, statistics_gen, schema_gen, example_validator,
                       drift_baseline, gate]
@@ -174,17 +185,16 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
   training_examples = example_gen.outputs["examples"]
   if config.window_spans > 1:
     # A channel by producer, not `example_gen.outputs`: an output channel resolves to what
-    # ExampleGen produced in *this* run (one span), so the window held the newest span only.
-    # This one queries every run of the pipeline; ordered after ExampleGen, it sees the span
-    # just ingested too.
+    # ExampleGen produced in this run (one span). This one queries every run of the
+    # pipeline; ordered after ExampleGen, it sees the span just ingested too.
     window = Resolver(
         strategy_class=SpanRangeStrategy,
         config={"range_config": range_config_pb2.RangeConfig(
             rolling_range=range_config_pb2.RollingRange(num_spans=config.window_spans))},
         examples=types.Channel(type=standard_artifacts.Examples,
-                               producer_component_id=EXAMPLE_GEN,
+                               producer_component_id=ids.EXAMPLE_GEN,
                                output_key="examples"),
-    ).with_id(SPAN_WINDOW)
+    ).with_id(ids.SPAN_WINDOW)
     window.add_upstream_node(example_gen)
     components.append(window)
     training_examples = window.outputs["examples"]
@@ -192,10 +202,10 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
   # The model in production: the newest pushed candidate not trained on the data ingested
   # now (so a re-run on the same data is a cache hit of this node and of all that follows).
   # The candidate warm-starts from it and must not regress against it.
-  production = production_model.ProductionModel(
+  production = ProductionModel(
       examples=example_gen.outputs["examples"],
       serving_dir=config.serving_dir,
-  ).with_id(PRODUCTION_MODEL)
+  ).with_id(ids.PRODUCTION_MODEL)
   components.append(production)
 
   transform = Transform(
@@ -208,25 +218,25 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
       # statistics, schemas and anomalies): two more statistics passes nothing here reads
       # (StatisticsGen and the ValidationGate validate the data).
       disable_statistics=True,
-  ).with_id(TRANSFORM)
+  ).with_id(ids.TRANSFORM)
   # Nothing is transformed, trained or pushed from data that failed validation.
   transform.add_upstream_node(gate)
 
-  candidate = _trainer(config, config.candidate, transform, CANDIDATE_TRAINER,
+  candidate = _trainer(config, config.candidate, transform, ids.CANDIDATE_TRAINER,
                        base_model=production.outputs["model"] if config.warm_start else None)
-  baseline = _trainer(config, config.baseline, transform, BASELINE_TRAINER)
+  baseline = _trainer(config, config.baseline, transform, ids.BASELINE_TRAINER)
   components += [transform, candidate, baseline]
   if config.train_collisionless:
     components.append(_trainer(
         config, config.candidate.replace(model_type="collisionless"), transform,
-        COLLISIONLESS_TRAINER))
+        ids.COLLISIONLESS_TRAINER))
 
-  evaluator = production_model.Evaluator(
+  evaluator = Evaluator(
       examples=example_gen.outputs["examples"],
       model=candidate.outputs["model"],
       baseline_model=baseline.outputs["model"],
       eval_config=make_eval_config(config.evaluation),
-  ).with_id(EVALUATOR)
+  ).with_id(ids.EVALUATOR)
   components.append(evaluator)
 
   # Gate 1: beat the hash baseline. Gate 2: do not regress against production (without a
@@ -234,12 +244,12 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
   # Gate 2 always runs (an Evaluator skipped by a condition would leave the Pusher's
   # condition without a blessing to read, and TFX 1.16 then fails the Pusher instead of
   # skipping it); the Pusher runs only when both gates blessed the candidate.
-  production_evaluator = production_model.Evaluator(
+  production_evaluator = Evaluator(
       examples=example_gen.outputs["examples"],
       model=candidate.outputs["model"],
       baseline_model=production.outputs["model"],
       eval_config=make_production_eval_config(config.evaluation),
-  ).with_id(PRODUCTION_EVALUATOR)
+  ).with_id(ids.PRODUCTION_EVALUATOR)
   both_gates = placeholder_base.logical_and(
       evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1,
       production_evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1)
@@ -254,7 +264,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=config.serving_dir)),
-    ).with_id(PUSHER)
+    ).with_id(ids.PUSHER)
   components += [production_evaluator, pusher]
 
   return tfx_pipeline.Pipeline(

@@ -7,7 +7,7 @@ artifacts it reused.
 import dataclasses
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import ml_metadata as mlmd
 import tensorflow_model_analysis as tfma
@@ -16,6 +16,7 @@ from tfx.utils import path_utils
 
 from pipeline import ids
 from pipeline import store as store_lib
+from uet_upstream import tfx as upstream_tfx
 
 _EXECUTION_STATES = {
     metadata_store_pb2.Execution.COMPLETE: "complete",
@@ -28,6 +29,22 @@ _EXECUTION_STATES = {
 
 
 _RESOLVER_TYPE = "tfx.dsl.components.common.resolver.Resolver"
+# What trainer/run_fn.py writes into the Trainer's ModelRun output.
+TRAINING_RESULT_FILE = "training_result.json"
+INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
+OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+def producers(store: mlmd.MetadataStore, artifact_ids: Iterable[int]) -> List[int]:
+  """Ids of the executions that output these artifacts."""
+  return sorted({e.execution_id for e in store.get_events_by_artifact_ids(list(artifact_ids))
+                 if e.type in OUTPUT_EVENTS})
+
+
+def inputs(store: mlmd.MetadataStore, execution_ids: Iterable[int], key: str) -> List[int]:
+  """Ids of the artifacts these executions read under input key `key`."""
+  return sorted({e.artifact_id for e in store.get_events_by_execution_ids(list(execution_ids))
+                 if e.type in INPUT_EVENTS and e.path.steps and e.path.steps[0].key == key})
 
 
 def resolver_type_id(store: mlmd.MetadataStore) -> Optional[int]:
@@ -52,6 +69,22 @@ class NodeRun:
   is_resolver: bool = False
   # Wall time between the execution's registration and its last update in ML Metadata.
   seconds: float = 0.0
+
+
+def run_status(states: Mapping[str, str]) -> Tuple[str, Optional[str]]:
+  """How a pipeline run ended, from its nodes' states (node id -> `execution_state`).
+
+  Returns:
+    ("failed" | "cancelled" | "unfinished" | "succeeded", the node that stopped the run).
+    A failed node comes first, then a cancelled one, then one still marked running (a run
+    killed, or whose disk was too full to record its failure); None when it succeeded.
+  """
+  for status, node_states in (("failed", ("failed",)), ("cancelled", ("canceled",)),
+                              ("unfinished", ("running", "new"))):
+    stopped = [node for node, state in states.items() if state in node_states]
+    if stopped:
+      return status, stopped[0]
+  return "succeeded", None
 
 
 def latest_run_id(store: mlmd.MetadataStore) -> Optional[str]:
@@ -81,8 +114,7 @@ def node_runs(store: mlmd.MetadataStore, pipeline_name: str,
     execution = max(executions, key=lambda e: e.id)
     outputs: Dict[str, List[metadata_store_pb2.Artifact]] = {}
     events = [ev for ev in store.get_events_by_execution_ids([execution.id])
-              if ev.type in (metadata_store_pb2.Event.OUTPUT,
-                             metadata_store_pb2.Event.DECLARED_OUTPUT)]
+              if ev.type in OUTPUT_EVENTS]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([ev.artifact_id for ev in events])}
     for ev in events:
       key = ev.path.steps[0].key if ev.path.steps else ""
@@ -119,11 +151,13 @@ def evaluation_metrics(evaluation_uri: str) -> Dict[str, Dict[str, Dict[str, flo
   return out
 
 
-def _blessed(node: Optional[NodeRun]) -> bool:
-  """Whether the Evaluator node's blessing says `blessed` = 1."""
+def blessed(node: Optional[NodeRun]) -> Optional[bool]:
+  """Whether the Evaluator node's blessing says `blessed` = 1; None without a blessing."""
   blessing = node.outputs.get("blessing", []) if node else []
-  blessed = blessing[0].custom_properties.get("blessed") if blessing else None
-  return bool(blessed and blessed.int_value == 1)
+  if not blessing:
+    return None
+  value = blessing[0].custom_properties.get("blessed")
+  return bool(value and value.int_value == 1)
 
 
 def _overall(node: Optional[NodeRun]) -> Dict[str, Dict[str, float]]:
@@ -138,7 +172,7 @@ def baseline_gate(nodes: Dict[str, NodeRun]) -> Dict[str, Any]:
   evaluation = node.outputs.get("evaluation", []) if node else []
   metrics = evaluation_metrics(evaluation[0].uri) if evaluation else {}
   overall = metrics.get("overall", {})
-  gate: Dict[str, Any] = {"blessed": _blessed(node), "sliced_metrics": metrics}
+  gate: Dict[str, Any] = {"blessed": bool(blessed(node)), "sliced_metrics": metrics}
   for role in (ids.CANDIDATE_MODEL, ids.BASELINE_MODEL):
     gate[f"{role}_auc"] = overall.get(role, {}).get("auc")
     gate[f"{role}_logloss"] = overall.get(role, {}).get("logloss")
@@ -152,7 +186,7 @@ def production_gate(nodes: Dict[str, NodeRun]) -> Optional[Dict[str, Any]]:
   if node is None:
     return None
   overall = _overall(node)
-  return {"blessed": _blessed(node),
+  return {"blessed": bool(blessed(node)),
           "candidate_auc": overall.get(ids.CANDIDATE_MODEL, {}).get("auc"),
           "production_auc": overall.get(ids.PRODUCTION_MODEL_NAME, {}).get("auc")}
 
@@ -162,8 +196,8 @@ def pushed_model_dir(nodes: Dict[str, NodeRun]) -> Optional[str]:
   node = nodes.get(ids.PUSHER)
   pushed = node.outputs.get("pushed_model", []) if node else []
   props = pushed[0].custom_properties if pushed else {}
-  if props.get("pushed") and props["pushed"].int_value == 1:
-    return props["pushed_destination"].string_value
+  if props.get(upstream_tfx.PUSHED_KEY) and props[upstream_tfx.PUSHED_KEY].int_value == 1:
+    return props[upstream_tfx.PUSHED_DESTINATION_KEY].string_value
   return None
 
 
@@ -186,16 +220,24 @@ def trained_models(nodes: Dict[str, NodeRun]) -> Dict[str, Any]:
     node = nodes.get(node_id)
     if node and node.outputs.get("model"):
       out[f"{role}_model_dir"] = path_utils.serving_model_path(node.outputs["model"][0].uri)
-  candidate = nodes.get(ids.CANDIDATE_TRAINER)
-  if candidate and candidate.outputs.get("model_run"):
-    result_file = os.path.join(candidate.outputs["model_run"][0].uri, "training_result.json")
-    if os.path.exists(result_file):
-      with open(result_file) as f:
-        result = json.load(f)
-      out["warm_started_from"] = result.get("warm_started_from")
-      out["candidate_train_examples"] = result.get("train_examples")
-      out["candidate_learning_rate"] = result.get("learning_rate")
+  result = training_result(nodes.get(ids.CANDIDATE_TRAINER))
+  out["warm_started_from"] = result.get("warm_started_from")
+  out["candidate_train_examples"] = result.get("train_examples")
+  out["candidate_learning_rate"] = result.get("learning_rate")
   return out
+
+
+def training_result(node: Optional[NodeRun]) -> Dict[str, Any]:
+  """What a Trainer node's run_fn recorded in `training_result.json` of its ModelRun output
+  ({} when it did not run or recorded nothing)."""
+  model_run = node.outputs.get("model_run", []) if node else []
+  if not model_run:
+    return {}
+  path = os.path.join(model_run[0].uri, TRAINING_RESULT_FILE)
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
 
 
 def summarize(metadata_path: str, pipeline_name: str) -> Dict[str, Any]:

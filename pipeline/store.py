@@ -4,6 +4,7 @@ readers, read-write for the run's own corrections of execution states.
 Light on purpose: ml_metadata only, no TensorFlow.
 """
 
+import os
 from typing import Optional
 
 import ml_metadata as mlmd
@@ -69,3 +70,24 @@ def cancel_unfinished(store: mlmd.MetadataStore, run_id: str,
                 metadata_store_pb2.Execution.FAILED)
   set_state(store, [e for e in executions if e.last_known_state in unfinished],
             metadata_store_pb2.Execution.CANCELED)
+
+
+ABANDONED_NOTE = ("abandoned: its run ended without recording an outcome (killed, or the disk "
+                  "was too full to write it)")
+
+
+def mark_abandoned(metadata_path: str) -> int:
+  """Marks the executions earlier runs left NEW or RUNNING as FAILED; returns how many.
+
+  The caller holds the output lock, so no other run is live: such an execution belongs to a
+  run that was killed (SIGKILL) or could not record its failure (a full disk). TFX never
+  resumes it (a new run has a new pipeline-run context), but left as it is, ML Metadata and
+  the run history would show it running forever.
+  """
+  if not os.path.exists(metadata_path):
+    return 0
+  store = open_readwrite(metadata_path)
+  active = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
+  executions = [e for e in store.get_executions() if e.last_known_state in active]
+  set_state(store, executions, metadata_store_pb2.Execution.FAILED, note=ABANDONED_NOTE)
+  return len(executions)

@@ -2,13 +2,13 @@
 
 Re-running on unchanged data is what a schedule does most of the time. TFX would find every
 component in its cache, but only after loading TensorFlow, TFX, TFMA and Beam to build the
-pipeline (seconds, against the 0.3 s the cached pipeline itself takes). So each successful
+pipeline, which takes far longer than the cached pipeline itself. So each successful
 run records in OUTPUT/last_run.json a key over everything TFX's cache key and the
 ProductionModel's choice depend on, and the next run compares it first:
 
   * the run's config (data and output paths, Beam arguments, training and gates);
-  * the code the run executes (this repository's pipeline, components, trainer, schema and
-    tools sources) and the schema file;
+  * the code the run executes (this repository's pipeline, components, trainer, schema,
+    tools and uet_upstream sources) and the schema file;
   * the versions of Python and of the TFX stack;
   * every file under the data directory (path, size, modification time: what ExampleGen
     fingerprints);
@@ -34,7 +34,7 @@ from pipeline.config import PipelineConfig
 # The summary's field holding the key (pipeline/local_runner.py writes it).
 KEY_FIELD = "up_to_date_key"
 # The packages whose code a run executes, relative to the repository.
-_SOURCE_DIRS = ("pipeline", "components", "trainer", "schema", "tools")
+_SOURCE_DIRS = ("pipeline", "components", "trainer", "schema", "tools", "uet_upstream")
 _SOURCE_SUFFIXES = (".py", ".pbtxt", ".html", ".css", ".js", ".j2")
 # Distributions that execute the pipeline; an upgrade of any changes TFX's executors.
 _DISTRIBUTIONS = ("tfx", "tensorflow", "tf-keras", "tensorflow-transform",

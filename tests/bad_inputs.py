@@ -10,8 +10,8 @@ import pathlib
 import shutil
 from typing import Callable, List, Optional, Tuple
 
-from pipeline import pipeline as pipeline_lib
-from pipeline.cli import EXIT_FAILED, EXIT_USAGE
+from pipeline import ids
+from pipeline.exit_codes import EXIT_FAILED, EXIT_USAGE
 
 RatingsEdit = Callable[[List[str]], List[str]]
 UsersEdit = Callable[[bytes], Optional[bytes]]
@@ -79,26 +79,26 @@ class Case:
 
 
 CASES = [
-    Case("truncated", pipeline_lib.EXAMPLE_GEN,
+    Case("truncated", ids.EXAMPLE_GEN,
          ("{data}/u.data:17: expected 4 tab-separated fields (user_id, movie_id, rating, "
           "timestamp), found 2",),
          ratings=lambda lines: lines[:16] + ["\t".join(lines[16].split("\t")[:2])] + lines[17:]),
-    Case("non_numeric", pipeline_lib.EXAMPLE_GEN, ("u.data:5: rating '4.5' is not an integer",),
+    Case("non_numeric", ids.EXAMPLE_GEN, ("u.data:5: rating '4.5' is not an integer",),
          ratings=set_field(5, 2, "4.5")),
-    Case("future", pipeline_lib.EXAMPLE_GEN,
+    Case("future", ids.EXAMPLE_GEN,
          ("{data}/u.data:12: timestamp 99999999999 (5138-11-16 09:46:39 UTC) is after the "
           "time of ingestion (", "fix the clock or the field upstream, or drop the rating"),
          ratings=set_field(12, 3, "99999999999")),
-    Case("unknown_user", pipeline_lib.EXAMPLE_GEN,
+    Case("unknown_user", ids.EXAMPLE_GEN,
          ("u.data:8: user_id '9999' is not in u.user; add the user's demographics or drop "
           "the rating",),
          ratings=set_field(8, 0, "9999")),
-    Case("empty", pipeline_lib.EXAMPLE_GEN, ("u.data: no valid ratings; the file is empty",),
+    Case("empty", ids.EXAMPLE_GEN, ("u.data: no valid ratings; the file is empty",),
          ratings=lambda lines: []),
-    Case("non_utf8_age", pipeline_lib.EXAMPLE_GEN,
+    Case("non_utf8_age", ids.EXAMPLE_GEN,
          ("u.user:1: not valid UTF-8", "re-encode the file as UTF-8"),
          users=_user_field(4, b"85\xff11")),
-    Case("non_utf8_occupation", pipeline_lib.EXAMPLE_GEN,
+    Case("non_utf8_occupation", ids.EXAMPLE_GEN,
          ("u.user:1: not valid UTF-8", "re-encode the file as UTF-8"),
          users=_user_field(3, b"techn\xe9cian")),
     Case("no_users", None,
@@ -107,10 +107,10 @@ CASES = [
          users=lambda data: None, exit_code=EXIT_USAGE),
     # Values the schema forbids: the ValidationGate stops the run. One out-of-range value
     # is the schema anomaly it is, not drift (schema: rating int_domain is_categorical).
-    Case("rating_0", pipeline_lib.VALIDATION_GATE,
+    Case("rating_0", ids.VALIDATION_GATE,
          ("feature=rating kind=INT_TYPE_SMALL_INT", "Fix the input data"),
          ratings=set_field(3, 2, "0"), never_says=("COMPARATOR_",)),
-    Case("rating_6", pipeline_lib.VALIDATION_GATE,
+    Case("rating_6", ids.VALIDATION_GATE,
          ("feature=rating kind=INT_TYPE_BIG_INT", "Fix the input data"),
          ratings=set_field(3, 2, "6"), never_says=("COMPARATOR_",)),
 ]

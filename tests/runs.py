@@ -40,7 +40,7 @@ def uet_run(args: Sequence[str]) -> Tuple[int, str, str]:
 
 def uet(args: Sequence[str], err: Optional[io.StringIO] = None) -> Tuple[int, str, str]:
   """`uet ARGS` in this process: (exit code, out, err); `err` may watch what is printed."""
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from tools import cli  # pylint: disable=g-import-not-at-top
   out, err = io.StringIO(), err or io.StringIO()
   with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     code = cli.main([str(a) for a in args])

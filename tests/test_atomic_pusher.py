@@ -166,10 +166,10 @@ def test_executor_does_not_push_an_unblessed_model(tmp_path):
 
 def test_the_pipeline_pushes_with_the_atomic_pusher():
   from components.atomic_pusher.component import AtomicPusher
-  from pipeline import config as config_lib, pipeline as pipeline_lib
+  from pipeline import config as config_lib, ids, pipeline as pipeline_lib
   config = config_lib.from_mapping({}, data_dir="/data", output_dir="/out")
   nodes = {n.id: n for n in pipeline_lib.create_pipeline(config).components}
-  node = nodes[pipeline_lib.PUSHER]
+  node = nodes[ids.PUSHER]
   assert isinstance(node, AtomicPusher)
   assert node.executor_spec.executor_class is pusher.Executor
   destination = json.loads(node.exec_properties["push_destination"])

@@ -18,8 +18,8 @@ from typing import List
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import pipeline as pipeline_lib
-from pipeline.cli import EXIT_FAILED
+from pipeline import ids
+from pipeline.exit_codes import EXIT_FAILED
 from tests import bad_inputs, runs
 from tests.conftest import write_movielens_slice
 
@@ -126,7 +126,7 @@ def test_more_bad_rows_than_allowed_fails(production):
   data = plant(production, "too_many_bad_rows", ratings=lambda lines: (
       lines[:5] + ["1\t2", "1\t2\tx\t3", "1\t2\t3"] + lines[5:]))
   stderr = run_failing(production, data, "--max-bad-rows", "2")
-  assert_component_failed(production, stderr, pipeline_lib.EXAMPLE_GEN)
+  assert_component_failed(production, stderr, ids.EXAMPLE_GEN)
   assert f"{data}/u.data:8: expected 4 tab-separated fields" in stderr
   assert "(more than --max-bad-rows=2 malformed rows)" in stderr
 
@@ -161,7 +161,7 @@ def test_occupation_absent_from_the_schema(production):
     return "\n".join(lines).encode()
 
   stderr = run_failing(production, plant(production, "astronaut", users=new_occupation))
-  assert_component_failed(production, stderr, pipeline_lib.VALIDATION_GATE)
+  assert_component_failed(production, stderr, ids.VALIDATION_GATE)
   assert "feature=user_occupation kind=ENUM_TYPE_UNEXPECTED_STRING_VALUES" in stderr
   assert "astronaut" in stderr
 
@@ -171,12 +171,12 @@ def test_span_whose_ratings_are_all_five_drifts(production):
     return ["\t".join(f if i != 2 else "5" for i, f in enumerate(line.split("\t")))
             for line in lines]
   stderr = run_failing(production, plant(production, "all_fives", ratings=all_fives))
-  assert_component_failed(production, stderr, pipeline_lib.VALIDATION_GATE)
+  assert_component_failed(production, stderr, ids.VALIDATION_GATE)
   assert ("split=train vs previous feature=rating "
           "kind=COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH") in stderr
   assert "above the threshold 0.1" in stderr
   # The baseline is the statistics of the production run (the first StatisticsGen run).
-  first = runs.executions_of(str(production.output), pipeline_lib.STATISTICS_GEN)[0]
+  first = runs.executions_of(str(production.output), ids.STATISTICS_GEN)[0]
   store = runs.metadata_store(str(production.output))
   [baseline] = [a for a in store.get_artifacts_by_id(
       [e.artifact_id for e in store.get_events_by_execution_ids([first.id])

@@ -7,14 +7,15 @@ import sys
 
 import pytest
 
-from pipeline import cli, lock
+from pipeline import exit_codes, lock
 from tests import runs
+from tools import cli
 
 
 def _uet_in_fresh_python(argv, extra=""):
   """Runs `uet ARGV` in a fresh interpreter; returns (exit code, modules it loaded, stderr)."""
   code = ("import sys, json\n"
-          "from pipeline import cli\n"
+          "from tools import cli\n"
           "try:\n"
           f"  rc = cli.main({argv!r})\n"
           "except SystemExit as e:\n"
@@ -35,7 +36,7 @@ def _uet_in_fresh_python(argv, extra=""):
 ])
 def test_usage_errors_exit_2_without_importing_tensorflow(argv, message):
   rc, modules, err = _uet_in_fresh_python(argv)
-  assert rc == cli.EXIT_USAGE
+  assert rc == exit_codes.EXIT_USAGE
   assert message in err
   assert "tensorflow" not in modules and "tfx" not in modules
 
@@ -55,7 +56,7 @@ def test_a_bad_config_file_is_a_usage_error_before_tensorflow(tmp_path, small_mo
   config.write_text(json.dumps(values))
   rc, modules, err = _uet_in_fresh_python(
       ["run", "--config", str(config), "--data-dir", str(small_movielens)])
-  assert rc == cli.EXIT_USAGE
+  assert rc == exit_codes.EXIT_USAGE
   for message in messages:
     assert message in err
   assert "tensorflow" not in modules
@@ -65,7 +66,7 @@ def test_a_held_lock_exits_3_without_importing_tensorflow(tmp_path, small_moviel
   with lock.output_lock(str(tmp_path / "out")):
     rc, modules, err = _uet_in_fresh_python(
         ["run", "--output-dir", str(tmp_path / "out"), "--data-dir", str(small_movielens)])
-  assert rc == cli.EXIT_LOCKED
+  assert rc == exit_codes.EXIT_LOCKED
   assert "is in use by uet run" in err
   assert "tensorflow" not in modules
 

@@ -1,13 +1,11 @@
 """`uet collisions`: counts checked by hand and by brute force on small vocabularies."""
 
 import io
-import itertools
 
 import pytest
 import tensorflow as tf
 
-from pipeline import cli
-from tools import collisions
+from tools import cli, collisions
 from trainer import embedding_layer, embeddings
 
 VOCABS = {

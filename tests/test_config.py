@@ -9,7 +9,7 @@ import pytest
 
 from pipeline import config as config_lib
 from pipeline import fingerprint
-from pipeline import pipeline as pipeline_lib
+from pipeline import ids, pipeline as pipeline_lib
 from tests import runs
 from trainer import features
 from trainer.config import (ADMISSION_FEATURES, DOMAIN_SIZES, TrainingConfig,
@@ -109,12 +109,12 @@ def test_training_config_round_trips_through_json():
 
 def test_trainer_cache_key_carries_the_code_fingerprint(tmp_path):
   p = pipeline_lib.create_pipeline(config_lib.PipelineConfig(data_dir="/d", output_dir="/o"))
-  trainers = [c for c in p.components if c.id in (pipeline_lib.CANDIDATE_TRAINER,
-                                                   pipeline_lib.BASELINE_TRAINER)]
+  trainers = [c for c in p.components if c.id in (ids.CANDIDATE_TRAINER,
+                                                   ids.BASELINE_TRAINER)]
   assert len(trainers) == 2
   for t in trainers:
     assert fingerprint.trainer_fingerprint() in t.exec_properties["custom_config"]
-  transform = next(c for c in p.components if c.id == pipeline_lib.TRANSFORM)
+  transform = next(c for c in p.components if c.id == ids.TRANSFORM)
   assert fingerprint.transform_fingerprint() in transform.exec_properties["custom_config"]
 
 
@@ -122,10 +122,10 @@ def test_trainer_cache_key_carries_the_code_fingerprint(tmp_path):
 def test_transform_writes_vocabularies_only_for_the_collisionless_trainer(collisionless):
   p = pipeline_lib.create_pipeline(config_lib.PipelineConfig(
       data_dir="/d", output_dir="/o", train_collisionless=collisionless))
-  transform = next(c for c in p.components if c.id == pipeline_lib.TRANSFORM)
+  transform = next(c for c in p.components if c.id == ids.TRANSFORM)
   custom = json.loads(transform.exec_properties["custom_config"])
   assert custom[features.VOCABULARIES_KEY] is collisionless
-  assert (pipeline_lib.COLLISIONLESS_TRAINER in {c.id for c in p.components}) is collisionless
+  assert (ids.COLLISIONLESS_TRAINER in {c.id for c in p.components}) is collisionless
 
 
 def test_fingerprint_changes_with_one_edited_line(tmp_path):
@@ -142,26 +142,30 @@ def test_the_trainer_fingerprint_covers_exactly_what_the_trainers_and_transform_
   # The Trainer's cache key hashes every file of trainer/; that is right only while trainer/
   # holds nothing the Trainer (run_fn) and Transform (preprocessing_fn) do not import: a
   # tool kept there would re-train both models when its help text changes.
+  # What it imports of uet_upstream (a touchpoint of Keras) is hashed with it.
   code = ("import sys, trainer.run_fn, trainer.preprocessing; "
-          "print(' '.join(m for m in sys.modules if m.split('.')[0] == 'trainer'))")
+          "print(' '.join(m for m in sys.modules "
+          "if m.split('.')[0] in ('trainer', 'uet_upstream')))")
   imported = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                             text=True, env=runs.python_env()).stdout.split()
   files = {p.stem if p.stem != "__init__" else "" for p in fingerprint.TRAINER_DIR.glob("*.py")}
-  assert {m.partition(".")[2] for m in imported} == files
+  assert {m.partition(".")[2] for m in imported if m.startswith("trainer")} == files
+  upstream = {m.partition(".")[2] for m in imported if m.startswith("uet_upstream.")}
+  assert upstream == {p.stem for p in fingerprint.TRAINER_UPSTREAM}
 
 
 def test_pipeline_graph_wires_candidate_against_baseline():
   p = pipeline_lib.create_pipeline(config_lib.PipelineConfig(data_dir="/d", output_dir="/o"))
-  ids = {c.id for c in p.components}
-  assert {pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.BASELINE_TRAINER,
-          pipeline_lib.VALIDATION_GATE, pipeline_lib.PUSHER} <= ids
+  node_ids = {c.id for c in p.components}
+  assert {ids.CANDIDATE_TRAINER, ids.BASELINE_TRAINER,
+          ids.VALIDATION_GATE, ids.PUSHER} <= node_ids
   by_id = {c.id: c for c in p.components}
-  evaluator = by_id[pipeline_lib.EVALUATOR]
-  assert evaluator.inputs["model"].producer_component_id == pipeline_lib.CANDIDATE_TRAINER
+  evaluator = by_id[ids.EVALUATOR]
+  assert evaluator.inputs["model"].producer_component_id == ids.CANDIDATE_TRAINER
   assert evaluator.inputs["baseline_model"].producer_component_id == \
-      pipeline_lib.BASELINE_TRAINER
+      ids.BASELINE_TRAINER
   # Transform waits for the gate, so bad data never reaches training.
-  assert pipeline_lib.VALIDATION_GATE in {n.id for n in by_id[pipeline_lib.TRANSFORM].upstream_nodes}
+  assert ids.VALIDATION_GATE in {n.id for n in by_id[ids.TRANSFORM].upstream_nodes}
 
 
 def test_gates_judge_the_overall_slice_only():

@@ -16,9 +16,10 @@ from tfx.utils import io_utils
 from components.validation_gate import executor as gate
 from components import decisions
 from components.validation_gate import baseline as baseline_lib
-from pipeline import pipeline as pipeline_lib, run_command
+from pipeline import ids, pipeline as pipeline_lib
 from schema import SCHEMA_FILE
 from tests.conftest import require_ml100k, write_movielens_slice
+from tools import run_command
 
 SCHEMA = io_utils.SchemaReader().read(SCHEMA_FILE)
 USER_COLUMNS = ["user_id", "user_age", "user_gender", "user_occupation", "user_zip_code"]
@@ -235,12 +236,12 @@ def test_drift_thresholds_come_from_flags_and_the_config_file(tmp_path):
   data = write_movielens_slice(tmp_path / "ml", 10)
   config_file = tmp_path / "config.json"
   config_file.write_text(json.dumps({"drift_categorical_linf": 0.5}))
-  config = run_command.build_run_config(parser.parse_args([
+  config, _, _ = run_command.plan_run(parser.parse_args([
       "run", "--data-dir", str(data), "--output-dir", str(tmp_path / "out"),
       "--config", str(config_file), "--drift-rating-js", "0.2"]))
   assert (config.drift_rating_js, config.drift_categorical_linf) == (0.2, 0.5)
   nodes = {n.id: n for n in pipeline_lib.create_pipeline(config).components}
-  gate_node = nodes[pipeline_lib.VALIDATION_GATE]
+  gate_node = nodes[ids.VALIDATION_GATE]
   assert gate_node.exec_properties["drift_rating_js"] == 0.2
   assert gate_node.exec_properties["drift_categorical_linf"] == 0.5
   assert "baseline_statistics" in gate_node.inputs

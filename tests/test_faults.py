@@ -18,18 +18,17 @@ from typing import List
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import local_runner, lock
-from pipeline import pipeline as pipeline_lib
-from pipeline.cli import EXIT_LOCKED
+from pipeline import ids, lock, progress
+from pipeline.exit_codes import EXIT_LOCKED
 from tests import runs
 from tests.conftest import REPO, write_movielens_slice
 
 pytestmark = pytest.mark.pipeline
 
 UPSTREAM_OF_CANDIDATE = (
-    pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN, pipeline_lib.SCHEMA_GEN,
-    pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.VALIDATION_GATE, pipeline_lib.TRANSFORM,
-    pipeline_lib.BASELINE_TRAINER)
+    ids.EXAMPLE_GEN, ids.STATISTICS_GEN, ids.SCHEMA_GEN,
+    ids.EXAMPLE_VALIDATOR, ids.VALIDATION_GATE, ids.TRANSFORM,
+    ids.BASELINE_TRAINER)
 
 
 @dataclasses.dataclass
@@ -68,7 +67,7 @@ def resumed(tmp_path_factory) -> Resumed:
   started, second = [], None
   try:
     for line in proc.stderr:
-      match = local_runner.STARTED_LINE.match(line.strip())
+      match = progress.STARTED_LINE.match(line.strip())
       if not match:
         continue
       started.append(match.group(1))
@@ -76,19 +75,19 @@ def resumed(tmp_path_factory) -> Resumed:
         # The first run is under way: a second one on the same output must refuse.
         second = subprocess.run(_uet(*args), cwd=REPO, env=runs.python_env(), text=True,
                                 capture_output=True, timeout=600)
-      if match.group(1) == pipeline_lib.CANDIDATE_TRAINER:
+      if match.group(1) == ids.CANDIDATE_TRAINER:
         proc.send_signal(signal.SIGKILL)
         break
   finally:
     proc.kill()
     proc.wait()
     proc.stderr.close()
-  assert started and started[-1] == pipeline_lib.CANDIDATE_TRAINER, started
+  assert started and started[-1] == ids.CANDIDATE_TRAINER, started
   after_kill = {
       "versions": runs.versions(str(output / "serving")),
       "summary_written": (output / "last_run.json").exists(),
       "candidate_states": [e.last_known_state for e in runs.executions_of(
-          str(output), pipeline_lib.CANDIDATE_TRAINER)],
+          str(output), ids.CANDIDATE_TRAINER)],
   }
   code, stdout, stderr = runs.uet_run(args)
   assert code == 0, stderr
@@ -131,7 +130,7 @@ def test_the_rerun_marks_what_the_killed_run_left_running_as_failed(resumed):
   left_running = [state for state in resumed.after_kill["candidate_states"]
                   if state in (metadata_store_pb2.Execution.NEW,
                                metadata_store_pb2.Execution.RUNNING)]
-  killed = runs.executions_of(str(resumed.output), pipeline_lib.CANDIDATE_TRAINER)[
+  killed = runs.executions_of(str(resumed.output), ids.CANDIDATE_TRAINER)[
       :len(resumed.after_kill["candidate_states"])]
   if left_running:
     assert (f"marked {len(left_running)} execution(s) an earlier run left running as FAILED"
@@ -146,8 +145,8 @@ def test_the_rerun_resumes_from_the_cache_and_pushes_exactly_one_model(resumed):
   components = resumed.summary["components"]
   assert {c: components[c] for c in UPSTREAM_OF_CANDIDATE} == {
       c: "cached" for c in UPSTREAM_OF_CANDIDATE}
-  assert components[pipeline_lib.CANDIDATE_TRAINER] == "complete"
-  assert components[pipeline_lib.PUSHER] == "complete"
+  assert components[ids.CANDIDATE_TRAINER] == "complete"
+  assert components[ids.PUSHER] == "complete"
   assert resumed.summary["succeeded"] and resumed.summary["blessed"]
   pushed = resumed.summary["pushed_model_dir"]
   assert os.listdir(resumed.serving) == [os.path.basename(pushed)]
@@ -168,11 +167,11 @@ def test_a_crippled_candidate_is_not_blessed_and_not_pushed(resumed):
   assert code == 0, stderr
   summary = json.loads((resumed.output / "last_run.json").read_text())
   components = summary["components"]
-  assert components[pipeline_lib.CANDIDATE_TRAINER] == "complete"
-  assert components[pipeline_lib.BASELINE_TRAINER] == "cached"
-  assert components[pipeline_lib.EVALUATOR] == "complete"
+  assert components[ids.CANDIDATE_TRAINER] == "complete"
+  assert components[ids.BASELINE_TRAINER] == "cached"
+  assert components[ids.EVALUATOR] == "complete"
   assert summary["blessed"] is False and summary["pushed_model_dir"] is None
-  assert components.get(pipeline_lib.PUSHER) != "complete"
+  assert components.get(ids.PUSHER) != "complete"
   assert "blessed: no" in stdout and "pushed to: (not pushed)" in stdout
   # It is the model that fails, not just the AUC floor of a small slice: it does not beat
   # the same hash baseline by the required gain (the healthy candidate above did).

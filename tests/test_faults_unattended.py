@@ -15,8 +15,8 @@ scheduled runs may bring, in order:
    a cache hit; 8. with the store moved aside, the next run retrains from scratch and pushes a
    newer version; the pushed one stays byte for byte.
 
-The disk fills at the moment the component starts (a logging hook on TFX's "Component X is
-running." record, which LocalDagRunner emits just before launching it), leaving 128 KiB:
+The disk fills at the moment the component starts (a logging hook on the "Component X is
+running." record, which the local runner logs just before launching it), leaving 128 KiB:
 enough for ML Metadata to register the execution, far less than what each phase writes on
 this slice (measured: Transform 360 KiB, a Trainer 880 KiB, the Pusher 1.7 MiB).
 """
@@ -35,17 +35,17 @@ from typing import Dict, List, Optional
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import local_runner, metadata_backup
-from pipeline import pipeline as pipeline_lib
-from pipeline.cli import EXIT_CANCELLED, EXIT_FAILED, EXIT_METADATA, EXIT_OK
+from pipeline import ids, metadata_backup, progress
+from pipeline.exit_codes import EXIT_CANCELLED, EXIT_FAILED, EXIT_METADATA, EXIT_OK
 from tests import runs
 from tests.conftest import REPO, write_movielens_slice
+from uet_upstream import tfx as upstream_tfx
 
 pytestmark = pytest.mark.pipeline
 
-UPSTREAM_OF_TRANSFORM = (pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN,
-                         pipeline_lib.SCHEMA_GEN, pipeline_lib.EXAMPLE_VALIDATOR,
-                         pipeline_lib.VALIDATION_GATE)
+UPSTREAM_OF_TRANSFORM = (ids.EXAMPLE_GEN, ids.STATISTICS_GEN,
+                         ids.SCHEMA_GEN, ids.EXAMPLE_VALIDATOR,
+                         ids.VALIDATION_GATE)
 
 
 @dataclasses.dataclass
@@ -82,7 +82,7 @@ class _FillWhenStarting(logging.Handler):
     self.error: Optional[BaseException] = None
 
   def emit(self, record: logging.LogRecord) -> None:
-    if (record.msg == local_runner.LAUNCH_RECORD and record.args
+    if (record.msg == upstream_tfx.LAUNCH_RECORD and record.args
         and str(record.args[0]) == self.component and not self.filled):
       try:
         runs.fill(self.directory)
@@ -140,8 +140,8 @@ def _cancel_during_transform(args, output: pathlib.Path) -> (Outcome, float):
   try:
     for line in proc.stderr:
       lines.append(line)
-      match = local_runner.STARTED_LINE.match(line.strip())
-      if match and match.group(1) == pipeline_lib.TRANSFORM:
+      match = progress.STARTED_LINE.match(line.strip())
+      if match and match.group(1) == ids.TRANSFORM:
         # Inside Transform's Beam pipeline: on this slice it takes a few seconds since it
         # writes no vocabularies (f23c046); 5 s after its start it had already finished.
         time.sleep(1)
@@ -166,9 +166,9 @@ def schedule(tmp_path_factory) -> Schedule:
     args = ["--data-dir", data, "--output-dir", output, "--config", config]
     outcomes = {}
     outcomes["cancelled"], cancel_seconds = _cancel_during_transform(args, output)
-    for phase, component in (("transform", pipeline_lib.TRANSFORM),
-                             ("training", pipeline_lib.BASELINE_TRAINER),
-                             ("push", pipeline_lib.PUSHER)):
+    for phase, component in (("transform", ids.TRANSFORM),
+                             ("training", ids.BASELINE_TRAINER),
+                             ("push", ids.PUSHER)):
       outcomes[f"full during {phase}"] = _run(args, output, fill_at=component)
     outcomes["space freed"] = _run(args, output)
     serving_after_push = runs.serving_snapshot(str(output / "serving"))
@@ -190,7 +190,7 @@ def schedule(tmp_path_factory) -> Schedule:
 def _restore(output: pathlib.Path):
   import contextlib  # pylint: disable=g-import-not-at-top
   import io  # pylint: disable=g-import-not-at-top
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from tools import cli  # pylint: disable=g-import-not-at-top
   out, err = io.StringIO(), io.StringIO()
   with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     code = cli.main(["restore-metadata", "--output-dir", str(output)])
@@ -209,21 +209,21 @@ def _assert_nothing_pushed_and_store_readable(outcome: Outcome) -> None:
 def test_sigterm_cancels_the_running_component_and_reports_it(schedule):
   cancelled = schedule.outcomes["cancelled"]
   assert cancelled.code == EXIT_CANCELLED, cancelled.stderr
-  assert (f"uet run: CANCELLED: cancelled by SIGTERM while {pipeline_lib.TRANSFORM} ran; it "
+  assert (f"uet run: CANCELLED: cancelled by SIGTERM while {ids.TRANSFORM} ran; it "
           "was stopped and is recorded as CANCELED in ML Metadata") in cancelled.stderr
   assert "the next run resumes from the completed components" in cancelled.stderr
   assert "Traceback" not in cancelled.stderr
-  assert re.search(rf"\] {pipeline_lib.TRANSFORM} done in [0-9.]+s \(CANCELED\)",
+  assert re.search(rf"\] {ids.TRANSFORM} done in [0-9.]+s \(CANCELED\)",
                    cancelled.stderr), cancelled.stderr
   assert "(FAILED)" not in cancelled.stderr
   _assert_nothing_pushed_and_store_readable(cancelled)
-  assert cancelled.states[pipeline_lib.TRANSFORM] == [metadata_store_pb2.Execution.CANCELED]
+  assert cancelled.states[ids.TRANSFORM] == [metadata_store_pb2.Execution.CANCELED]
   for node in UPSTREAM_OF_TRANSFORM:
     assert cancelled.states[node] == [metadata_store_pb2.Execution.COMPLETE], node
   assert metadata_store_pb2.Execution.RUNNING not in sum(cancelled.states.values(), [])
   assert cancelled.summary["cancelled"] is True
-  assert cancelled.summary["failed_component"] == pipeline_lib.TRANSFORM
-  assert pipeline_lib.BASELINE_TRAINER not in cancelled.states
+  assert cancelled.summary["failed_component"] == ids.TRANSFORM
+  assert ids.BASELINE_TRAINER not in cancelled.states
 
 
 def test_a_cancelled_run_releases_the_lock_and_the_next_resumes(schedule):
@@ -238,9 +238,9 @@ def test_a_cancelled_run_releases_the_lock_and_the_next_resumes(schedule):
 # --- 2-4. A full disk ---
 
 @pytest.mark.parametrize("phase, component", [
-    ("transform", pipeline_lib.TRANSFORM),
-    ("training", pipeline_lib.BASELINE_TRAINER),
-    ("push", pipeline_lib.PUSHER)])
+    ("transform", ids.TRANSFORM),
+    ("training", ids.BASELINE_TRAINER),
+    ("push", ids.PUSHER)])
 def test_a_full_disk_fails_clearly_pushes_nothing_and_keeps_the_store(schedule, phase,
                                                                       component):
   full = schedule.outcomes[f"full during {phase}"]
@@ -258,21 +258,21 @@ def test_a_full_disk_fails_clearly_pushes_nothing_and_keeps_the_store(schedule, 
 
 def test_after_a_full_disk_each_run_resumes_where_the_last_stopped(schedule):
   training = schedule.outcomes["full during training"].summary["components"]
-  assert training[pipeline_lib.TRANSFORM] == "complete"   # failed last time, done now
+  assert training[ids.TRANSFORM] == "complete"   # failed last time, done now
   push = schedule.outcomes["full during push"].summary["components"]
-  assert push[pipeline_lib.TRANSFORM] == "cached"
-  assert push[pipeline_lib.BASELINE_TRAINER] == "complete"
-  assert push[pipeline_lib.EVALUATOR] == "complete"
+  assert push[ids.TRANSFORM] == "cached"
+  assert push[ids.BASELINE_TRAINER] == "complete"
+  assert push[ids.EVALUATOR] == "complete"
 
 
 def test_with_space_freed_the_run_completes_and_pushes_once(schedule):
   freed = schedule.outcomes["space freed"]
   assert freed.code == EXIT_OK, freed.stderr
   components = freed.summary["components"]
-  assert components[pipeline_lib.PUSHER] == "complete"
+  assert components[ids.PUSHER] == "complete"
   assert all(components[c] == "cached" for c in (
-      *UPSTREAM_OF_TRANSFORM, pipeline_lib.TRANSFORM, pipeline_lib.BASELINE_TRAINER,
-      pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.EVALUATOR))
+      *UPSTREAM_OF_TRANSFORM, ids.TRANSFORM, ids.BASELINE_TRAINER,
+      ids.CANDIDATE_TRAINER, ids.EVALUATOR))
   assert len(freed.versions) == 1 and freed.staging == []
   assert freed.summary["pushed_model_dir"] == str(schedule.output / "serving" /
                                                   freed.versions[0])
@@ -309,8 +309,8 @@ def test_without_a_store_the_run_retrains_from_scratch_and_keeps_pushed_models(s
   assert fresh.code == EXIT_OK, fresh.stderr
   assert "no metadata store: starting a new one and retraining from scratch" in fresh.stderr
   components = fresh.summary["components"]
-  assert components[pipeline_lib.TRANSFORM] == "complete"
-  assert components[pipeline_lib.CANDIDATE_TRAINER] == "complete"
+  assert components[ids.TRANSFORM] == "complete"
+  assert components[ids.CANDIDATE_TRAINER] == "complete"
   old = schedule.outcomes["space freed"].versions
   assert len(fresh.versions) == 2 and fresh.versions[0] == old[0]
   assert int(fresh.versions[1]) > int(old[0])

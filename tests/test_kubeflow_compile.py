@@ -20,10 +20,11 @@ from tfx.utils import import_utils
 
 from kubeflow import runner
 from kubeflow.options import IMAGE_SCHEMA_FILE
-from pipeline import cli
-from pipeline import pipeline as pipeline_lib
+from pipeline import exit_codes
+from pipeline import ids, pipeline as pipeline_lib
 from pipeline.config import PipelineConfig
 from schema import SCHEMA_FILE
+from tools import cli
 from trainer.config import TrainingConfig
 
 IMAGE = "us-central1-docker.pkg.dev/proj/uet/uet:test"
@@ -32,8 +33,8 @@ DATA = "gs://bucket/ml-100k"
 DATAFLOW_ARGS = ("--runner=DataflowRunner", "--project=proj", "--region=us-central1",
                  "--temp_location=gs://bucket/tmp", f"--sdk_container_image={IMAGE}",
                  "--experiments=use_runner_v2")
-BEAM_COMPONENTS = (pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN,
-                   pipeline_lib.TRANSFORM, pipeline_lib.EVALUATOR)
+BEAM_COMPONENTS = (ids.EXAMPLE_GEN, ids.STATISTICS_GEN,
+                   ids.TRANSFORM, ids.EVALUATOR)
 
 
 def _compile(path, *flags):
@@ -105,39 +106,39 @@ def test_every_component_of_the_local_pipeline_is_a_task(tasks):
     else:
       expected.add(node.id)
   assert set(tasks) == expected
-  assert {pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN, pipeline_lib.SCHEMA_GEN,
-          pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.VALIDATION_GATE, pipeline_lib.TRANSFORM,
-          pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.BASELINE_TRAINER,
-          pipeline_lib.EVALUATOR, pipeline_lib.PUSHER} <= set(tasks)
+  assert {ids.EXAMPLE_GEN, ids.STATISTICS_GEN, ids.SCHEMA_GEN,
+          ids.EXAMPLE_VALIDATOR, ids.VALIDATION_GATE, ids.TRANSFORM,
+          ids.CANDIDATE_TRAINER, ids.BASELINE_TRAINER,
+          ids.EVALUATOR, ids.PUSHER} <= set(tasks)
 
 
 def test_validation_gate_comes_before_transform(tasks):
-  assert pipeline_lib.VALIDATION_GATE in tasks[pipeline_lib.TRANSFORM]["dependentTasks"]
+  assert ids.VALIDATION_GATE in tasks[ids.TRANSFORM]["dependentTasks"]
 
 
 def test_evaluator_compares_the_unified_candidate_with_the_hash_baseline(tasks):
-  evaluator = pipeline_lib.EVALUATOR
-  assert _producer(tasks, evaluator, "model") == pipeline_lib.CANDIDATE_TRAINER
-  assert _producer(tasks, evaluator, "baseline_model") == pipeline_lib.BASELINE_TRAINER
-  for trainer, model_type in ((pipeline_lib.CANDIDATE_TRAINER, "unified"),
-                              (pipeline_lib.BASELINE_TRAINER, "hash")):
+  evaluator = ids.EVALUATOR
+  assert _producer(tasks, evaluator, "model") == ids.CANDIDATE_TRAINER
+  assert _producer(tasks, evaluator, "baseline_model") == ids.BASELINE_TRAINER
+  for trainer, model_type in ((ids.CANDIDATE_TRAINER, "unified"),
+                              (ids.BASELINE_TRAINER, "hash")):
     custom = json.loads(_constant(tasks, trainer, "custom_config"))
     assert custom["training"]["model_type"] == model_type
 
 
 def test_pusher_runs_only_when_both_gates_blessed_the_candidate(tasks):
-  pusher = tasks[pipeline_lib.PUSHER]
-  blessing_key = f"_{pipeline_lib.EVALUATOR}.blessing"
+  pusher = tasks[ids.PUSHER]
+  blessing_key = f"_{ids.EVALUATOR}.blessing"
   condition = pusher["triggerPolicy"]["condition"]
   assert (f"(inputs.artifacts['{blessing_key}'].artifacts[0].metadata['blessed'] == 1.0)"
           in condition)
-  assert _producer(tasks, pipeline_lib.PUSHER, blessing_key) == pipeline_lib.EVALUATOR
+  assert _producer(tasks, ids.PUSHER, blessing_key) == ids.EVALUATOR
   # The production gate's blessing is the Pusher's `model_blessing` input; TFX 1.16 names it
   # `_ProductionEvaluator.blessing` in the condition, a key the task does not have.
   assert ("(inputs.artifacts['model_blessing'].artifacts[0].metadata['blessed'] == 1.0)"
           in condition)
-  assert _producer(tasks, pipeline_lib.PUSHER, "model_blessing") == \
-      pipeline_lib.PRODUCTION_EVALUATOR
+  assert _producer(tasks, ids.PUSHER, "model_blessing") == \
+      ids.PRODUCTION_EVALUATOR
 
 
 def test_every_condition_reads_inputs_its_task_has(tasks):
@@ -145,19 +146,6 @@ def test_every_condition_reads_inputs_its_task_has(tasks):
     condition = task.get("triggerPolicy", {}).get("condition", "")
     for key in re.findall(r"inputs\.artifacts\['([^']+)'\]", condition):
       assert key in task["inputs"]["artifacts"], (name, key)
-
-
-def test_a_condition_key_the_compiler_left_dangling_is_renamed_or_refused():
-  task = {"inputs": {"artifacts": {"blessing_in": {"taskOutputArtifact": {
-      "producerTask": "Gate", "outputArtifactKey": "blessing"}}}},
-          "triggerPolicy": {"condition": "(inputs.artifacts['_Gate.blessing'].artifacts[0]"
-                                         ".metadata['blessed'] == 1.0)"}}
-  job = {"pipelineSpec": {"root": {"dag": {"tasks": {"Push": task}}}}}
-  assert runner.repair_condition_keys(job) == ["Push: _Gate.blessing -> blessing_in"]
-  assert "inputs.artifacts['blessing_in']" in task["triggerPolicy"]["condition"]
-  task["triggerPolicy"]["condition"] = "(inputs.artifacts['_Other.x'].uri == 'a')"
-  with pytest.raises(runner.CompileError, match="Push: its condition reads input '_Other.x'"):
-    runner.repair_condition_keys(job)
 
 
 def test_runtime_parameters_are_declared_with_the_config_defaults(job):
@@ -186,13 +174,13 @@ def test_runtime_parameters_feed_the_components(job, tasks):
   def bound(task_name, key):
     return tasks[task_name]["inputs"]["parameters"][key].get("componentInputParameter")
 
-  assert bound(pipeline_lib.EXAMPLE_GEN, "input_base") == "data_dir"
-  assert bound(pipeline_lib.EXAMPLE_GEN, "range_config") == "range_config"
-  assert bound(pipeline_lib.EVALUATOR, "min_auc_gain") == "min_auc_gain"
-  assert bound(pipeline_lib.EVALUATOR, "auc_floor") == "auc_floor"
-  assert bound(pipeline_lib.PRODUCTION_EVALUATOR, "max_auc_regression") == "max_auc_regression"
-  assert bound(pipeline_lib.PRODUCTION_EVALUATOR, "auc_floor") == "auc_floor"
-  trainers = [pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.BASELINE_TRAINER]
+  assert bound(ids.EXAMPLE_GEN, "input_base") == "data_dir"
+  assert bound(ids.EXAMPLE_GEN, "range_config") == "range_config"
+  assert bound(ids.EVALUATOR, "min_auc_gain") == "min_auc_gain"
+  assert bound(ids.EVALUATOR, "auc_floor") == "auc_floor"
+  assert bound(ids.PRODUCTION_EVALUATOR, "max_auc_regression") == "max_auc_regression"
+  assert bound(ids.PRODUCTION_EVALUATOR, "auc_floor") == "auc_floor"
+  trainers = [ids.CANDIDATE_TRAINER, ids.BASELINE_TRAINER]
   for trainer in trainers:
     assert bound(trainer, "epochs") == "epochs"
   # ... and are read by executors that write them into eval_config / custom_config.
@@ -200,7 +188,7 @@ def test_runtime_parameters_feed_the_components(job, tasks):
     args = _executor(job, task_name)["container"]["args"]
     return args[args.index("--executor_class_path") + 1]
 
-  for evaluator in (pipeline_lib.EVALUATOR, pipeline_lib.PRODUCTION_EVALUATOR):
+  for evaluator in (ids.EVALUATOR, ids.PRODUCTION_EVALUATOR):
     assert executor_class(evaluator) == "kubeflow.executors.EvaluatorExecutor"
   for trainer in trainers:
     assert executor_class(trainer) == "kubeflow.executors.TrainerExecutor"
@@ -242,18 +230,18 @@ def test_earlier_decisions_are_read_by_tasks_not_rewritten_resolvers(job, tasks)
   # Vertex would answer differently) is left.
   executors_spec = job["pipelineSpec"]["deploymentSpec"]["executors"]
   assert all("container" in e for e in executors_spec.values())
-  assert _producer(tasks, pipeline_lib.CANDIDATE_TRAINER, "base_model") == \
-      pipeline_lib.PRODUCTION_MODEL
-  assert _producer(tasks, pipeline_lib.PRODUCTION_EVALUATOR, "baseline_model") == \
-      pipeline_lib.PRODUCTION_MODEL
-  assert _producer(tasks, pipeline_lib.VALIDATION_GATE, "baseline_statistics") == \
-      pipeline_lib.DRIFT_BASELINE
-  assert _constant(tasks, pipeline_lib.PRODUCTION_MODEL, "serving_dir") == f"{ROOT}/serving"
-  assert _constant(tasks, pipeline_lib.DRIFT_BASELINE, "validated_dir") == \
-      _constant(tasks, pipeline_lib.VALIDATION_GATE, "validated_dir") == \
+  assert _producer(tasks, ids.CANDIDATE_TRAINER, "base_model") == \
+      ids.PRODUCTION_MODEL
+  assert _producer(tasks, ids.PRODUCTION_EVALUATOR, "baseline_model") == \
+      ids.PRODUCTION_MODEL
+  assert _producer(tasks, ids.VALIDATION_GATE, "baseline_statistics") == \
+      ids.DRIFT_BASELINE
+  assert _constant(tasks, ids.PRODUCTION_MODEL, "serving_dir") == f"{ROOT}/serving"
+  assert _constant(tasks, ids.DRIFT_BASELINE, "validated_dir") == \
+      _constant(tasks, ids.VALIDATION_GATE, "validated_dir") == \
       f"{ROOT}/validated_statistics"
   # The Pusher records what the candidate was trained on.
-  assert _producer(tasks, pipeline_lib.PUSHER, "examples") == pipeline_lib.EXAMPLE_GEN
+  assert _producer(tasks, ids.PUSHER, "examples") == ids.EXAMPLE_GEN
 
 
 def test_a_local_pipeline_root_compiles_for_run_spec(tmp_path, capsys):
@@ -265,13 +253,13 @@ def test_a_local_pipeline_root_compiles_for_run_spec(tmp_path, capsys):
   tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
   assert job["pipelineSpec"]["defaultPipelineRoot"] == str(tmp_path / "root" / "tfx")
   # The schema is read where it is (no image here), the data from the local directory.
-  assert _constant(tasks, pipeline_lib.SCHEMA_GEN, "schema_file") == SCHEMA_FILE
+  assert _constant(tasks, ids.SCHEMA_GEN, "schema_file") == SCHEMA_FILE
   assert job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["data_dir"][
       "defaultValue"] == str(tmp_path / "data")
 
 
 def test_schema_is_read_from_the_image(tasks):
-  assert _constant(tasks, pipeline_lib.SCHEMA_GEN, "schema_file") == IMAGE_SCHEMA_FILE
+  assert _constant(tasks, ids.SCHEMA_GEN, "schema_file") == IMAGE_SCHEMA_FILE
 
 
 def test_every_task_runs_the_image(job):
@@ -293,13 +281,13 @@ def test_dataflow_flags_reach_every_beam_component(cloud_job):
     assert container["args"][-len(DATAFLOW_ARGS):] == list(DATAFLOW_ARGS), name
     assert "--runner=DirectRunner" not in container["args"]
   # ExampleGen's driver (span resolution) gets them too.
-  driver = _executor(cloud_job, pipeline_lib.EXAMPLE_GEN)["container"]["lifecycle"]
+  driver = _executor(cloud_job, ids.EXAMPLE_GEN)["container"]["lifecycle"]
   assert driver["preCacheCheck"]["args"][-len(DATAFLOW_ARGS):] == list(DATAFLOW_ARGS)
 
 
 def test_tpu_trainers_run_as_vertex_custom_jobs(cloud_job):
   tasks = cloud_job["pipelineSpec"]["root"]["dag"]["tasks"]
-  for trainer in (pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.BASELINE_TRAINER):
+  for trainer in (ids.CANDIDATE_TRAINER, ids.BASELINE_TRAINER):
     args = _executor(cloud_job, trainer)["container"]["args"]
     assert args[args.index("--executor_class_path") + 1] == \
         "kubeflow.executors.VertexTrainerExecutor"
@@ -357,7 +345,7 @@ def test_compiled_pipeline_schedules_with_its_defaults(job_path, job, capsys):
 def test_compile_errors_say_what_to_fix(tmp_path, capsys, flags, message):
   argv = ["compile", "--pipeline-root", ROOT, "--data-dir", DATA, "--image", IMAGE,
           "--output", str(tmp_path / "p.json"), *flags]
-  assert cli.main(argv) == cli.EXIT_USAGE
+  assert cli.main(argv) == exit_codes.EXIT_USAGE
   assert message in capsys.readouterr().err
 
 

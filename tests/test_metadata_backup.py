@@ -10,9 +10,10 @@ import ml_metadata as mlmd
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import cli, disk, metadata_backup
+from pipeline import disk, exit_codes, metadata_backup
 from tests import runs
 from tests.conftest import REPO
+from tools import cli
 
 
 def _store(path: pathlib.Path, uris=()) -> mlmd.MetadataStore:
@@ -113,7 +114,7 @@ def test_restore_puts_back_the_last_good_copy_and_keeps_the_damaged_one(output, 
 def test_restore_refuses_without_a_copy_while_locked_or_when_artifacts_are_gone(output,
                                                                                  capsys):
   args = ["restore-metadata", "--output-dir", str(output)]
-  assert cli.main(args) == cli.EXIT_USAGE
+  assert cli.main(args) == exit_codes.EXIT_USAGE
   assert "no last-good copy" in capsys.readouterr().err
   metadata_backup.save_last_good(str(output / "metadata.sqlite"))
   # Another process holds the output directory (a run under way): refuse, touch nothing.
@@ -123,7 +124,7 @@ def test_restore_refuses_without_a_copy_while_locked_or_when_artifacts_are_gone(
       cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
   try:
     assert holder.stdout.readline().strip() == "held"
-    assert cli.main(args) == cli.EXIT_LOCKED
+    assert cli.main(args) == exit_codes.EXIT_LOCKED
     assert f"is in use by uet run (pid {holder.pid})" in capsys.readouterr().err
   finally:
     holder.communicate("")
@@ -132,7 +133,7 @@ def test_restore_refuses_without_a_copy_while_locked_or_when_artifacts_are_gone(
   moved = metadata_backup.start_fresh_if_missing(str(output / "absent.sqlite"),
                                                  str(output / "tfx"))
   assert moved and not (output / "tfx").exists()
-  assert cli.main(args) == cli.EXIT_USAGE
+  assert cli.main(args) == exit_codes.EXIT_USAGE
   err = capsys.readouterr().err
   assert "refers to 2 artifact(s) that no longer exist" in err
   assert (output / "metadata.sqlite").exists()   # nothing replaced

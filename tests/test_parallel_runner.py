@@ -28,7 +28,8 @@ FAILED = metadata_store_pb2.Execution.FAILED
 CANCELED = metadata_store_pb2.Execution.CANCELED
 
 
-def _pipeline(root: pathlib.Path, a: dict, b: dict) -> tfx_pipeline.Pipeline:
+def small_pipeline(root: pathlib.Path, a: dict, b: dict) -> tfx_pipeline.Pipeline:
+  """Source -> A, B -> Join, on SQLite ML Metadata under `root`."""
   source = parallel_nodes.Source().with_id("Source")
   step_a = parallel_nodes.Step(source=source.outputs["out"], **a).with_id("A")
   step_b = parallel_nodes.Step(source=source.outputs["out"], **b).with_id("B")
@@ -54,7 +55,7 @@ def _pid(root: pathlib.Path, node: str) -> int:
 
 def _run(tmp_path, a, b, beside=("B",)):
   runner = parallel_runner.LocalDagRunner(beside=beside, log_file=str(tmp_path / "run.log"))
-  runner.run(_pipeline(tmp_path, a, b))
+  runner.run(small_pipeline(tmp_path, a, b))
 
 
 def test_a_node_beside_runs_at_the_same_time_in_another_process(tmp_path):
@@ -120,10 +121,10 @@ def _start_run_process(tmp_path: pathlib.Path) -> subprocess.Popen:
   for a file nobody writes, after touching a-started and b-started."""
   script = (
       "import pathlib\n"
-      "from pipeline import local_runner\n"
+      "from pipeline import cancel\n"
       "from tests import test_parallel_runner as t\n"
       f"root = pathlib.Path({str(tmp_path)!r})\n"
-      "with local_runner.cancel_on_sigterm():\n"
+      "with cancel.cancel_on_sigterm():\n"
       "  t._run(root, a=dict(touch=str(root / 'a-started'), wait_for=str(root / 'never')),\n"
       "         b=dict(touch=str(root / 'b-started'), wait_for=str(root / 'never')))\n")
   proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO,  # pylint: disable=consider-using-with

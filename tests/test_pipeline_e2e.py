@@ -13,7 +13,7 @@ import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import config as config_lib, local_runner
-from pipeline import pipeline as pipeline_lib
+from pipeline import ids
 from pipeline import store as store_lib
 from tests import runs
 from tests.conftest import write_movielens_slice
@@ -22,11 +22,11 @@ pytestmark = pytest.mark.pipeline
 
 
 ALL_COMPONENTS = {
-    pipeline_lib.EXAMPLE_GEN, pipeline_lib.STATISTICS_GEN, pipeline_lib.SCHEMA_GEN,
-    pipeline_lib.EXAMPLE_VALIDATOR, pipeline_lib.VALIDATION_GATE, pipeline_lib.TRANSFORM,
-    pipeline_lib.CANDIDATE_TRAINER, pipeline_lib.BASELINE_TRAINER, pipeline_lib.EVALUATOR,
-    pipeline_lib.PRODUCTION_EVALUATOR, pipeline_lib.PUSHER, pipeline_lib.DRIFT_BASELINE,
-    pipeline_lib.PRODUCTION_MODEL,
+    ids.EXAMPLE_GEN, ids.STATISTICS_GEN, ids.SCHEMA_GEN,
+    ids.EXAMPLE_VALIDATOR, ids.VALIDATION_GATE, ids.TRANSFORM,
+    ids.CANDIDATE_TRAINER, ids.BASELINE_TRAINER, ids.EVALUATOR,
+    ids.PRODUCTION_EVALUATOR, ids.PUSHER, ids.DRIFT_BASELINE,
+    ids.PRODUCTION_MODEL,
 }
 
 
@@ -112,8 +112,8 @@ def test_second_run_is_fully_cached_then_a_worse_candidate_is_not_pushed(first_r
   result = local_runner.run(strict)
   assert result["succeeded"] and result["blessed"] is False
   assert result["pushed_model_dir"] is None
-  assert result["components"][pipeline_lib.EVALUATOR] == "complete"
-  assert result["components"][pipeline_lib.CANDIDATE_TRAINER] == "cached"
+  assert result["components"][ids.EVALUATOR] == "complete"
+  assert result["components"][ids.CANDIDATE_TRAINER] == "cached"
   assert "failed" not in result["components"].values()
-  assert pipeline_lib.PUSHER not in result["components"]
+  assert ids.PUSHER not in result["components"]
   assert os.listdir(config.serving_dir) == [os.path.basename(first["pushed_model_dir"])]

@@ -49,15 +49,16 @@ def test_the_reports_content_security_policy_blocks_any_fetch(tmp_path):
 
 
 def test_a_report_failure_warns_and_leaves_the_run_alone(tmp_path, monkeypatch):
-  from pipeline import config as config_lib, local_runner  # pylint: disable=g-import-not-at-top
+  from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
   import tools.report  # pylint: disable=g-import-not-at-top
+  from tools import run_command  # pylint: disable=g-import-not-at-top
 
   def broken(*args, **kwargs):
     raise RuntimeError("disk full")
   monkeypatch.setattr(tools.report, "write_report", broken)
   config = config_lib.from_mapping({}, data_dir=str(tmp_path), output_dir=str(tmp_path))
   stream = io.StringIO()
-  local_runner.write_report(config, {"run_id": "r1"}, stream)  # does not raise
+  run_command.write_report(config, {"run_id": "r1"}, stream)  # does not raise
   assert ("warning: the run report could not be written (RuntimeError: disk full); the "
           "run's outcome is unaffected; retry with `uet report --output-dir "
           f"{tmp_path}`") in stream.getvalue()
@@ -86,7 +87,7 @@ def test_runs_and_report_without_metadata_are_usage_errors_before_tensorflow(tmp
   import sys  # pylint: disable=g-import-not-at-top
   for argv, message in ((["runs", "--output-dir", str(tmp_path)], "uet runs: error: "),
                         (["report", "--output-dir", str(tmp_path)], "uet report: error: ")):
-    code = ("import sys, json\nfrom pipeline import cli\n"
+    code = ("import sys, json\nfrom tools import cli\n"
             f"rc = cli.main({argv!r})\n"
             "print(json.dumps([rc, sorted(sys.modules)]))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

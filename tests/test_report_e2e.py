@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 
-from pipeline import pipeline as pipeline_lib
+from pipeline import ids
 from tests import browser, runs
 from tests.conftest import write_movielens_slice
 
@@ -63,7 +63,7 @@ def _index(output: pathlib.Path, summary: dict) -> pathlib.Path:
 def test_every_run_writes_its_report_and_latest_points_at_the_newest(reported):
   output, pushed, failed = reported
   assert pushed["succeeded"] and pushed["pushed_model_dir"]
-  assert not failed["succeeded"] and failed["failed_component"] == pipeline_lib.VALIDATION_GATE
+  assert not failed["succeeded"] and failed["failed_component"] == ids.VALIDATION_GATE
   for summary in (pushed, failed):
     index = _index(output, summary)
     assert index.is_file()
@@ -84,12 +84,31 @@ def test_the_pushed_runs_page_shows_its_numbers_and_makes_no_request(reported, t
   assert f'id="candidate-auc">{pushed["candidate_auc"]:.4f}<' in dom
   assert f"Pushed version {os.path.basename(pushed['pushed_model_dir'])}" in text
   assert f"{pushed['baseline_auc']:.4f}" in text
-  for heading in ("Beat the hash baseline: passed", "No regression against production: passed",
+  for heading in ("Beat the hash baseline: passed",
+                  "No regression against production: skipped",
                   "Data validation: passed", "Ingested data", "Lineage", "Components",
                   "History", "Training (TensorBoard summaries)"):
     assert heading in text
   assert "span ingested 1" in text
   assert dom.count("data:image/png;base64,") >= 5  # AUC, LogLoss, 2 histograms, curves...
+
+
+def test_the_first_runs_page_says_it_had_no_drift_baseline_and_nothing_in_production(
+    reported):
+  # The page as written (the browser tests render it too): span 1 is the first span, so
+  # there is no earlier validated span to compare with and no model in production.
+  output, pushed, _ = reported
+  text = browser.page_text(_index(output, pushed).read_text())
+  assert "span None" not in text and "Drift baseline: the statistics of" not in text
+  assert "No drift check: no earlier span had passed the gate" in text
+  assert "no span has passed this gate before: no drift baseline, not checked" in text
+  # Gate 3 says it was skipped and why, as `uet run` does ("production gate: no comparison").
+  assert "No regression against production: skipped" in text
+  assert ("No comparison: no pushed model was trained on data other than this run's (the "
+          "first run, or a re-train on the same data); the AUC floor alone decided.") in text
+  # Without a baseline TFX drops the change threshold: the floor is the one rule shown.
+  gate3 = text.split("No regression against production: skipped", 1)[1].split("Models:")[0]
+  assert "candidate AUC >= floor" in gate3 and "production AUC" not in gate3
 
 
 @needs_chromium
@@ -98,7 +117,7 @@ def test_the_failed_runs_page_says_where_and_why(reported, tmp_path):
   dom, requests = browser.render(CHROMIUM, str(_index(output, failed)), str(tmp_path))
   assert requests == []
   text = browser.page_text(dom)
-  assert f"FAILED at {pipeline_lib.VALIDATION_GATE}" in text
+  assert f"FAILED at {ids.VALIDATION_GATE}" in text
   assert "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" in text  # the error, verbatim
   assert "Data validation: failed" in text
   assert "Drift baseline: the statistics of span 1" in text
@@ -112,7 +131,7 @@ def test_the_failed_runs_page_says_where_and_why(reported, tmp_path):
 
 def test_uet_runs_lists_both_runs_from_ml_metadata(reported, capsys):
   output, pushed, failed = reported
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from tools import cli  # pylint: disable=g-import-not-at-top
   assert cli.main(["runs", "--output-dir", str(output)]) == 0
   lines = capsys.readouterr().out.splitlines()
   assert lines[0].split()[:3] == ["run", "started", "(UTC)"]
@@ -121,7 +140,7 @@ def test_uet_runs_lists_both_runs_from_ml_metadata(reported, capsys):
   assert first.startswith(pushed["run_id"]) and f"pushed {version}" in first
   assert f"{pushed['candidate_auc']:.4f}" in first
   assert second.startswith(failed["run_id"])
-  assert f"failed at {pipeline_lib.VALIDATION_GATE}" in second
+  assert f"failed at {ids.VALIDATION_GATE}" in second
 
 
 def test_uet_report_rebuilds_an_earlier_run(reported, capsys):
@@ -129,7 +148,7 @@ def test_uet_report_rebuilds_an_earlier_run(reported, capsys):
   index = _index(output, pushed)
   before = index.read_text()
   index.unlink()
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from tools import cli  # pylint: disable=g-import-not-at-top
   assert cli.main(["report", "--output-dir", str(output), "--run", pushed["run_id"]]) == 0
   assert capsys.readouterr().out.strip() == str(index)
   # The same page up to the history, which has grown by the failed run since.

@@ -8,7 +8,7 @@ import pytest
 
 from components.movielens_example_gen import reader, spans as spans_lib
 from pipeline import config as config_lib, local_runner
-from pipeline import pipeline as pipeline_lib
+from pipeline import ids
 from tools import simulate
 
 pytestmark = pytest.mark.pipeline
@@ -74,7 +74,7 @@ def test_schedule_of_spans(schedule):
       min_auc_gain=-1.0, auc_floor=0.0, max_auc_regression=-1.0))
   blocked = local_runner.run(strict)
   assert blocked["succeeded"]
-  assert blocked["components"][pipeline_lib.EXAMPLE_GEN] == "complete"  # new span ingested
+  assert blocked["components"][ids.EXAMPLE_GEN] == "complete"  # new span ingested
   # Trained on the window of 2 spans, not on the newest span alone: span 1's training rows
   # plus span 2's (ExampleGen's own split rule, as `uet simulate` applies it).
   users = reader.read_users(str(feed / "u.user"))
@@ -89,14 +89,14 @@ def test_schedule_of_spans(schedule):
   gate = blocked["production_gate"]
   assert gate["blessed"] is False and gate["production_auc"] is not None
   assert blocked["blessed"] is False and blocked["pushed_model_dir"] is None
-  assert pipeline_lib.PUSHER not in blocked["components"]
+  assert ids.PUSHER not in blocked["components"]
   assert len(_versions(config)) == 1
 
   # Same period with the normal gate: warm-started from production, compared against it,
   # pushed as a second version beside the first (both kept, in order).
   second = local_runner.run(config)
-  assert second["components"][pipeline_lib.CANDIDATE_TRAINER] == "cached"
-  assert second["components"][pipeline_lib.PRODUCTION_EVALUATOR] == "complete"
+  assert second["components"][ids.CANDIDATE_TRAINER] == "cached"
+  assert second["components"][ids.PRODUCTION_EVALUATOR] == "complete"
   assert second["production_gate"]["blessed"] is True
   assert second["pushed_model_dir"]
   versions = _versions(config)

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import yaml
 
-from kubeflow import cel, run_spec
+from kubeflow import cel, cli as kubeflow_cli, run_spec
 
 # The condition TFX 1.16 compiles for the pipeline's Pusher (tests/test_kubeflow_compile.py
 # checks the compiled spec still has it).
@@ -93,14 +93,14 @@ def test_parameters_defaults_then_runtime_config_then_flags():
   job = {"pipelineSpec": _spec({"a": _task("a")}, parameters),
          "runtimeConfig": {"parameterValues": {"epochs": 3.0}}}
   assert run_spec.parameter_values(job, {}) == {"epochs": 3, "gain": 0.01, "data_dir": "/d"}
-  assert run_spec.parameter_values(job, run_spec.parse_assignments(
-      ["gain=0.5", "data_dir=/e"])) == {"epochs": 3, "gain": 0.5, "data_dir": "/e"}
+  assert run_spec.parameter_values(job, kubeflow_cli.parse_assignments(
+      ["gain=0.5", "data_dir=/e"], "--parameter")) == {"epochs": 3, "gain": 0.5, "data_dir": "/e"}
   with pytest.raises(run_spec.RunSpecError, match="--parameter epoch: no such runtime"):
     run_spec.parameter_values(job, {"epoch": "2"})
   with pytest.raises(run_spec.RunSpecError, match="epochs: '2.5' is not a NUMBER_INTEGER"):
     run_spec.parameter_values(job, {"epochs": "2.5"})
-  with pytest.raises(run_spec.RunSpecError, match="use NAME=VALUE"):
-    run_spec.parse_assignments(["epochs"])
+  with pytest.raises(ValueError, match="--parameter 'epochs': use NAME=VALUE"):
+    kubeflow_cli.parse_assignments(["epochs"], "--parameter")
 
 
 def test_yaml_pipeline_specs_and_json_pipeline_jobs_load(tmp_path):

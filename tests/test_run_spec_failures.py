@@ -31,8 +31,8 @@ import pytest
 
 from kubeflow import run_spec
 from pipeline import lock, metadata_backup
-from pipeline import pipeline as pipeline_lib
-from pipeline.cli import EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA, EXIT_OK
+from pipeline import ids
+from pipeline.exit_codes import EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA, EXIT_OK
 from tests import bad_inputs, runs
 from tests.conftest import REPO, write_movielens_slice
 
@@ -166,7 +166,7 @@ def test_sigterm_stops_the_running_task_and_reports_cancelled(compiled):
   try:
     for line in proc.stderr:
       lines.append(line)
-      if line.strip() == f"{pipeline_lib.TRANSFORM} ...":
+      if line.strip() == f"{ids.TRANSFORM} ...":
         time.sleep(5)  # inside the Transform task's process (its Beam pipeline takes longer)
         proc.send_signal(signal.SIGTERM)
         break
@@ -179,7 +179,7 @@ def test_sigterm_stops_the_running_task_and_reports_cancelled(compiled):
   assert ("uet run-spec: CANCELLED: cancelled by SIGTERM while Transform ran; its process "
           "was stopped") in stderr
   assert "nothing after it ran; nothing was pushed" in stderr
-  assert f"{pipeline_lib.TRANSFORM} done" not in stderr
+  assert f"{ids.TRANSFORM} done" not in stderr
   run_dir = RUN_DIR.search(stderr).group(1)
   assert _processes_in(run_dir) == []  # the task's process ended with the run
   _assert_nothing_pushed(compiled, before, stderr)
@@ -207,13 +207,13 @@ def test_a_full_disk_is_named_and_with_space_freed_the_next_run_completes(compil
   with runs.small_tmpfs(tmpfs):
     before = runs.serving_snapshot(compiled.serving)
     versions = runs.versions(compiled.serving)
-    watch = _FillWhenStarting(pipeline_lib.TRANSFORM, tmpfs)
+    watch = _FillWhenStarting(ids.TRANSFORM, tmpfs)
     args = ["run-spec", compiled.spec, "--pipeline-root", tmpfs, "--parameter",
             f"data_dir={compiled.good}"]
     code, _, stderr = runs.uet(args, err=watch)
     assert watch.filled, stderr
     assert code == EXIT_FAILED, stderr
-    assert f"uet run-spec: FAILED: task {pipeline_lib.TRANSFORM} failed: " in stderr
+    assert f"uet run-spec: FAILED: task {ids.TRANSFORM} failed: " in stderr
     assert f"no space left on the device of {tmpfs} (" in stderr
     assert ("Free space (or use another --pipeline-root) and run again: every task runs "
             "again") in stderr
@@ -222,5 +222,5 @@ def test_a_full_disk_is_named_and_with_space_freed_the_next_run_completes(compil
     code, _, stderr = runs.uet(args)
     assert code == EXIT_OK, stderr
     # It ran to the end; whether it pushed is the gates' decision, at most one version.
-    assert f"{pipeline_lib.PUSHER} done" in stderr or "skipped" in stderr
+    assert f"{ids.PUSHER} done" in stderr or "skipped" in stderr
     assert len(runs.versions(compiled.serving)) - len(versions) in (0, 1)

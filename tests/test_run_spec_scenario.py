@@ -22,9 +22,9 @@ from ml_metadata.proto import metadata_store_pb2
 from components.atomic_pusher import executor as pusher_executor
 from components.movielens_example_gen import spans as spans_lib
 from kubeflow import run_spec
-from pipeline import cli, config as config_lib, local_runner
-from pipeline import pipeline as pipeline_lib
+from pipeline import config as config_lib, ids, local_runner
 from tests import runs
+from tools import cli
 
 pytestmark = pytest.mark.pipeline
 
@@ -68,9 +68,9 @@ def _span_of(uri, history, key):
 def _decision(outputs, states, failed, serving_dir, history):
   """What a run decided, from its tasks' states and output artifacts (metadata, `_uri`);
   earlier periods are named by the URIs of their Examples and statistics in `history`."""
-  production = outputs.get(pipeline_lib.PRODUCTION_MODEL, {})
-  baseline = outputs.get(pipeline_lib.DRIFT_BASELINE, {})
-  pushed = outputs.get(pipeline_lib.PUSHER, {}).get("pushed", 0) == 1
+  production = outputs.get(ids.PRODUCTION_MODEL, {})
+  baseline = outputs.get(ids.DRIFT_BASELINE, {})
+  pushed = outputs.get(ids.PUSHER, {}).get("pushed", 0) == 1
   production_spans = []
   if production.get("production_dir"):
     record = pusher_executor.read_push_record(production["production_dir"])
@@ -79,13 +79,13 @@ def _decision(outputs, states, failed, serving_dir, history):
   if baseline and not baseline.get("uet_empty"):
     drift_baseline_span = _span_of(baseline["source_uri"], history, "statistics")
   history.append({
-      "examples": outputs.get(pipeline_lib.EXAMPLE_GEN, {}).get("_uri"),
-      "statistics": outputs.get(pipeline_lib.STATISTICS_GEN, {}).get("_uri")})
+      "examples": outputs.get(ids.EXAMPLE_GEN, {}).get("_uri"),
+      "statistics": outputs.get(ids.STATISTICS_GEN, {}).get("_uri")})
   return {
       "failed_at": failed,
       "production_spans": production_spans,
       "drift_baseline_span": drift_baseline_span,
-      "pusher": states.get(pipeline_lib.PUSHER, "not reached"),
+      "pusher": states.get(ids.PUSHER, "not reached"),
       "pushed": pushed,
       "versions": len(runs.versions(serving_dir)),
   }
@@ -96,11 +96,11 @@ def _local_outputs(output_dir, ran):
   nodes in `ran` (this run's)."""
   store = runs.metadata_store(output_dir)
   result = {}
-  for node, key in ((pipeline_lib.EXAMPLE_GEN, "examples"),
-                    (pipeline_lib.STATISTICS_GEN, "statistics"),
-                    (pipeline_lib.PRODUCTION_MODEL, "model"),
-                    (pipeline_lib.DRIFT_BASELINE, "baseline"),
-                    (pipeline_lib.PUSHER, "pushed_model")):
+  for node, key in ((ids.EXAMPLE_GEN, "examples"),
+                    (ids.STATISTICS_GEN, "statistics"),
+                    (ids.PRODUCTION_MODEL, "model"),
+                    (ids.DRIFT_BASELINE, "baseline"),
+                    (ids.PUSHER, "pushed_model")):
     executions = runs.executions_of(output_dir, node)
     if not executions or node not in ran:
       continue
@@ -142,8 +142,8 @@ class LocalRuns:
       assert "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" in str(e)
       summary = e.summary
     states = dict(summary["components"])
-    if summary["succeeded"] and pipeline_lib.PUSHER not in states:
-      states[pipeline_lib.PUSHER] = "skipped"  # no execution: its condition was false
+    if summary["succeeded"] and ids.PUSHER not in states:
+      states[ids.PUSHER] = "skipped"  # no execution: its condition was false
     return _decision(_local_outputs(config.output_dir, summary["components"]), states,
                      summary.get("failed_component"), config.serving_dir, self.history)
 
@@ -187,7 +187,7 @@ EXPECTED = [
      "pusher": "complete", "pushed": True, "versions": 1},
     {"failed_at": None, "production_spans": [1], "drift_baseline_span": 1,
      "pusher": "complete", "pushed": True, "versions": 2},
-    {"failed_at": pipeline_lib.VALIDATION_GATE, "production_spans": [2],
+    {"failed_at": ids.VALIDATION_GATE, "production_spans": [2],
      "drift_baseline_span": 2, "pusher": "not reached", "pushed": False, "versions": 2},
     {"failed_at": None, "production_spans": [2], "drift_baseline_span": 2,
      "pusher": "skipped", "pushed": False, "versions": 2},

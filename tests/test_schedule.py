@@ -13,8 +13,9 @@ from unittest import mock
 import pytest
 import yaml
 
-from kubeflow import cron, schedule
-from pipeline import cli
+from kubeflow import cli as kubeflow_cli, cron, schedule
+from pipeline import exit_codes
+from tools import cli
 
 PARAMETERS = {
     "auc_floor": {"parameterType": "NUMBER_DOUBLE", "defaultValue": 0.7},
@@ -128,10 +129,10 @@ def test_bad_parameters_are_rejected(overrides, message):
 
 
 def test_param_flags_need_name_equals_value():
-  assert schedule.parse_assignments(["epochs=3", "data_dir=gs://a=b"]) == \
+  assert kubeflow_cli.parse_assignments(["epochs=3", "data_dir=gs://a=b"], "--param") == \
       {"epochs": "3", "data_dir": "gs://a=b"}
-  with pytest.raises(schedule.ScheduleError, match="expected NAME=VALUE"):
-    schedule.parse_assignments(["epochs"])
+  with pytest.raises(ValueError, match="--param 'epochs': use NAME=VALUE"):
+    kubeflow_cli.parse_assignments(["epochs"], "--param")
 
 
 def test_span_becomes_a_static_range_config():
@@ -264,7 +265,7 @@ def test_bad_cron_is_a_usage_error_before_anything_is_sent(target, job_json, spe
        mock.patch("kfp.Client") as client_cls:
     args = _vertex_args(job_json) if target == "vertex" else _kubeflow_args(spec_yaml)
     args[args.index("--cron") + 1] = "0 3 * *"
-    assert cli.main(args) == cli.EXIT_USAGE
+    assert cli.main(args) == exit_codes.EXIT_USAGE
   pipeline_job.assert_not_called()
   client_cls.assert_not_called()
   err = capsys.readouterr().err
@@ -273,7 +274,7 @@ def test_bad_cron_is_a_usage_error_before_anything_is_sent(target, job_json, spe
 
 
 def test_help_does_not_import_tensorflow_or_cloud_clients():
-  code = ("import sys; from pipeline import cli\n"
+  code = ("import sys; from tools import cli\n"
           "for argv in (['--help'], ['compile', '--help'], ['schedule', '--help']):\n"
           "  try: cli.main(argv)\n"
           "  except SystemExit: pass\n"

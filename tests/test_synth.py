@@ -11,8 +11,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 import schema as schema_package
 from components.movielens_example_gen import batch_reader, reader, spans
-from pipeline import cli
-from tools import synth
+from pipeline import exit_codes
+from tools import cli, synth
 
 N = 20_000
 
@@ -97,12 +97,12 @@ def test_uet_spans_accepts_the_output(tmp_path, synthetic):
     (["--ratings", "10", "--users", "-1"], "--users must be >= 1"),
 ])
 def test_bad_sizes_are_usage_errors(tmp_path, capsys, argv, message):
-  assert cli.main(["synth", "--out", str(tmp_path / "x")] + argv) == cli.EXIT_USAGE
+  assert cli.main(["synth", "--out", str(tmp_path / "x")] + argv) == exit_codes.EXIT_USAGE
   assert message in capsys.readouterr().err
 
 
 def test_never_overwrites_a_non_empty_directory(tmp_path, capsys):
   (tmp_path / "keep.txt").write_text("mine")
-  assert cli.main(["synth", "--ratings", "10", "--out", str(tmp_path)]) == cli.EXIT_USAGE
+  assert cli.main(["synth", "--ratings", "10", "--out", str(tmp_path)]) == exit_codes.EXIT_USAGE
   assert "not an empty directory" in capsys.readouterr().err
   assert (tmp_path / "keep.txt").read_text() == "mine"

@@ -90,7 +90,7 @@ def test_a_rerun_with_nothing_new_stops_before_tensorflow_and_a_change_runs(tmp_
   summary_before = pathlib.Path(out / "last_run.json").read_bytes()
   store_before = os.stat(out / "metadata.sqlite").st_mtime_ns
 
-  probe = ("import sys; from pipeline import cli; code = cli.main(sys.argv[1:]); "
+  probe = ("import sys; from tools import cli; code = cli.main(sys.argv[1:]); "
            "print('tensorflow loaded' if 'tensorflow' in sys.modules else 'no tensorflow'); "
            "sys.exit(code)")
   proc = subprocess.run([sys.executable, "-c", probe, "run", *args], capture_output=True,

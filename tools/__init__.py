@@ -1,4 +1,6 @@
-"""Tools around the pipeline: reports, replays and offline readers of MovieLens files.
+"""The top layer: the `uet` command line (`cli.py`, `run_command.py` for `uet run`), the run
+report, replays and offline readers of MovieLens files.
 
-Nothing in `pipeline/`, `components/` or `trainer/` imports this package; it imports them.
+Nothing else of the project imports this package; it imports the others (docs/design.md,
+"Layers").
 """

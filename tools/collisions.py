@@ -22,7 +22,7 @@ import dataclasses
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO
 
-from pipeline.cli import EXIT_OK, EXIT_USAGE
+from pipeline.exit_codes import EXIT_OK, EXIT_USAGE
 DEFAULT_BUDGET = 24_000
 
 

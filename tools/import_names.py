@@ -1,7 +1,8 @@
 """Checks that this project's top-level import names belong to it alone.
 
-The folders `pipeline/`, `components/`, `trainer/`, `kubeflow/`, `tools/` and `schema/` are
-installed as top-level packages with generic names (`kubeflow` is also a name on PyPI). Two
+The folders `pipeline/`, `components/`, `trainer/`, `kubeflow/`, `tools/`, `schema/` and
+`uet_upstream/` are installed as top-level packages, most with generic names (`kubeflow` is
+also a name on PyPI). Two
 distributions that install the same top-level name overwrite each other's files, and which
 one `import kubeflow` loads then depends on install order. This check fails when any other
 installed distribution declares one of our names, or when one of them imports from outside
@@ -18,7 +19,7 @@ import sys
 from typing import Dict, List
 
 DISTRIBUTION = "uet-pipeline"
-PACKAGES = ("pipeline", "components", "trainer", "kubeflow", "tools", "schema")
+PACKAGES = ("pipeline", "components", "trainer", "kubeflow", "tools", "schema", "uet_upstream")
 
 
 def clashes() -> Dict[str, List[str]]:

@@ -28,7 +28,7 @@ import sys
 import time
 from typing import Any, Dict, List, Tuple
 
-from pipeline.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from pipeline.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def add_parser(sub) -> None:
@@ -306,6 +306,7 @@ def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> 
   """The periods of the replay; the caller holds the pipeline output directory's lock."""
   from components.movielens_example_gen import spans as spans_lib  # pylint: disable=g-import-not-at-top
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top
+  from tools import run_command  # pylint: disable=g-import-not-at-top
   from trainer import admission, features  # pylint: disable=g-import-not-at-top
   rows = []
   scores_by_model: Dict[str, List[Any]] = {m: [] for m in MODELS}
@@ -316,7 +317,7 @@ def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> 
     shutil.copytree(all_spans[t - 1].path, spans_lib.span_dir(feed, t))
     print(f"\n== period {t}: ingest span {t}, score span {t + 1}", file=sys.stderr)
     try:
-      summary = local_runner.run(config)
+      summary = run_command.run_pipeline(config)
     except local_runner.PipelineRunError as e:
       print(f"uet simulate: period {t} FAILED: {e}", file=sys.stderr)
       return EXIT_FAILED

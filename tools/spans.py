@@ -8,7 +8,7 @@ import argparse
 import datetime
 import sys
 
-from pipeline.cli import EXIT_OK, EXIT_USAGE
+from pipeline.exit_codes import EXIT_OK, EXIT_USAGE
 
 
 def add_parser(sub) -> None:

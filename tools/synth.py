@@ -29,7 +29,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Dict, List, Optional
 
-from pipeline.cli import EXIT_OK, EXIT_USAGE
+from pipeline.exit_codes import EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
   import numpy as np

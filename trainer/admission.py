@@ -317,8 +317,8 @@ def rare_id_means(embedding: tf.keras.layers.Layer, dataset: tf.data.Dataset,
     if not rows:
       continue
     # Only the rows that bring a new id are embedded, and each kept vector is a copy: a
-    # slice of the batch's array would keep the whole batch alive, and at 10M ratings
-    # nearly every batch brings a new id (4.6 GB held by the end of the pass).
+    # slice of the batch's array would keep the whole batch alive, and on a large dataset
+    # nearly every batch brings a new id.
     row_of = {i: k for k, i in enumerate(rows)}
     embedded = embedding({k: tf.gather(v, rows) for k, v in x.items()}, training=False,
                          concatenated=True).numpy()

@@ -41,22 +41,21 @@ LAYOUTS = ("budget_rule", "explicit")
 LAYOUT_FIELDS = ("num_tables", "dim_per_table", "chunks", "default_chunks",
                  "admission_features", "id_dropout")
 
-# The budget rule (`budget_rule_layout`), measured in bench/results/unified_configs.md and
-# bench/results/cold_start.md.
+# The budget rule (`budget_rule_layout`); docs/measured.md ("The budget rule") links the
+# measurements each value comes from.
 RULE_DIM_PER_TABLE = 8
 RULE_OPEN_CHUNKS = 4          # chunks of a feature whose vocabulary can fill the table
-# Open vocabularies by what they name (bench/cold_start.py, the time-ordered replay): the
-# item (the catalogue: 97-99% of next period's movies are known, while 82-93% of its users
-# are new, so the item's rows are what a prediction for tomorrow mostly reads) gets
-# 1.5x `RULE_OPEN_CHUNKS`; an open attribute of the user (the zip code: nearly one per
-# user, so it repeats the user id for a known user and is as new as the user otherwise)
-# gets half.
+# Open vocabularies by what they name: the item (the catalogue: most of next period's movies
+# are known, while most of its users are new, so the item's rows are what a prediction for
+# tomorrow mostly reads) gets 1.5x `RULE_OPEN_CHUNKS`; an open attribute of the user (the
+# zip code: nearly one per user, so it repeats the user id for a known user and is as new
+# as the user otherwise) gets half.
 ITEM_FEATURE = features.MOVIE_ID
 USER_ATTRIBUTES = (features.USER_ZIP_CODE,)
 RULE_ITEM_CHUNKS = RULE_OPEN_CHUNKS * 3 // 2
 RULE_USER_ATTRIBUTE_CHUNKS = RULE_OPEN_CHUNKS // 2
 RULE_MAX_ROWS_PER_TABLE = 1 << 20  # beyond this, the rows are sharded over more tables
-RULE_ID_DROPOUT = 0.0  # 0.05 and 0.2 lost 0.006-0.009 pooled AUC on the replay
+RULE_ID_DROPOUT = 0.0  # dropout lost AUC on the time-ordered replay
 # Closed domains: how many values a feature can take (schema/schema.pbtxt's string domains;
 # the age buckets by construction). Every other model feature is an open vocabulary.
 DOMAIN_SIZES = {features.USER_GENDER: 2, features.USER_OCCUPATION: 21,
@@ -68,8 +67,7 @@ def budget_rule_layout(budget: int) -> Dict[str, Any]:
 
   * one shared table of dimension `RULE_DIM_PER_TABLE` holding all `budget / 8` rows (more
     tables only when the rows exceed `RULE_MAX_ROWS_PER_TABLE`, for sharding: on one
-    device, one table gives every lookup all the rows, and 1 table beat 2 or 3 at equal
-    chunks in bench/results/unified_configs.md);
+    device, one table gives every lookup all the rows);
   * chunks proportional to the log of how many values a feature can take, relative to the
     rows: an open vocabulary (ids), which can fill the table, gets `RULE_OPEN_CHUNKS`
     (the item 1.5x that, an open attribute of the user half); a closed domain of n values
@@ -143,7 +141,7 @@ class TrainingConfig:
     warm_start_lr_scale: the learning rate of a warm-started run is `learning_rate` times
       this: a fine-tune of the model in production, not a new fit. At 1.0 Adam's first steps
       move every weight by about the full learning rate and wash out what the previous
-      windows taught; 0.5 beat 1.0 and 0.25 on the time-ordered replay (README).
+      windows taught (docs/measured.md, "The budget rule", has the scales compared).
   """
 
   model_type: str = "unified"

@@ -22,9 +22,8 @@ def make_signatures(model: tf.keras.Model,
   model.tft_layer = tf_transform_output.transform_features_layer()
 
   # Traced without AutoGraph, as the model's train/test steps are (model.py): nothing here or
-  # in the model has data-dependent Python control flow, and AutoGraph re-parsing the model,
-  # the embedding layer and Keras' call wrappers here was 15 of the two Trainers' 32 s in a
-  # profiled MovieLens-100K run.
+  # in the model has data-dependent Python control flow, and AutoGraph would re-parse the
+  # model, the embedding layer and Keras' call wrappers (docs/measured.md, "Trainer").
   # tests/test_export.py checks the served probabilities against the Keras model.
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")],
                autograph=False)
@@ -44,9 +43,8 @@ def make_signatures(model: tf.keras.Model,
   def transform_features(serialized):
     raw = tf.io.parse_example(serialized, tf_transform_output.raw_feature_spec())
     transformed = model.tft_layer(raw)
-    # Only what TFMA reads. It splits every output of this signature into per-example
-    # values, per model: with all ten transformed features that split was 16% of the
-    # candidate-vs-baseline Evaluator at 1M ratings.
+    # Only what TFMA reads: it splits every output of this signature into per-example
+    # values, per model, so each output more costs every Evaluator time.
     return {k: transformed[k] for k in (features.LABEL,) + features.SLICE_FEATURES}
 
   return {"serving_default": serve_tf_examples.get_concrete_function(),

@@ -122,8 +122,8 @@ class RankingModel(tf.keras.Model):
     return moved
 
   # Keras' step functions are plain Python over tensors (no data-dependent control flow), so
-  # AutoGraph has nothing to convert; left on, it re-parses ~500 Keras functions per process,
-  # which costs more than the whole MovieLens-100K training on 2 cores.
+  # AutoGraph has nothing to convert; left on, it re-parses hundreds of Keras functions per
+  # process (docs/measured.md, "Trainer").
   @tf.autograph.experimental.do_not_convert
   def train_step(self, data):
     """Keras' train step, traced without AutoGraph."""

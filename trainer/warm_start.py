@@ -15,6 +15,7 @@ from typing import Any, Dict, List
 import tensorflow as tf
 
 from trainer import embeddings
+from uet_upstream import keras as upstream_keras
 
 MODEL_CONFIG_PATH = os.path.join("assets.extra", "uet_model.json")
 
@@ -88,14 +89,13 @@ def warm_start(model: tf.keras.Model, base_model_dir: str) -> Dict[str, Any]:
         "scratch once with warm_start: false; later runs warm-start from that model")
   # Create the variables, then read them from the SavedModel's checkpoint; the SavedModel's
   # root object is the model itself, so object paths match. The root here is the model
-  # *without its optimizer*: the export tracks the optimizer too (Adam's moments, its step
-  # count and its learning rate, restored when Adam creates them at the first step), and
-  # reading it would continue the old fit at the old rate instead of fine-tuning at this
-  # config's (`warm_start_lr_scale`). Signatures and the Transform layer are left unread.
+  # *without its optimizer*: reading the old optimizer would continue the old fit at the old
+  # rate instead of fine-tuning at this config's (`warm_start_lr_scale`). Signatures and the
+  # Transform layer are left unread.
   model(model.empty_inputs(1))
   weights = tf.train.Checkpoint(**{
-      name: child for name, child in model._trackable_children(  # pylint: disable=protected-access
-          save_type="checkpoint").items() if name != "optimizer"})
+      name: child for name, child in upstream_keras.checkpoint_children(model).items()
+      if name != "optimizer"})
   status = tf.train.Checkpoint(root=weights).read(
       os.path.join(base_model_dir, "variables", "variables"))
   try:

@@ -8,7 +8,8 @@ filesystem the rename is atomic, so a version directory appears only when it is 
 Staging directories left by a push that died are removed by the next push.
 
 Blessing checks, the archive copy to the PushedModel artifact and its `pushed`,
-`pushed_destination` and `pushed_version` properties are TFX's. Each version directory also
+`pushed_destination` and `pushed_version` properties are TFX's (the last through
+`uet_upstream.tfx`). Each version directory also
 carries `assets.extra/uet_push.json`: which Examples the model was trained on, so that the
 next run's `ProductionModel` can tell the model in production (components/decisions.py).
 """
@@ -26,7 +27,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components import decisions
+from components import decisions, paths
+from uet_upstream import tfx as upstream_tfx
 
 # Model servers treat only integer-named subdirectories as versions; this prefix is not one.
 STAGING_PREFIX = ".staging-"
@@ -36,11 +38,6 @@ SAVED_MODEL_FILE = "saved_model.pb"
 PUSH_RECORD = os.path.join("assets.extra", "uet_push.json")
 # The AtomicPusher's input: the Examples the model was trained on.
 EXAMPLES_KEY = "examples"
-
-
-def is_local(path: str) -> bool:
-  """Whether `path` is on the local filesystem (where a directory rename is atomic)."""
-  return "://" not in path
 
 
 def versions(base_directory: str) -> List[str]:
@@ -98,7 +95,7 @@ def push_model(model_path: str, base_directory: str,
   remove_stale_staging(base_directory)
   version = next_version(base_directory, int(time.time()))
   serving_path = os.path.join(base_directory, version)
-  if not is_local(base_directory):
+  if not paths.is_local(base_directory):
     # Object stores cannot rename a directory atomically; fall back to TFX's order
     # (saved_model.pb last, the file model servers wait for).
     _copy_saved_model(model_path, serving_path, record, version)
@@ -139,11 +136,10 @@ class Executor(pusher_executor.Executor):
       output_dict: `pushed_model`: archive copy and push properties.
       exec_properties: `push_destination` (JSON PushDestination; filesystem only).
     """
-    self._log_startup(input_dict, output_dict, exec_properties)
     model_push = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.PUSHED_MODEL_KEY])
     if not self.CheckBlessing(input_dict):
-      self._MarkNotPushed(model_push)
+      upstream_tfx.mark_not_pushed(self, model_push)
       return
     model_path = self.GetModelPath(input_dict)
     push_destination = pusher_pb2.PushDestination()
@@ -165,5 +161,5 @@ class Executor(pusher_executor.Executor):
     serving_path, version = push_model(model_path, fs_config.base_directory, record)
     logging.info("Model written to serving path %s.", serving_path)
     io_utils.copy_dir(model_path, model_push.uri)
-    self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
+    upstream_tfx.mark_pushed(self, model_push, serving_path, version)
     logging.info("Model pushed to %s.", model_push.uri)

@@ -19,14 +19,13 @@ import apache_beam as beam
 import tensorflow as tf
 from absl import logging
 from tfx import types
-from tfx.components.example_gen import base_example_gen_executor, write_split
+from tfx.components.example_gen import base_example_gen_executor
 from tfx.types import artifact_utils, standard_component_specs
 
 from components.movielens_example_gen import batch_reader, reader, timestamps
 from trainer import features
+from uet_upstream import tfx as upstream_tfx
 
-# Key of the options in the ExampleGen's `custom_config` (a Struct packed into an Any).
-QUARANTINE_FILE = "quarantine.tsv"
 # Custom property of the Examples artifact: how many malformed rows were quarantined.
 QUARANTINED_ROWS_PROPERTY = "quarantined_rows"
 
@@ -198,26 +197,12 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
   return pipeline | "CreateExamples" >> beam.Create(examples, reshuffle=False)
 
 
-@beam.ptransform_fn
-@beam.typehints.with_input_types(bytes)
-def _WriteSplitInOrder(examples: beam.pvalue.PCollection, split_uri: str) -> beam.pvalue.PDone:
-  """TFX's `write_split.WriteSplit` (same files, same names) without its `Reshuffle`.
-
-  On the local DirectRunner that Reshuffle holds every example of the split in memory
-  (10 GB at 10M ratings) and then writes them in the order they came, so it neither
-  shuffles nor bounds memory. The Trainer shuffles its input over all of it
-  (`trainer/train.py`), on every runner.
-  """
-  return examples | "Write" >> beam.io.WriteToTFRecord(
-      os.path.join(split_uri, write_split.DEFAULT_FILE_NAME), file_name_suffix=".gz")
-
-
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
   """TFX ExampleGen executor for MovieLens-layout directories.
 
   Records how many malformed rows it quarantined as the `quarantined_rows` custom property
   of the Examples artifact, so the run summary can report it (cached runs included).
-  Writes each split in file order (`_WriteSplitInOrder`).
+  Writes each split in file order (`uet_upstream.tfx.write_split_in_order`).
   """
 
   def __init__(self, *args, **kwargs):
@@ -234,7 +219,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     splits = super().GenerateExamplesByBeam(pipeline, exec_properties)
     for name, examples in splits.items():
       uri = artifact_utils.get_split_uri(self._examples, name)
-      _ = examples | f"WriteSplit[{name}]" >> _WriteSplitInOrder(uri)
+      _ = examples | f"WriteSplit[{name}]" >> upstream_tfx.write_split_in_order(uri)
     return {}
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],

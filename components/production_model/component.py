@@ -1,16 +1,12 @@
-"""ProductionModel, and the Trainer and Evaluator that accept "nothing in production".
+"""ProductionModel: the model in production, an input of the candidate Trainer (warm start)
+and of the production gate (ProductionEvaluator).
 
-The model in production is an input of the candidate Trainer (warm start) and of the
-production gate (ProductionEvaluator). `ProductionModel` chooses it from the push records
-(executor.py); these Trainer and Evaluator are TFX's with executors that read its "nothing
-in production" output as no input.
+It is chosen from the push records (executor.py). "Nothing in production" is an output
+marked empty, which `components/trainer` and `components/evaluator` read as no input.
 """
 
-from tfx.components.evaluator import component as evaluator_component
-from tfx.components.trainer import component as trainer_component
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_artifacts
 
 from components.production_model import executor
@@ -30,15 +26,3 @@ def ProductionModel(
     model: the newest pushed model not trained on `examples`.
   """
   executor.write_production_model([examples], serving_dir, model)
-
-
-class Trainer(trainer_component.Trainer):
-  """`tfx.components.Trainer`; an empty `base_model` means train from scratch."""
-
-  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.TrainerExecutor)
-
-
-class Evaluator(evaluator_component.Evaluator):
-  """`tfx.components.Evaluator`; an empty `baseline_model` means the thresholds' floors only."""
-
-  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.EvaluatorExecutor)

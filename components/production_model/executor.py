@@ -1,4 +1,4 @@
-"""Which model is "in production" for this run, and the executors that use it.
+"""Which model is "in production" for this run.
 
 "In production" is the newest pushed model *not trained on the Examples ingested now*. TFX's
 LatestBlessedModelStrategy (the newest blessed model) breaks caching with warm starts: after
@@ -14,9 +14,9 @@ forever. With this rule:
 The AtomicPusher records in each version directory what the model was trained on
 (`components/atomic_pusher/executor.py: PUSH_RECORD`); this module reads those records, so
 the choice is the same under every runner (components/decisions.py says why it is not a
-Resolver). With nothing in production the output is marked empty, and the Trainer and
-Evaluator executors here drop it: the candidate trains from scratch and the production gate
-applies its AUC floor only, as with a Resolver that found nothing.
+Resolver). With nothing in production the output is marked empty, and the executors of
+`components/trainer` and `components/evaluator` drop it: the candidate trains from scratch
+and the production gate applies its AUC floor only, as with a Resolver that found nothing.
 """
 
 import os
@@ -24,14 +24,10 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from absl import logging
 from tfx import types
-from tfx.components.evaluator import executor as evaluator_executor
-from tfx.components.trainer import executor as trainer_executor
-from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 
 from components import decisions
 from components.atomic_pusher import executor as pusher_executor
-from components.production_model import metric_inputs, signature_calls
 
 # Custom properties of the ProductionModel output.
 PRODUCTION_DIR_KEY = "production_dir"          # the pushed version directory it copies
@@ -85,29 +81,3 @@ def write_production_model(examples: List[types.Artifact], serving_dir: str,
   model.set_string_custom_property(PRODUCTION_VERSION_KEY, str(record.get("version", "")))
   logging.info("ProductionModel: %s (trained on spans %s)", version_dir, record.get("spans"))
   return version_dir
-
-
-class TrainerExecutor(trainer_executor.GenericExecutor):
-  """TFX's Trainer executor; an empty `base_model` (nothing in production) is no base model."""
-
-  def Do(self, input_dict: Dict[str, List[types.Artifact]],
-         output_dict: Dict[str, List[types.Artifact]],
-         exec_properties: Dict[str, Any]) -> None:
-    super().Do(decisions.drop_empty(input_dict, standard_component_specs.BASE_MODEL_KEY),
-               output_dict, exec_properties)
-
-
-class EvaluatorExecutor(evaluator_executor.Executor):
-  """TFX's Evaluator executor; an empty `baseline_model` is no baseline (AUC floor only).
-
-  TFMA runs with the fast label/prediction lookup of `metric_inputs` and calls the models'
-  signatures by keyword (`signature_calls`): the same metrics, less time per example and
-  per batch (see those modules).
-  """
-
-  def Do(self, input_dict: Dict[str, List[types.Artifact]],
-         output_dict: Dict[str, List[types.Artifact]],
-         exec_properties: Dict[str, Any]) -> None:
-    with metric_inputs.fast_label_lookup(), signature_calls.keyword_signature_calls():
-      super().Do(decisions.drop_empty(input_dict, standard_component_specs.BASELINE_MODEL_KEY),
-                 output_dict, exec_properties)

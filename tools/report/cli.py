@@ -4,7 +4,8 @@ import argparse
 import os
 import sys
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from pipeline import config as config_lib
+from pipeline.exit_codes import EXIT_OK, EXIT_USAGE
 
 
 def add_parser(sub) -> None:
@@ -28,7 +29,7 @@ def add_parser(sub) -> None:
 
 def _metadata(args: argparse.Namespace, command: str):
   """OUTPUT/metadata.sqlite, or None after saying there is none (before TensorFlow loads)."""
-  metadata = os.path.join(args.output_dir, "metadata.sqlite")
+  metadata = config_lib.output_path(args.output_dir, config_lib.METADATA_FILE)
   if not os.path.exists(metadata):
     print(f"uet {command}: error: {metadata}: no ML Metadata; no `uet run` has written to "
           f"{args.output_dir} yet", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Gathers what a report shows from ML Metadata and the run's artifacts.
 
 Everything is read through TFX/TFMA/TFDV: executions, states and lineage from ML Metadata
-(`pipeline.results.node_runs`), metrics and thresholds with `tfma.load_metrics` /
+(`pipeline.results`), metrics and thresholds with `tfma.load_metrics` /
 `load_eval_result` / `load_validation_result`, statistics with TFX's statistics reader,
 anomalies and drift with TFDV (`components.validation_gate.executor`), training curves from
 TensorBoard's event files. Nothing here parses a file format by hand.
@@ -12,7 +12,6 @@ here draws or formats.
 
 import dataclasses
 import datetime
-import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -24,11 +23,12 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components import lineage
+from components import decisions
 from components.validation_gate import baseline as drift_baseline_lib
 from components.validation_gate import executor as gate_lib
 from pipeline import ids
-from pipeline import results
+from pipeline import pipeline as pipeline_lib, results
+from uet_upstream import tfx as upstream_tfx
 
 # Components in pipeline order (what the report lists first); any other node comes after.
 NODE_ORDER = (
@@ -79,7 +79,7 @@ class Check:
 @dataclasses.dataclass
 class Gate:
   name: str
-  verdict: str          # passed, failed, not reached
+  verdict: str          # passed, failed, skipped (nothing to compare with), not reached
   checks: List[Check] = dataclasses.field(default_factory=list)
   messages: List[str] = dataclasses.field(default_factory=list)
 
@@ -117,7 +117,7 @@ class RunRow:
   run_id: str
   started: Optional[datetime.datetime]
   span: Optional[int]
-  status: str           # succeeded, failed at <node>, running
+  status: str           # succeeded, failed at <node>, cancelled at <node>, running or killed
   pushed: bool
   pushed_version: Optional[str]
   candidate_auc: Optional[float]
@@ -184,7 +184,7 @@ def _executions(store: mlmd.MetadataStore,
 
 def _input_artifacts(store: mlmd.MetadataStore, execution_id: int,
                      key: str) -> List[metadata_store_pb2.Artifact]:
-  artifact_ids = lineage.inputs(store, [execution_id], key)
+  artifact_ids = results.inputs(store, [execution_id], key)
   return list(store.get_artifacts_by_id(artifact_ids)) if artifact_ids else []
 
 
@@ -217,23 +217,13 @@ def _exec_property(execution: metadata_store_pb2.Execution, name: str):
   return None
 
 
-def _blessed(node: Optional[results.NodeRun]) -> Optional[bool]:
-  if node is None or not node.outputs.get("blessing"):
-    return None
-  return _int_property(node.outputs["blessing"][0], "blessed") == 1
-
-
 def run_row(store: mlmd.MetadataStore, pipeline_name: str,
             context: metadata_store_pb2.Context) -> RunRow:
   """The one-line summary of a pipeline run, from ML Metadata and the Evaluators' outputs."""
   nodes = results.node_runs(store, pipeline_name, context.name)
-  failed = [n for n, r in nodes.items() if r.state == "failed"]
-  if failed:
-    status = f"failed at {failed[0]}"
-  elif any(r.state in ("running", "new") for r in nodes.values()):
-    status = "running or killed"
-  else:
-    status = "succeeded"
+  outcome, stopped = results.run_status({n: r.state for n, r in nodes.items()})
+  status = {"failed": f"failed at {stopped}", "cancelled": f"cancelled at {stopped}",
+            "unfinished": "running or killed"}.get(outcome, outcome)
   example_gen = nodes.get(ids.EXAMPLE_GEN)
   span = None
   if example_gen and example_gen.outputs.get("examples"):
@@ -257,18 +247,11 @@ def list_runs(store: mlmd.MetadataStore, pipeline_name: str) -> List[RunRow]:
 def _auc_thresholds(eval_config: tfma.EvalConfig) -> Dict[str, Optional[float]]:
   """The AUC floor and the change threshold an Evaluator was configured with."""
   found: Dict[str, Optional[float]] = {"floor": None, "change": None}
-  for spec in eval_config.metrics_specs:
-    for metric in spec.metrics:
-      if metric.class_name != "AUC":
-        continue
-      thresholds = [t.threshold for t in metric.per_slice_thresholds]
-      if metric.HasField("threshold"):
-        thresholds.append(metric.threshold)
-      for t in thresholds:
-        if t.HasField("value_threshold") and t.value_threshold.HasField("lower_bound"):
-          found["floor"] = t.value_threshold.lower_bound.value
-        if t.HasField("change_threshold") and t.change_threshold.HasField("absolute"):
-          found["change"] = t.change_threshold.absolute.value
+  for t in pipeline_lib.auc_thresholds(eval_config):
+    if t.HasField("value_threshold") and t.value_threshold.HasField("lower_bound"):
+      found["floor"] = t.value_threshold.lower_bound.value
+    if t.HasField("change_threshold") and t.change_threshold.HasField("absolute"):
+      found["change"] = t.change_threshold.absolute.value
   return found
 
 
@@ -306,7 +289,9 @@ def _validation_gate(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun
       rating_js=_exec_property(execution, "drift_rating_js"),
       categorical_linf=_exec_property(execution, "drift_categorical_linf"))
   statistics = _input_artifacts(store, execution.id, "statistics")
-  baseline = _input_artifacts(store, execution.id, "baseline_statistics")
+  # On the first run DriftBaseline's output stands for nothing: there is no baseline.
+  baseline = [a for a in _input_artifacts(store, execution.id, "baseline_statistics")
+              if not decisions.is_empty(_as_tfx(a, store))]
   schema_artifacts = _input_artifacts(store, execution.id, "schema")
   drift: List[DriftMeasure] = []
   baseline_info = None
@@ -316,7 +301,7 @@ def _validation_gate(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun
     source = baseline[0].custom_properties.get(drift_baseline_lib.SOURCE_URI_KEY)
     originals = store.get_artifacts_by_uri(source.string_value) if source else []
     origin = originals[0] if originals else baseline[0]
-    producer = lineage.producers(store, [origin.id])
+    producer = results.producers(store, [origin.id])
     runs = []
     if producer:
       runs = [c.name for c in store.get_contexts_by_execution(producer[0])
@@ -345,7 +330,7 @@ def _validation_gate(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun
 def _span_of_statistics(store: mlmd.MetadataStore,
                         statistics: metadata_store_pb2.Artifact) -> Optional[int]:
   """The span of the examples StatisticsGen computed these statistics from (lineage)."""
-  for execution_id in lineage.producers(store, [statistics.id]):
+  for execution_id in results.producers(store, [statistics.id]):
     for examples in _input_artifacts(store, execution_id, "examples"):
       return _int_property(examples, "span")
   return None
@@ -376,8 +361,12 @@ def drift_measures(statistics, baseline, schema, thresholds: gate_lib.DriftThres
 
 
 def _model_gate(name: str, node: Optional[results.NodeRun], other: str,
-                change_rule: str) -> Gate:
-  """A TFMA gate: the AUC floor and the change against `other`, with the numbers."""
+                change_rule: str, nothing_to_compare: Optional[str] = None) -> Gate:
+  """A TFMA gate: the AUC floor and the change against `other`, with the numbers.
+
+  `nothing_to_compare` says why there is no `other` model (no model in production): the
+  comparison is then skipped and the floor alone decides.
+  """
   if node is None:
     return Gate(name, "not reached")
   if node.state == "failed" or not node.outputs.get("evaluation"):
@@ -394,17 +383,29 @@ def _model_gate(name: str, node: Optional[results.NodeRun], other: str,
   if thresholds["change"] is not None:
     if reference is None:
       checks.append(Check(change_rule, None, thresholds["change"], None,
-                          f"no {other} model to compare with: only the floor applies"))
+                          f"skipped: no {other} model to compare with"))
     else:
       diff = candidate - reference
       checks.append(Check(change_rule, diff, thresholds["change"],
                           diff >= thresholds["change"],
                           f"candidate {candidate:.4f} - {other} {reference:.4f}"))
-  blessed = _blessed(node)
-  gate = Gate(name, "passed" if blessed else "failed", checks)
+  blessed = results.blessed(node)
+  skipped = reference is None and nothing_to_compare is not None
+  gate = Gate(name, "failed" if not blessed else "skipped" if skipped else "passed", checks)
+  if skipped:
+    gate.messages = [f"No comparison: {nothing_to_compare}; the AUC floor alone decided."]
   if not blessed:
-    gate.messages = _validation_messages(uri)
+    gate.messages += _validation_messages(uri)
   return gate
+
+
+def _nothing_in_production(store: mlmd.MetadataStore,
+                           node: Optional[results.NodeRun]) -> Optional[str]:
+  """Why the ProductionModel node's output stands for no model (None: there is one)."""
+  models = node.outputs.get("model", []) if node else []
+  if not models or not decisions.is_empty(_as_tfx(models[0], store)):
+    return None
+  return _as_tfx(models[0], store).get_string_custom_property(decisions.EMPTY_KEY)
 
 
 def _split_statistics(store: mlmd.MetadataStore, node: Optional[results.NodeRun]
@@ -496,11 +497,7 @@ def _lineage(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun],
   candidate = nodes.get(ids.CANDIDATE_TRAINER)
   if candidate and candidate.outputs.get("model"):
     out["candidate_model"] = candidate.outputs["model"][0].uri
-  if candidate and candidate.outputs.get("model_run"):
-    result_file = os.path.join(candidate.outputs["model_run"][0].uri, "training_result.json")
-    if os.path.exists(result_file):
-      with open(result_file) as f:
-        out["warm_started_from"] = json.load(f).get("warm_started_from")
+  out["warm_started_from"] = results.training_result(candidate).get("warm_started_from")
   if out["warm_started_from"]:
     # Which pushed version that model is: the push whose Pusher read this Model artifact.
     base = _input_artifacts(store, executions[ids.CANDIDATE_TRAINER].id,
@@ -514,13 +511,13 @@ def _lineage(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun],
 
 def _pushed_version_of_model(store: mlmd.MetadataStore, model_id: int) -> Optional[str]:
   readers = {e.execution_id for e in store.get_events_by_artifact_ids([model_id])
-             if e.type in lineage.INPUT_EVENTS}
+             if e.type in results.INPUT_EVENTS}
   for event in store.get_events_by_execution_ids(sorted(readers)):
-    if event.type not in lineage.OUTPUT_EVENTS:
+    if event.type not in results.OUTPUT_EVENTS:
       continue
     [artifact] = store.get_artifacts_by_id([event.artifact_id])
-    if _int_property(artifact, "pushed") == 1:
-      destination = _string_property(artifact, "pushed_destination")
+    if _int_property(artifact, upstream_tfx.PUSHED_KEY) == 1:
+      destination = _string_property(artifact, upstream_tfx.PUSHED_DESTINATION_KEY)
       return os.path.basename(destination.rstrip("/")) if destination else None
   return None
 
@@ -590,14 +587,16 @@ def collect(store: mlmd.MetadataStore, pipeline_name: str, run_id: str,
   context = store.get_context_by_type_and_name("pipeline_run", run_id)
   nodes = results.node_runs(store, pipeline_name, run_id)
   executions = _executions(store, nodes)
-  failed = [n for n, r in nodes.items() if r.state == "failed"]
-  failed_component = summary.get("failed_component") or (failed[0] if failed else None)
-  succeeded = summary.get("succeeded", not failed and bool(nodes))
+  outcome, stopped = results.run_status({n: r.state for n, r in nodes.items()})
+  failed_component = summary.get("failed_component") or stopped
+  succeeded = summary.get("succeeded", outcome == "succeeded" and bool(nodes))
   error = summary.get("error")
   if not succeeded and not error:
-    error = (f"component {failed_component} failed; ML Metadata records that it failed, not "
-             "why: see the run's log in OUTPUT/logs/" if failed_component else
-             "the run did not finish (killed, or still running)")
+    error = {
+        "failed": f"component {failed_component} failed; ML Metadata records that it failed, "
+                  "not why: see the run's log in OUTPUT/logs/",
+        "cancelled": f"the run was cancelled while {failed_component} ran",
+    }.get(outcome, "the run did not finish (killed, or still running)")
   all_nodes = [c.name[len(pipeline_name) + 1:] for c in store.get_contexts_by_type("node")
                if c.name.startswith(pipeline_name + ".")]
 
@@ -609,7 +608,8 @@ def collect(store: mlmd.MetadataStore, pipeline_name: str, run_id: str,
       _model_gate("No regression against production",
                   nodes.get(ids.PRODUCTION_EVALUATOR),
                   ids.PRODUCTION_MODEL_NAME,
-                  "candidate AUC - production AUC >= -max regression"),
+                  "candidate AUC - production AUC >= -max regression",
+                  _nothing_in_production(store, nodes.get(ids.PRODUCTION_MODEL))),
   ]
   metrics: Dict[str, Dict[str, Dict[str, float]]] = {}
   evaluator = nodes.get(ids.EVALUATOR)

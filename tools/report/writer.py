@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional
 
 import jinja2
 
+from pipeline import config as config_lib
 from tools.report import collect
 
 REPORT_DIR = "report"
@@ -104,7 +105,8 @@ def _point_latest(report_root: str, directory_name: str) -> None:
 
 def _saved_summary(report_dir: str, output_dir: str, run_id: str) -> Dict[str, Any]:
   """The run's summary: kept beside its report, or last_run.json if that is this run's."""
-  for path in (os.path.join(report_dir, SUMMARY), os.path.join(output_dir, "last_run.json")):
+  for path in (os.path.join(report_dir, SUMMARY),
+               config_lib.output_path(output_dir, config_lib.SUMMARY_FILE)):
     if os.path.exists(path):
       with open(path) as f:
         saved = json.load(f)
@@ -134,7 +136,7 @@ def write_report(output_dir: str, run_id: Optional[str] = None, *,
     collect.RunNotFoundError: ML Metadata has no such run (or no runs at all).
   """
   from pipeline import store as store_lib  # pylint: disable=g-import-not-at-top
-  metadata_path = metadata_path or os.path.join(output_dir, "metadata.sqlite")
+  metadata_path = metadata_path or config_lib.output_path(output_dir, config_lib.METADATA_FILE)
   if not os.path.exists(metadata_path):
     raise collect.RunNotFoundError(
         f"{metadata_path}: no ML Metadata (no run has written to {output_dir} yet)")

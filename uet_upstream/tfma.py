@@ -1,35 +1,30 @@
-"""A fast path for TFMA's per-example label/prediction lookup, used by our Evaluators.
+"""TFMA, replaced for the duration of one evaluation: the same metrics, less time.
 
-Where the Evaluator's time goes (profiled on MovieLens-100K, 19,878 eval examples, candidate
-and baseline, 3 slicings): TFMA feeds every (example, slice) to each metric combiner, and
-each combiner first calls `metric_util.to_label_prediction_example_weight`: ~120,000
-calls per model for AUC (calibration histogram) and LogLoss each. That generic function
-(model/output/label-key lookups through `Mapping` isinstance checks, a class defined per
-lookup, sub-keys, class weights, flattening) was ~40% of the Evaluator's profile.
+`metric_util.to_label_prediction_example_weight`: every metric combiner calls it for every
+(example, slice). For the inputs our models produce (labels and predictions keyed by model
+name, each a numeric array of one value; no example weights, sub-keys, class weights or
+output names) its result is fixed, and `to_label_prediction_example_weight` below returns it
+directly; every other call goes to TFMA's function unchanged. `tests/test_upstream_tfma.py`
+checks both give the same tuples. It relies on the private
+`metric_util._yield_fractional_labels` for labels other than 0 and 1.
 
-For the inputs our models produce (labels and predictions keyed by model name, each a
-numeric array of one value, no example weights, sub-keys, class weights or output names)
-the result is fixed: this module returns it directly, and hands every other call to TFMA's
-own function unchanged. `tests/test_metric_inputs.py` checks both give the same tuples.
-
-`fast_label_lookup()` installs it for the duration of one evaluation, and only on the TFMA
-version it was checked against. It patches this process's module, so it takes effect where
-TFMA runs in-process (the DirectRunner's in-memory mode, what `uet run` uses); remote Beam
-workers run TFMA's own code, with the same results.
+`fast_label_lookup()` installs it around the Evaluator executor
+(`components/evaluator/executor.py`), on the TFMA release of `pins.TFMA` only. It patches
+this process's module, so it takes effect where TFMA runs in-process (the DirectRunner's
+in-memory mode, what `uet run` uses); remote Beam workers run TFMA's own code, with the same
+results. What it saves is in bench/results/upstream.md (`bench/upstream.py`).
 """
 
-from typing import ContextManager
+import contextlib
 
 import numpy as np
-import tensorflow_model_analysis as tfma
+import tensorflow_model_analysis
 from tensorflow_model_analysis.metrics import metric_util
 
-from components import upstream_patch
+from uet_upstream import pins
 
-# The TFMA release whose `to_label_prediction_example_weight` this reproduces.
-CHECKED_TFMA_VERSION = "0.47.1"
 _NUMERIC = frozenset("biuf")
-_ORIGINAL = metric_util.to_label_prediction_example_weight
+_ORIGINAL_LOOKUP = metric_util.to_label_prediction_example_weight
 
 
 def _keys_free_of(d: dict, key: str) -> bool:
@@ -51,12 +46,13 @@ def to_label_prediction_example_weight(inputs, eval_config=None, model_name="",
   yields (same arrays, dtypes and shapes).
   """
   def original():
-    return _ORIGINAL(inputs, eval_config=eval_config, model_name=model_name,
-                     output_name=output_name, sub_key=sub_key,
-                     aggregation_type=aggregation_type, class_weights=class_weights,
-                     example_weighted=example_weighted, fractional_labels=fractional_labels,
-                     flatten=flatten, squeeze=squeeze, allow_none=allow_none,
-                     require_single_example_weight=require_single_example_weight)
+    return _ORIGINAL_LOOKUP(inputs, eval_config=eval_config, model_name=model_name,
+                            output_name=output_name, sub_key=sub_key,
+                            aggregation_type=aggregation_type, class_weights=class_weights,
+                            example_weighted=example_weighted,
+                            fractional_labels=fractional_labels, flatten=flatten,
+                            squeeze=squeeze, allow_none=allow_none,
+                            require_single_example_weight=require_single_example_weight)
 
   if (eval_config is None or output_name or sub_key is not None or aggregation_type is not None
       or class_weights or example_weighted or not squeeze):
@@ -97,19 +93,20 @@ def _fractional(label: np.ndarray, prediction: np.ndarray, weight: np.ndarray) -
   """TFMA's `_yield_fractional_labels`, without its generic work for a 0 or 1 label.
 
   TFMA splits a label l into (0, weight * (1 - l)) and (1, weight * l) and drops a part
-  whose weight is 0: a binary label keeps one part. The split was 8% of gate 1's profile at
-  1M ratings (two numpy arrays, two products and two `isclose` per example and metric).
+  whose weight is 0: a binary label keeps one part.
   """
   value = label[0]
   if value == 0:
     return [(np.array([0], dtype=label.dtype), prediction, weight * (1 - label))]
   if value == 1:
     return [(np.array([1], dtype=label.dtype), prediction, weight * label)]
+  # Private in TFMA: the split of a fractional label, exactly as TFMA does it.
   return list(metric_util._yield_fractional_labels(label, prediction, weight))  # pylint: disable=protected-access
 
 
-def fast_label_lookup() -> ContextManager[bool]:
-  """Installs the fast path while the block runs; yields whether it did (TFMA version)."""
-  return upstream_patch.replaced(
-      metric_util, "to_label_prediction_example_weight", to_label_prediction_example_weight,
-      installed=tfma.__version__, checked=CHECKED_TFMA_VERSION)
+def fast_label_lookup() -> contextlib.AbstractContextManager:
+  """Installs `to_label_prediction_example_weight` while the block runs; yields whether it
+  did (the TFMA release)."""
+  return pins.replaced(metric_util, "to_label_prediction_example_weight",
+                       to_label_prediction_example_weight,
+                       installed=tensorflow_model_analysis.__version__, checked=pins.TFMA)

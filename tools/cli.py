@@ -2,35 +2,21 @@
 
 Each subcommand is a module with `add_parser(subparsers)`, which declares its flags and sets
 `func`; modules import only argparse and light code at the top, and load TensorFlow and TFX
-inside `func`, so `uet --help` and usage errors are fast.
+inside `func`, so `uet --help` and usage errors are fast. `main` sets the process's
+environment (`pipeline.environment`) before any of them runs.
 """
 
 import argparse
 import importlib
-import os
 import sys
-import warnings
 from typing import List, Optional
 
-# The one place the `uet` process sets these, before anything imports TensorFlow: Keras 2 for
-# TFRS/TFT/TFMA (TensorFlow 2.16 picks Keras 3 otherwise; Beam workers and `uet run-spec`
-# tasks inherit it), and quiet C++ logs (TF 2.16 prints "Unable to register cuDNN factory"
-# errors at import on every machine; set TF_CPP_MIN_LOG_LEVEL=0 to see all of them).
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# Google client libraries warn about Python 3.10 on import; TFX 1.16 requires it.
-warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
-
-# Exit codes of every subcommand (README, "Exit codes").
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
-# The ML Metadata store is damaged (see `uet restore-metadata`); SIGTERM cancelled the run
-# (128 + 15, what a shell reports for a process that SIGTERM ended).
-EXIT_METADATA, EXIT_CANCELLED = 4, 143
+from pipeline import environment
 
 SUBCOMMAND_MODULES = (
-    "pipeline.run_command",  # uet run
+    "tools.run_command",     # uet run
     "tools.spans",           # uet spans
-    "kubeflow.cli",          # uet compile, uet schedule
+    "kubeflow.cli",          # uet compile, uet schedule, uet run-spec
     "tools.collisions",      # uet collisions
     "tools.simulate",        # uet simulate
     "pipeline.metadata_backup",  # uet restore-metadata
@@ -54,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+  """Runs `uet ARGV`; returns its exit code (`pipeline.exit_codes`)."""
+  environment.configure()
   args = build_parser().parse_args(argv)
   return args.func(args)
 

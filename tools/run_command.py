@@ -2,16 +2,23 @@
 
 Every usage error (flags, config file, data directory layout, a held lock) is reported
 before TensorFlow or TFX load: they load only once the run is certain to start.
+
+Around the run itself (`pipeline.local_runner`) this command owns what comes before it,
+under the output directory's lock (a damaged metadata store stops it, a lost store's
+artifacts move aside, a run with nothing to do stops early, executions an earlier run left
+running are marked abandoned), and what follows it: the run report (`tools.report`; a
+failure only warns) and, after a success, a last-good copy of the store
+(`pipeline.metadata_backup`).
 """
 
 import argparse
 import os
 import sys
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, TextIO, Tuple
 
 from pipeline import config as config_lib, data, ids, lock, up_to_date
-from pipeline.cli import (EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA, EXIT_OK,
-                          EXIT_USAGE)
+from pipeline.exit_codes import (EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA,
+                                  EXIT_OK, EXIT_USAGE)
 
 
 def add_parser(sub) -> None:
@@ -93,11 +100,6 @@ def plan_run(args: argparse.Namespace) -> Tuple[config_lib.PipelineConfig, bool,
   return config, fetch, mirror
 
 
-def build_run_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
-  """The PipelineConfig of `uet run` (config file, then flags), without fetching data."""
-  return plan_run(args)[0]
-
-
 def print_quarantine(summary, stream=None) -> None:
   """Says how many malformed rows were quarantined, and where they are, if any were."""
   stream = stream or sys.stdout
@@ -106,7 +108,8 @@ def print_quarantine(summary, stream=None) -> None:
     limit = (summary.get("config") or {}).get("max_bad_rows")
     print(f"quarantined: {count} malformed ratings row{'s' if count != 1 else ''} "
           f"(--max-bad-rows {limit}), each with its reason, in "
-          f"{os.path.join(summary['output_dir'], 'quarantine.tsv')}", file=stream)
+          f"{config_lib.output_path(summary['output_dir'], config_lib.QUARANTINE_FILE)}",
+          file=stream)
 
 
 def print_summary(summary, stream=None) -> None:
@@ -133,7 +136,8 @@ def print_summary(summary, stream=None) -> None:
   print(f"pushed to: {summary['pushed_model_dir'] or '(not pushed)'}", file=stream)
   print_quarantine(summary, stream)
   print(f"wall time: {summary['seconds']}s; summary: "
-        f"{os.path.join(summary['output_dir'], 'last_run.json')}", file=stream)
+        f"{config_lib.output_path(summary['output_dir'], config_lib.SUMMARY_FILE)}",
+        file=stream)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -182,8 +186,8 @@ def _run_locked(config: config_lib.PipelineConfig) -> int:
     return EXIT_OK
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top  (TensorFlow, TFX)
   try:
-    summary = local_runner.run(config)
-  except local_runner.metadata_backup.MetadataStoreError as e:
+    summary = run_pipeline(config)
+  except metadata_backup.MetadataStoreError as e:  # the store was damaged during the run
     print(f"uet run: error: {e}", file=sys.stderr)
     return EXIT_METADATA
   except local_runner.PipelineCancelled as e:
@@ -204,3 +208,95 @@ def _run_locked(config: config_lib.PipelineConfig) -> int:
     return EXIT_FAILED
   print_summary(summary)
   return EXIT_OK
+
+
+def run_pipeline(config: config_lib.PipelineConfig,
+                 stream: Optional[TextIO] = None) -> Dict[str, Any]:
+  """One run of the pipeline, as `uet run` and `uet simulate` make it.
+
+  Marks what earlier runs left running as abandoned, runs the pipeline
+  (`pipeline.local_runner.run`), then writes the run's report and, after a success, the
+  last-good copy of the metadata store. The caller holds the output directory's lock and
+  has checked the store (`metadata_backup.check_store`).
+
+  Args:
+    config: the run's configuration.
+    stream: where progress lines and warnings go (default: standard error).
+
+  Returns:
+    The run's summary (OUTPUT/last_run.json).
+
+  Raises:
+    local_runner.PipelineCancelled: SIGTERM stopped the run (its report is written).
+    local_runner.PipelineRunError: a component failed (its report is written).
+    metadata_backup.MetadataStoreError: the store became unreadable during the run.
+  """
+  # pylint: disable=g-import-not-at-top  (TensorFlow, TFX)
+  from pipeline import local_runner, store as store_lib
+  # pylint: enable=g-import-not-at-top
+  stream = stream or sys.stderr
+  abandoned = store_lib.mark_abandoned(config.metadata_path)
+  if abandoned:
+    stream.write(f"marked {abandoned} execution(s) an earlier run left running as FAILED "
+                 "(that run was killed, or its disk was full)\n")
+  previous_run_id = _latest_run_id(config.metadata_path)
+  try:
+    summary = local_runner.run(config, stream)
+  except local_runner.PipelineRunError as e:
+    _after_run(config, e.summary, previous_run_id, stream)
+    raise
+  _after_run(config, summary, previous_run_id, stream)
+  return summary
+
+
+def _latest_run_id(metadata_path: str) -> Optional[str]:
+  """The newest pipeline run in the store (to tell whether the next one registered any)."""
+  # pylint: disable=g-import-not-at-top
+  from pipeline import results, store as store_lib
+  # pylint: enable=g-import-not-at-top
+  if not os.path.exists(metadata_path):
+    return None
+  try:
+    return results.latest_run_id(store_lib.open_readonly(metadata_path))
+  except Exception:  # pylint: disable=broad-except
+    return None  # unreadable metadata: the run itself will say so
+
+
+def _after_run(config: config_lib.PipelineConfig, summary: Dict[str, Any],
+               previous_run_id: Optional[str], stream: TextIO) -> None:
+  """The run's report; after a success, the last-good copy of the store."""
+  from pipeline import disk, metadata_backup  # pylint: disable=g-import-not-at-top
+  if summary.get("run_id") and summary["run_id"] != previous_run_id:
+    write_report(config, summary, stream)
+  else:
+    stream.write("warning: no report: this run recorded no pipeline run in ML Metadata\n")
+  if not summary.get("succeeded"):
+    return
+  # The copy `uet restore-metadata` puts back if the store is ever damaged.
+  try:
+    metadata_backup.save_last_good(config.metadata_path)
+  except (OSError, metadata_backup.MetadataStoreError) as e:
+    stream.write(f"warning: the last-good copy of {config.metadata_path} was not "
+                 f"updated: {e}\n")
+    if disk.is_full(e):
+      stream.write(f"  {disk.hint(config.output_dir, then='the next successful run saves it')}\n")
+
+
+def write_report(config: config_lib.PipelineConfig, summary: Dict[str, Any],
+                 stream: TextIO) -> None:
+  """Writes OUTPUT/report/<run id>/index.html (tools.report); a failure only warns.
+
+  The report explains the run and is never part of its outcome: whatever goes wrong here
+  leaves the decision, the pushed model and the exit code as they are.
+  """
+  try:
+    from tools import report  # pylint: disable=g-import-not-at-top
+    path = report.write_report(config.output_dir, summary["run_id"],
+                               metadata_path=config.metadata_path,
+                               pipeline_name=config.pipeline_name, summary=summary)
+    stream.write(f"report: {path}\n")
+  except Exception as e:  # pylint: disable=broad-except
+    stream.write(f"warning: the run report could not be written ({type(e).__name__}: {e}); "
+                 f"the run's outcome is unaffected; retry with `uet report --output-dir "
+                 f"{config.output_dir}`\n")
+  stream.flush()

@@ -1,13 +1,17 @@
-"""One place for our fixes of upstream functions: a replacement, for a block, on one release.
+"""The upstream releases the touchpoints of this package were checked against.
 
-Each fix (`components/production_model/metric_inputs.py`, `signature_calls.py`,
-`pipeline/beam_state_cache.py`) replaces one module attribute of TFMA or Beam for the
-duration of one evaluation or run, and only on the release it was checked against: on any
-other the upstream code runs unchanged.
+A runtime replacement (`replaced`) takes effect only on its checked release; on any other
+the upstream code runs unchanged. `tests/test_upstream_*.py` fail, naming each touchpoint to
+re-check, as soon as an installed release differs from the one here.
 """
 
 import contextlib
 from typing import Any, Iterator
+
+TFX = "1.16.0"
+TFMA = "0.47.1"
+TF_KERAS = "2.16.0"
+KFP_PIPELINE_SPEC = "0.2.2"
 
 
 @contextlib.contextmanager
