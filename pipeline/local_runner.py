@@ -366,6 +366,7 @@ def run(config: PipelineConfig, stream: Optional[TextIO] = None,
               pipeline)
       except Exception as e:  # the failing component is named below, then the run stops
         error = e
+        log_failure(e)
       if error is not None and cancelled:
         # Before the monitor's last poll, so that the stopped component shows as CANCELED.
         try:
@@ -437,6 +438,16 @@ def run(config: PipelineConfig, stream: Optional[TextIO] = None,
     run_error.summary = summary
     raise run_error
   return summary
+
+
+def log_failure(error: BaseException) -> None:
+  """Logs `error`'s traceback, chained causes included (TensorFlow's trace), to the run log.
+
+  The screen shows only the error's message (`PipelineRunError`), so the traceback is
+  logged here, while the run's library logs go to the log file alone.
+  """
+  absl.logging.error("The run stopped: %s: %s", type(error).__name__, error,
+                     exc_info=(type(error), error, error.__traceback__))
 
 
 class _LogsToFile:
