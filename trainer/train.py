@@ -76,11 +76,11 @@ DEAL_CHUNK = 8192
 # How the shuffle's bucket files are written: ZLIB at level 1, with 16 KiB buffers, a
 # 4 KiB window and zlib's memory level 5, so that each bucket's open writer holds about
 # 80 KB while the input is dealt (zlib's defaults hold about 1 MB). Measured on the 800k
-# transformed examples of the 1M synthetic train split, 2 busy cores: 41 bytes per example
-# on disk (uncompressed: 263), dealing 3.3 s CPU (uncompressed: 2.4), a pass 4.4 s CPU
-# (uncompressed: 4.2); dealing into 80 buckets peaked 6 MB above uncompressed writers
-# (zlib's defaults: 74 MB). Never SNAPPY: TensorFlow's snappy reader decompresses a record
-# into an output buffer of 256 KiB and fails on a larger one.
+# transformed examples of the 1M synthetic train split, 2 busy cores, medians of 7 runs:
+# 41 bytes per example on disk (uncompressed: 263), dealing 3.3 s CPU (uncompressed: 2.2),
+# a pass 4.6 s CPU (uncompressed: 4.2); dealing into 80 buckets peaked 6 MB above
+# uncompressed writers (zlib's defaults: 74 MB). Never SNAPPY: TensorFlow's snappy reader
+# decompresses a record into an output buffer of 256 KiB and fails on a larger one.
 SCRATCH_OPTIONS = tf.io.TFRecordOptions(
     compression_type="ZLIB", compression_level=1, input_buffer_size=16 << 10,
     output_buffer_size=16 << 10, window_bits=12, mem_level=5)
