@@ -31,7 +31,7 @@ bench-compare: setup
 	.venv/bin/python bench/pipeline_compare.py
 
 bench-scale: setup
-	.venv/bin/python bench/scale.py $(if $(SIZES),--sizes $(SIZES))
+	.venv/bin/python bench/scale.py $(if $(SIZES),--sizes $(SIZES)) $(if $(SEEDS),--seeds $(SEEDS))
 
 # Re-resolves requirements.lock from pyproject.toml (needs network access to PyPI).
 lock:

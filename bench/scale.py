@@ -1,19 +1,23 @@
 """Cost curve: the real `uet run` on synthetic ratings of growing size.
 
-For each size it writes a data set with `uet synth` (once; reused), runs `uet run` from
-scratch in a fresh output directory and records: wall time of the run and of each
+For each size and each seed it writes a data set with `uet synth --seed SEED` (once;
+reused), runs `uet run` from scratch in a fresh output directory and records whether it
+passed (and, if not, which component failed and why), wall time of the run and of each
 component, rows/s, the peak RSS summed over every process of the run (sampled with psutil
 over the whole process tree, Beam workers included), the embedding parameters of the
-candidate (fixed by the budget) and what a collisionless model would need at the
-vocabulary of the train split. Prints numbers; asserts nothing. Targets (issue 10, 2 cores):
+candidate (fixed by the budget), both models' AUCs, and what a collisionless model would
+need at the vocabulary of the train split. Prints numbers; asserts nothing. The seed
+changes the data (ids, their lengths, who rates what): one seed is one input, and a size
+is measured on several (`--seeds`) so that a result does not hang on one input. Targets (issue 10, 2 cores):
 1M ratings in <= 10 min, 10M in <= 60 min with <= 8 GB peak RSS, 1M -> 10M time <= 11x.
 
-  .venv/bin/python bench/scale.py [--sizes 100000,1000000] [--work DIR]
-      [--beam-modes SIZE] [--only-report]
+  .venv/bin/python bench/scale.py [--sizes 100000,1000000] [--seeds 0 1 2] [--work DIR]
+      [--results DIR] [--beam-modes SIZE] [--only-report]
 
-Results accumulate in bench/results/scale.json (one entry per size and Beam mode, a new
-measurement replaces the old one), and scale.md / scale.png are redrawn from it, so the
-sizes can be measured in separate invocations (10M takes up to an hour).
+Results accumulate in bench/results/scale.json (one entry per size, Beam mode and seed; a
+new measurement replaces the old one, a failed run included: it is that seed's outcome),
+and scale.md / scale.png are redrawn from it, so the sizes and seeds can be measured in
+separate invocations (10M takes up to an hour).
 """
 
 import argparse
@@ -35,6 +39,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UET = os.path.join(REPO, ".venv", "bin", "uet")
 RESULTS = os.path.join(REPO, "bench", "results")
 DEFAULT_MODE = "in_memory"
+# The seed of every entry measured before there was --seeds.
+DEFAULT_SEED = 0
 # Beam arguments of each DirectRunner mode measured (`--beam-modes`).
 BEAM_MODES = {
     DEFAULT_MODE: None,  # the config's defaults: in_memory, 1 worker
@@ -109,18 +115,19 @@ class TreeRssSampler:
       self._stop.wait(self._period)
 
 
-def synth(size: int, work: str) -> str:
-  """The data directory of `size` ratings (written once with `uet synth --seed 0`)."""
-  directory = os.path.join(work, f"data-{size}")
+def synth(size: int, work: str, seed: int = DEFAULT_SEED) -> str:
+  """The data directory of `size` ratings (written once with `uet synth --seed SEED`)."""
+  directory = os.path.join(work, f"data-{size}" + (f"-seed{seed}" if seed != DEFAULT_SEED
+                                                   else ""))
   if os.path.isfile(os.path.join(directory, "u.user")) and os.path.isfile(
       os.path.join(directory, ".complete")):
     return directory
   shutil.rmtree(directory, ignore_errors=True)
   start = time.perf_counter()
-  subprocess.run([UET, "synth", "--ratings", str(size), "--out", directory, "--seed", "0"],
-                 check=True)
+  subprocess.run([UET, "synth", "--ratings", str(size), "--out", directory, "--seed",
+                  str(seed)], check=True)
   open(os.path.join(directory, ".complete"), "w").close()
-  print(f"synth {size}: {time.perf_counter() - start:.1f} s", flush=True)
+  print(f"synth {size} (seed {seed}): {time.perf_counter() - start:.1f} s", flush=True)
   return directory
 
 
@@ -154,17 +161,28 @@ def _training_result(output_dir: str, trainer: str) -> Dict[str, Any]:
     return json.load(f)
 
 
-def run_size(size: int, work: str, mode: str) -> Dict[str, Any]:
-  """Runs `uet run` from scratch on `size` synthetic ratings; returns the measurements."""
-  data_dir = synth(size, work)
-  output_dir = os.path.join(work, f"out-{size}-{mode}")
+def _error_line(summary: Dict[str, Any], returncode: int, log_path: str) -> Optional[str]:
+  """What stopped a failed run, in one line (the summary's error, else the exit code)."""
+  if returncode == 0:
+    return None
+  error = (summary.get("error") or "").strip()
+  if error:
+    return error.splitlines()[0][:300]
+  return f"exit code {returncode} without a summary; see {log_path}"
+
+
+def run_size(size: int, work: str, mode: str, seed: int = DEFAULT_SEED) -> Dict[str, Any]:
+  """Runs `uet run` from scratch on `size` synthetic ratings of `seed`; returns the
+  measurements, and the outcome (passed or failed) with what failed."""
+  data_dir = synth(size, work, seed)
+  output_dir = os.path.join(work, f"out-{size}-{mode}-seed{seed}")
   shutil.rmtree(output_dir, ignore_errors=True)
   cmd = [UET, "run", "--data-dir", data_dir, "--output-dir", output_dir]
   for arg in BEAM_MODES[mode] or []:
     cmd.append(f"--beam-arg={arg}")
-  print(f"== {size} ratings, {mode}: {' '.join(cmd)}", flush=True)
+  print(f"== {size} ratings, {mode}, seed {seed}: {' '.join(cmd)}", flush=True)
   start = time.perf_counter()
-  log_path = os.path.join(work, f"uet-run-{size}-{mode}.log")
+  log_path = os.path.join(work, f"uet-run-{size}-{mode}-seed{seed}.log")
   with open(log_path, "w") as log:
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     with TreeRssSampler(proc.pid, log_path=log_path) as sampler:
@@ -183,6 +201,10 @@ def run_size(size: int, work: str, mode: str) -> Dict[str, Any]:
   result = {
       "ratings": size,
       "mode": mode,
+      "seed": seed,
+      "outcome": "passed" if returncode == 0 else "failed",
+      "failed_component": summary.get("failed_component"),
+      "error": _error_line(summary, returncode, log_path),
       "exit_code": returncode,
       "wall_seconds": round(seconds, 1),
       "pipeline_seconds": summary.get("seconds"),
@@ -207,16 +229,25 @@ def run_size(size: int, work: str, mode: str) -> Dict[str, Any]:
   return result
 
 
-def _load() -> List[Dict[str, Any]]:
-  path = os.path.join(RESULTS, "scale.json")
+def _key(r: Dict[str, Any]):
+  return (r["ratings"], r["mode"], r["seed"])
+
+
+def _load(results: str) -> List[Dict[str, Any]]:
+  path = os.path.join(results, "scale.json")
   if not os.path.isfile(path):
     return []
   with open(path) as f:
-    return json.load(f)["runs"]
+    runs = json.load(f)["runs"]
+  for r in runs:
+    # Entries measured before --seeds: seed 0, and only runs that passed were kept.
+    r.setdefault("seed", DEFAULT_SEED)
+    r.setdefault("outcome", "passed" if r["exit_code"] == 0 else "failed")
+  return runs
 
 
-def _save(runs: List[Dict[str, Any]]) -> None:
-  with open(os.path.join(RESULTS, "scale.json"), "w") as f:
+def _save(runs: List[Dict[str, Any]], results: str) -> None:
+  with open(os.path.join(results, "scale.json"), "w") as f:
     json.dump({"machine": f"{os.cpu_count()} cores (what else ran beside each run is noted "
                           "in the README's Scale section)",
                "runs": runs}, f, indent=2)
@@ -230,65 +261,152 @@ def _count(n: Optional[int]) -> str:
   return "n/a" if n is None else f"{n:,}"
 
 
+def _auc(x: Optional[float]) -> str:
+  return "n/a" if x is None else f"{x:.4f}"
+
+
+def _passed(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+  return [r for r in runs if r["outcome"] == "passed"]
+
+
+def _median(values: List[float]) -> float:
+  values = sorted(values)
+  middle = len(values) // 2
+  return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def _by_size(runs: List[Dict[str, Any]]) -> Dict[int, List[Dict[str, Any]]]:
+  """The default mode's runs of each size, every seed, in seed order."""
+  sizes: Dict[int, List[Dict[str, Any]]] = {}
+  for r in sorted(runs, key=_key):
+    if r["mode"] == DEFAULT_MODE:
+      sizes.setdefault(r["ratings"], []).append(r)
+  return sizes
+
+
+def _representative(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+  """One run per size for the plot: the passed run of median wall time."""
+  chosen = []
+  for size_runs in _by_size(runs).values():
+    passed = sorted(_passed(size_runs), key=lambda r: r["wall_seconds"])
+    if passed:
+      chosen.append(passed[(len(passed) - 1) // 2])
+  return chosen
+
+
 def report(runs: List[Dict[str, Any]]) -> str:
   """scale.md: the tables, the targets and what the numbers say against them."""
-  base = [r for r in runs if r["mode"] == DEFAULT_MODE]
+  base = [r for r in sorted(runs, key=_key) if r["mode"] == DEFAULT_MODE]
+  by_size = _by_size(runs)
   lines = ["# Cost curve: `uet run` on synthetic ratings (`bench/scale.py`)", "",
            f"{os.cpu_count()} cores. Seconds depend on the machine and on what else ran "
            "beside each run (noted per row in the README's Scale section); ratios carry "
-           "over better than seconds.", "",
-           "| ratings | wall (s) | rows/s | peak RSS, all processes (GB) | embedding params "
-           "(candidate) | collisionless params at this vocabulary | exit |",
-           "|---:|---:|---:|---:|---:|---:|---:|"]
+           "over better than seconds. Each seed is one input (`uet synth --seed`).", "",
+           "Every size, over its seeds:", "",
+           "| ratings | seeds | passed | wall (s), median [min, max] of passed | peak RSS, "
+           "all processes (GB), max of passed | candidate AUC [min, max] | baseline AUC "
+           "[min, max] |",
+           "|---:|---|---:|---|---:|---|---|"]
+  for size, size_runs in by_size.items():
+    passed = _passed(size_runs)
+    seeds = ", ".join(str(r["seed"]) for r in size_runs)
+    if passed:
+      walls = [r["wall_seconds"] for r in passed]
+      wall = f"{_median(walls):.0f} [{min(walls):.0f}, {max(walls):.0f}]"
+      peak = _gb(max(r["peak_rss_bytes"] for r in passed))
+      aucs = {}
+      for model in ("candidate_auc", "baseline_auc"):
+        values = [r[model] for r in passed if r.get(model) is not None]
+        aucs[model] = (f"{_auc(min(values))}, {_auc(max(values))}" if values else "n/a")
+      candidate, baseline = f"[{aucs['candidate_auc']}]", f"[{aucs['baseline_auc']}]"
+    else:
+      wall = peak = candidate = baseline = "n/a"
+    lines.append(f"| {size:,} | {seeds} | {len(passed)} of {len(size_runs)} | {wall} | "
+                 f"{peak} | {candidate} | {baseline} |")
+  lines += ["", "Every seed:", "",
+            "| ratings | seed | outcome | wall (s) | rows/s | peak RSS, all processes (GB) | "
+            "candidate AUC | baseline AUC | embedding params (candidate) | collisionless "
+            "params at this vocabulary | what failed |",
+            "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
   for r in base:
-    lines.append(f"| {r['ratings']:,} | {r['wall_seconds']:.0f} | {r['rows_per_second']:,.0f} "
-                 f"| {_gb(r['peak_rss_bytes'])} | {_count(r['embedding_parameters'])} | "
-                 f"{_count(r['collisionless_parameters'])} | {r['exit_code']} |")
+    failure = (f"{r.get('failed_component') or '?'}: {r.get('error') or ''}"
+               if r["outcome"] != "passed" else "")
+    lines.append(f"| {r['ratings']:,} | {r['seed']} | {r['outcome']} | "
+                 f"{r['wall_seconds']:.0f} | {r['rows_per_second']:,.0f} | "
+                 f"{_gb(r['peak_rss_bytes'])} | {_auc(r.get('candidate_auc'))} | "
+                 f"{_auc(r.get('baseline_auc'))} | {_count(r['embedding_parameters'])} | "
+                 f"{_count(r['collisionless_parameters'])} | "
+                 f"{failure.replace('|', '/')} |")
   other = [r for r in runs if r["mode"] != DEFAULT_MODE]
   if other:
     lines += ["", "DirectRunner modes (same data, `--beam-arg` as in BEAM_MODES):", "",
-              "| ratings | mode | wall (s) | peak RSS (GB) | processes at peak |",
-              "|---:|---|---:|---:|---:|"]
-    for r in sorted(other + [b for b in base if b["ratings"] in {o["ratings"] for o in other}],
-                    key=lambda r: (r["ratings"], r["mode"])):
-      lines.append(f"| {r['ratings']:,} | {r['mode']} | {r['wall_seconds']:.0f} | "
-                   f"{_gb(r['peak_rss_bytes'])} | {r['processes_at_peak']} |")
-  lines += ["", "Seconds per component:", "",
-            "| ratings | mode | " + " | ".join(COMPONENTS) + " |",
-            "|---:|---|" + "---:|" * len(COMPONENTS)]
-  for r in runs:
+              "| ratings | seed | mode | outcome | wall (s) | peak RSS (GB) | processes at "
+              "peak |",
+              "|---:|---:|---|---|---:|---:|---:|"]
+    compared = {(o["ratings"], o["seed"]) for o in other}
+    for r in sorted(other + [b for b in base if (b["ratings"], b["seed"]) in compared],
+                    key=lambda r: (r["ratings"], r["seed"], r["mode"])):
+      lines.append(f"| {r['ratings']:,} | {r['seed']} | {r['mode']} | {r['outcome']} | "
+                   f"{r['wall_seconds']:.0f} | {_gb(r['peak_rss_bytes'])} | "
+                   f"{r['processes_at_peak']} |")
+  lines += ["", "Seconds per component (a failed run stops at its failed component):", "",
+            "| ratings | seed | mode | " + " | ".join(COMPONENTS) + " |",
+            "|---:|---:|---|" + "---:|" * len(COMPONENTS)]
+  for r in sorted(runs, key=_key):
     cells = [f"{r['component_seconds'].get(c, float('nan')):.0f}" for c in COMPONENTS]
-    lines.append(f"| {r['ratings']:,} | {r['mode']} | " + " | ".join(cells) + " |")
+    lines.append(f"| {r['ratings']:,} | {r['seed']} | {r['mode']} | " + " | ".join(cells)
+                 + " |")
   rss_rows = [r for r in runs if r.get("peak_rss_bytes_by_component")]
   if rss_rows:
     lines += ["", "Peak RSS while each component ran, all processes (GB; a sample is charged "
               "to the component that started last):", "",
-              "| ratings | mode | " + " | ".join(COMPONENTS) + " |",
-              "|---:|---|" + "---:|" * len(COMPONENTS)]
-    for r in rss_rows:
+              "| ratings | seed | mode | " + " | ".join(COMPONENTS) + " |",
+              "|---:|---:|---|" + "---:|" * len(COMPONENTS)]
+    for r in sorted(rss_rows, key=_key):
       cells = [_gb(r["peak_rss_bytes_by_component"].get(c)) for c in COMPONENTS]
-      lines.append(f"| {r['ratings']:,} | {r['mode']} | " + " | ".join(cells) + " |")
+      lines.append(f"| {r['ratings']:,} | {r['seed']} | {r['mode']} | " + " | ".join(cells)
+                   + " |")
   vocab_rows = [r for r in base if r.get("vocabulary_sizes")]
   if vocab_rows:
     names = sorted(vocab_rows[0]["vocabulary_sizes"])
     lines += ["", "Vocabulary per feature (train split, from StatisticsGen; the age bucket counts its buckets):", "",
-              "| ratings | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
+              "| ratings | seed | " + " | ".join(names) + " |",
+              "|---:|---:|" + "---:|" * len(names)]
     for r in vocab_rows:
-      lines.append(f"| {r['ratings']:,} | " + " | ".join(
+      lines.append(f"| {r['ratings']:,} | {r['seed']} | " + " | ".join(
           f"{r['vocabulary_sizes'].get(n, 0):,}" for n in names) + " |")
-  by_size = {r["ratings"]: r for r in base}
-  lines += ["", "Against the targets (2 cores):", ""]
+  lines += ["", "Against the targets (2 cores; a target is met when every seed passed within "
+            "it):", ""]
+
+  def slowest(size: int) -> Optional[float]:
+    runs_of_size = by_size.get(size, [])
+    if not runs_of_size or len(_passed(runs_of_size)) < len(runs_of_size):
+      return None
+    return max(r["wall_seconds"] for r in runs_of_size)
+
+  def outcome(size: int) -> str:
+    runs_of_size = by_size[size]
+    return (f"{len(_passed(runs_of_size))} of {len(runs_of_size)} seeds passed "
+            f"({', '.join(str(r['seed']) for r in runs_of_size)})")
+
   if 1_000_000 in by_size:
-    t = by_size[1_000_000]["wall_seconds"]
-    lines.append(f"- 1M ratings end to end: {t / 60:.1f} min (target <= 10 min): "
-                 f"{'met' if t <= 600 else 'NOT met'}.")
+    t = slowest(1_000_000)
+    lines.append(f"- 1M ratings end to end: {outcome(1_000_000)}; "
+                 + (f"slowest {t / 60:.1f} min (target <= 10 min): "
+                    f"{'met' if t <= 600 else 'NOT met'}." if t is not None
+                    else "NOT met: a seed failed."))
   if 10_000_000 in by_size:
-    r10 = by_size[10_000_000]
-    lines.append(f"- 10M ratings: {r10['wall_seconds'] / 60:.1f} min (target <= 60), peak RSS "
-                 f"{_gb(r10['peak_rss_bytes'])} GB (target <= 8).")
-    if 1_000_000 in by_size:
-      ratio = r10["wall_seconds"] / by_size[1_000_000]["wall_seconds"]
-      lines.append(f"- 1M -> 10M time: {ratio:.1f}x (target <= 11x).")
+    t = slowest(10_000_000)
+    peak = max((r["peak_rss_bytes"] for r in _passed(by_size[10_000_000])), default=None)
+    lines.append(f"- 10M ratings: {outcome(10_000_000)}; "
+                 + (f"slowest {t / 60:.1f} min (target <= 60), peak RSS {_gb(peak)} GB "
+                    "(target <= 8)." if t is not None else "NOT met: a seed failed."))
+    t1 = slowest(1_000_000)
+    if t is not None and t1 is not None:
+      medians = [_median([r["wall_seconds"] for r in by_size[s]])
+                 for s in (1_000_000, 10_000_000)]
+      lines.append(f"- 1M -> 10M time, median over seeds: {medians[1] / medians[0]:.1f}x "
+                   "(target <= 11x).")
   else:
     lines.append("- 10M: not measured yet; run `.venv/bin/python bench/scale.py --sizes "
                  "10000000` (up to an hour on 2 cores).")
@@ -300,7 +418,8 @@ def plot(runs: List[Dict[str, Any]], path: str) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  base = [r for r in runs if r["mode"] == DEFAULT_MODE and r["component_seconds"]]
+  # Per size, the passed run of median wall time.
+  base = [r for r in _representative(runs) if r["component_seconds"]]
   if not base:
     return
   sizes = [r["ratings"] for r in base]
@@ -311,7 +430,7 @@ def plot(runs: List[Dict[str, Any]], path: str) -> None:
   left.plot(sizes, [r["wall_seconds"] for r in base], marker="s", color="black",
             linewidth=2, label="whole run (wall)")
   left.set(xscale="log", yscale="log", xlabel="ratings", ylabel="seconds",
-           title="Wall time per component")
+           title="Wall time per component (median seed)")
   left.legend(fontsize=7, loc="lower right")
   right.plot(sizes, [r["peak_rss_bytes"] / 1e9 for r in base], marker="o")
   right.axhline(8, color="red", linestyle="--", label="target at 10M: 8 GB")
@@ -326,8 +445,14 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--sizes", default="100000,1000000",
                       help="comma-separated numbers of ratings (default 100000,1000000)")
+  parser.add_argument("--seeds", type=int, nargs="+", default=[DEFAULT_SEED],
+                      help="`uet synth` seeds: each size runs on the data of each (default "
+                      f"{DEFAULT_SEED})")
   parser.add_argument("--work", default=os.path.join(REPO, "bench", "scale-work"),
                       help="where data sets and run outputs go (not committed)")
+  parser.add_argument("--results", default=RESULTS,
+                      help="where scale.json, scale.md and scale.png go (default "
+                      "bench/results)")
   parser.add_argument("--beam-modes", type=int, metavar="SIZE",
                       help="also run SIZE with each other DirectRunner mode of BEAM_MODES")
   parser.add_argument("--modes", default=",".join(m for m in BEAM_MODES if m != DEFAULT_MODE),
@@ -336,30 +461,31 @@ def main() -> None:
                       help="redraw scale.md and scale.png from scale.json")
   args = parser.parse_args()
   os.makedirs(args.work, exist_ok=True)
-  runs = _load()
-  plan = [] if args.only_report else [(int(s), DEFAULT_MODE) for s in args.sizes.split(",")
-                                      if s]
+  os.makedirs(args.results, exist_ok=True)
+  runs = _load(args.results)
+  plan = [] if args.only_report else [(int(s), DEFAULT_MODE, seed)
+                                      for s in args.sizes.split(",") if s
+                                      for seed in args.seeds]
   if args.beam_modes and not args.only_report:
-    plan += [(args.beam_modes, m) for m in args.modes.split(",")]
+    plan += [(args.beam_modes, m, seed) for m in args.modes.split(",") for seed in args.seeds]
   failed = []
-  for size, mode in plan:
-    result = run_size(size, args.work, mode)
+  for size, mode, seed in plan:
+    result = run_size(size, args.work, mode, seed)
     if result["exit_code"]:
-      # Not a measurement: it would replace the last good one in scale.json.
-      failed.append(f"{size} ratings ({mode}) exited {result['exit_code']}: see {result['log']}")
-      continue
-    # Kept by size (and saved so): scale.md's tables and the plot's lines follow the order.
-    runs = sorted([r for r in runs if (r["ratings"], r["mode"]) != (size, mode)] + [result],
-                  key=lambda r: (r["ratings"], r["mode"]))
-    _save(runs)  # after every run: a later failure keeps what was measured
-  _save(runs)
+      # Recorded all the same: a failure is that seed's outcome.
+      failed.append(f"{size} ratings ({mode}, seed {seed}) exited {result['exit_code']}: "
+                    f"{result['error']} (log: {result['log']})")
+    # Kept by size and seed (and saved so): scale.md's tables and the plot follow the order.
+    runs = sorted([r for r in runs if _key(r) != (size, mode, seed)] + [result], key=_key)
+    _save(runs, args.results)  # after every run: a later failure keeps what was measured
+  _save(runs, args.results)
   text = report(runs)
-  with open(os.path.join(RESULTS, "scale.md"), "w") as f:
+  with open(os.path.join(args.results, "scale.md"), "w") as f:
     f.write(text)
-  plot(runs, os.path.join(RESULTS, "scale.png"))
+  plot(runs, os.path.join(args.results, "scale.png"))
   print(text)
   if failed:
-    sys.exit("not recorded:\n" + "\n".join(failed))
+    sys.exit("failed (recorded as such):\n" + "\n".join(failed))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any, Dict, Optional, TextIO
 
+import absl.logging
 from tfx.orchestration import metadata
 
 from pipeline import cancel, disk, ids, parallel_runner, progress, results
@@ -122,6 +123,7 @@ def run(config: PipelineConfig, stream: Optional[TextIO] = None,
                                          before_launch=cancelled.check).run(pipeline)
       except Exception as e:  # the failing component is named below, then the run stops
         error = e
+        log_failure(e)
       if error is not None and cancelled:
         # Before the monitor's last poll, so that the stopped component shows as CANCELED.
         try:
@@ -181,3 +183,13 @@ def _write_summary(config: PipelineConfig, summary: Dict[str, Any], stream: Text
     with contextlib.suppress(OSError):
       os.remove(tmp)
     stream.write(f"could not write {SUMMARY_FILE}: {disk.hint(config.output_dir)}\n")
+
+
+def log_failure(error: BaseException) -> None:
+  """Logs `error`'s traceback, chained causes included (TensorFlow's trace), to the run log.
+
+  The screen shows only the error's message (`PipelineRunError`), so the traceback is
+  logged here, while the run's library logs go to the log file alone.
+  """
+  absl.logging.error("The run stopped: %s: %s", type(error).__name__, error,
+                     exc_info=(type(error), error, error.__traceback__))

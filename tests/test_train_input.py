@@ -104,3 +104,100 @@ def test_a_given_record_count_shuffles_the_same_as_counting(tmp_path):
                              seed=3, scratch_dir=str(tmp_path / "b"), num_records=700)
   assert _positions(given) == _positions(counted)
   assert sorted(_positions(given)) == list(range(700))
+
+
+# What the old shuffle (tf.data save/load with snappy) could not read back: one saved
+# element larger than TensorFlow's snappy output buffer.
+SNAPPY_OUTPUT_BUFFER = 256 << 10
+EXTRA_FEATURES = tuple(f"extra_{i}" for i in range(10))
+
+
+def _write_varied(path, num, seed=0):
+  """`num` examples of very different sizes; returns each one's movie id, in file order.
+
+  Every string feature is an id of 1 to 300 characters; the movie id starts with the
+  example's position, so each example is told apart. The `extra_*` features are not read
+  by the model, only carried through the shuffle.
+  """
+  rng = np.random.default_rng(seed)
+  alphabet = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789", dtype=np.uint8)
+
+  def token(prefix=b""):
+    return prefix + rng.choice(alphabet, size=int(rng.integers(1, 301))).tobytes()
+
+  ids = []
+  with tf.io.TFRecordWriter(str(path), options="GZIP") as w:
+    for i in range(num):
+      feature = {f: tf.train.Feature(bytes_list=tf.train.BytesList(value=[token()]))
+                 for f in (*features.MODEL_FEATURES, *EXTRA_FEATURES)}
+      ids.append(token(b"%d:" % i))
+      feature[features.MOVIE_ID] = tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[ids[-1]]))
+      feature[features.LABEL] = tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2]))
+      w.write(tf.train.Example(features=tf.train.Features(feature=feature))
+              .SerializeToString())
+  return ids
+
+
+def _movie_ids(ds):
+  return [v for batch, _ in ds for v in batch[features.MOVIE_ID].numpy().tolist()]
+
+
+def _largest_dealt_part(path, buckets):
+  """Bytes of the largest run of records the deal sends to one bucket from one chunk."""
+  sizes = [len(r) for r in tf.data.TFRecordDataset(str(path), compression_type="GZIP")
+           .as_numpy_iterator()]
+  return max(sum(sizes[start + b:start + train.DEAL_CHUNK:buckets])
+             for start in range(0, len(sizes), train.DEAL_CHUNK) for b in range(buckets))
+
+
+@pytest.mark.parametrize("num,buffer", [
+    (1001, 1000),   # just above the buffer: two buckets of ~500 examples (~1 MB each)
+    (3000, 100),    # far above it: thirty buckets
+])
+def test_records_of_any_size_are_shuffled_once_each_in_one_order_per_seed(
+    tmp_path, num, buffer):
+  path = tmp_path / "part-0.gz"
+  ids = _write_varied(path, num)
+  # Dealt parts larger than snappy's buffer: the input the old shuffle failed on.
+  assert _largest_dealt_part(path, -(-num // buffer)) > SNAPPY_OUTPUT_BUFFER
+  orders = {}
+  for seed in (0, 7, 13):
+    ds = train.make_dataset([str(path)], _spec(), batch_size=64, shuffle_buffer=buffer,
+                            seed=seed, scratch_dir=str(tmp_path / f"scratch-{seed}"))
+    order = _movie_ids(ds)
+    assert len(order) == num and sorted(order) == sorted(ids)  # each example exactly once
+    assert order != ids
+    assert _movie_ids(ds) == order  # the same order every epoch
+    again = train.make_dataset([str(path)], _spec(), batch_size=64, shuffle_buffer=buffer,
+                               seed=seed, scratch_dir=str(tmp_path / f"again-{seed}"))
+    assert _movie_ids(again) == order  # and every build with the same seed
+    orders[seed] = order
+  assert len({tuple(o) for o in orders.values()}) == 3  # each seed its own order
+
+
+def test_each_bucket_holds_at_most_the_buffer_in_ordinary_tfrecord_files(tmp_path):
+  # Memory holds one bucket at a time: no bucket may be larger than the buffer.
+  path = tmp_path / "part-0.gz"
+  _write(path, 1050)
+  scratch = tmp_path / "scratch"
+  ds = train.make_dataset([str(path)], _spec(), batch_size=100, shuffle_buffer=100, seed=1,
+                          scratch_dir=str(scratch))
+  buckets = sorted(scratch.iterdir())
+  assert len(buckets) == 11
+  sizes = []
+  for bucket in buckets:
+    parts = tf.data.TFRecordDataset(str(bucket), compression_type="ZLIB")
+    sizes.append(sum(int(tf.size(tf.io.parse_tensor(p, tf.string))) for p in parts))
+  assert sum(sizes) == 1050 and max(sizes) <= 100
+  assert sorted(_positions(ds)) == list(range(1050))
+
+
+def test_more_buckets_than_open_files_allowed_says_what_buffer_would_do(tmp_path, monkeypatch):
+  path = tmp_path / "part-0.gz"
+  _write(path, 500)
+  monkeypatch.setattr(train.resource, "getrlimit", lambda _: (8, 8))
+  with pytest.raises(ValueError, match=r"needs 5 bucket files .* limit \(8\); raise "
+                                       r"shuffle_buffer to at least 125"):
+    train.make_dataset([str(path)], _spec(), batch_size=50, shuffle_buffer=100, seed=1,
+                       scratch_dir=str(tmp_path / "scratch"))
