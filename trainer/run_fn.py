@@ -10,32 +10,39 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from trainer import export, features, model as model_lib, strategy as strategy_lib, train
 from trainer import warm_start
+from trainer import config as config_lib
 from trainer.config import TrainingConfig
 
 
-def _vocabularies(tf_transform_output: tft.TFTransformOutput):
+def _vocabularies(tf_transform_output: tft.TFTransformOutput, names):
   return {f: [v.decode("utf-8") if isinstance(v, bytes) else v
               for v in tf_transform_output.vocabulary_by_name(features.vocabulary_name(f))]
-          for f in features.MODEL_FEATURES}
+          for f in names}
+
+
+def _multivalent(dataset):
+  return tuple(f.name for f in dataset.features_of_kind("multivalent"))
 
 
 def run_fn(fn_args: FnArgs) -> None:
   """Trains the model `custom_config["training"]` describes and exports it for serving."""
   custom = fn_args.custom_config or {}
-  config = TrainingConfig.from_dict(custom.get("training"))
+  dataset = features.spec_from_custom_config(custom)
+  config = config_lib.resolve(TrainingConfig.from_dict(custom.get("training")), dataset)
   logging.info("Training config: %s (code %s)", config, custom.get("code_fingerprint"))
   tf.keras.utils.set_random_seed(config.seed)
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
   feature_spec = tf_transform_output.transformed_feature_spec()
 
   strategy, description = strategy_lib.choose_strategy(custom.get("tpu"))
-  vocabularies = _vocabularies(tf_transform_output) \
+  vocabularies = _vocabularies(tf_transform_output, config.features) \
       if config.model_type == "collisionless" else None
   spec = model_lib.embedding_spec(config, vocabularies)
   if fn_args.base_model:
     config = config.for_warm_start()  # compiled with the fine-tune's learning rate
   with strategy.scope():
-    model = model_lib.build_model(config, spec, under_tpu=strategy_lib.is_tpu(strategy))
+    model = model_lib.build_model(config, spec, under_tpu=strategy_lib.is_tpu(strategy),
+                                  sparse_features=_multivalent(dataset))
     warm = None
     if fn_args.base_model:
       # The pipeline passes the model in production here (unless warm_start is off).
@@ -61,7 +68,7 @@ def run_fn(fn_args: FnArgs) -> None:
                  "embedding_parameters": spec.num_parameters,
                  "warm_started_from": warm["from"] if warm else None})
 
-  export.export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)
+  export.export_serving_model(model, tf_transform_output, fn_args.serving_model_dir, dataset)
   warm_start.write_model_config(fn_args.serving_model_dir, model.get_config())
   tf.io.gfile.makedirs(fn_args.model_run_dir)
   with tf.io.gfile.GFile(f"{fn_args.model_run_dir}/training_result.json", "w") as f:
