@@ -122,9 +122,28 @@ class PipelineConfig:
 
   @property
   def schema_path(self) -> Optional[str]:
-    """The curated raw schema ImportSchemaGen imports; None: the pipeline derives the raw
-    schema from the dataset spec."""
+    """The curated raw schema file; None: the pipeline derives the raw schema from the
+    dataset spec."""
     return self.schema_file or self.dataset.schema
+
+  def curated_schema(self) -> str:
+    """The curated raw schema's text ("" when there is none).
+
+    Raises:
+      ValueError: the file is missing or is not a schema.pbtxt.
+    """
+    if not self.schema_path:
+      return ""
+    from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+    from tensorflow_metadata.proto.v0 import schema_pb2  # pylint: disable=g-import-not-at-top
+    try:
+      with open(self.schema_path, encoding="utf-8") as f:
+        text = f.read()
+      text_format.Parse(text, schema_pb2.Schema())
+    except (OSError, text_format.ParseError) as e:
+      raise ValueError(f"schema {self.schema_path}: not a readable schema.pbtxt ({e}); fix "
+                       "it, or leave schema out of the dataset spec to derive one") from None
+    return text
 
   @property
   def metadata_path(self) -> str:

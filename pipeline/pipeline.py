@@ -19,7 +19,6 @@ import tensorflow_model_analysis as tfma
 # which the local runner never uses.
 from tfx import types
 from tfx.components import ExampleValidator, StatisticsGen, Trainer, Transform
-from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.experimental.conditionals.conditional import Cond
 from tfx.dsl.input_resolution.strategies.span_range_strategy import SpanRangeStrategy
@@ -32,7 +31,7 @@ from components.movielens_example_gen.component import MovieLensExampleGen, make
 from components.movielens_example_gen.reader import RATINGS_FILE
 from components.atomic_pusher.component import AtomicPusher
 from components.production_model import component as production_model
-from components.spec_schema import SpecSchemaGen
+from components.schema_gen import DatasetSchemaGen
 from components.validation_gate.component import DriftBaseline, ValidationGate
 from pipeline import fingerprint
 from pipeline.config import EvaluationConfig, PipelineConfig
@@ -145,12 +144,10 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
       max_bad_rows=config.max_bad_rows,
       quarantine_path=config.quarantine_path if config.max_bad_rows else "",
   ).with_id(EXAMPLE_GEN)
-  # A curated schema when the dataset has one, else the schema the spec implies.
-  if config.schema_path:
-    schema_gen = ImportSchemaGen(schema_file=config.schema_path).with_id(SCHEMA_GEN)
-  else:
-    schema_gen = SpecSchemaGen(
-        dataset=features.dataset_config(config.dataset)).with_id(SCHEMA_GEN)
+  # The curated schema when the dataset has one, else the schema the spec implies.
+  schema_gen = DatasetSchemaGen(
+      dataset=features.dataset_config(config.dataset),
+      curated_schema=config.curated_schema()).with_id(SCHEMA_GEN)
   # With the schema, statistics follow its types: a categorical int label
   # (int_domain is_categorical) is counted per value, which the drift check compares.
   statistics_gen = StatisticsGen(

@@ -18,7 +18,7 @@ import sys
 from typing import Dict, List
 
 DISTRIBUTION = "uet-pipeline"
-PACKAGES = ("pipeline", "components", "trainer", "kubeflow", "tools", "schema", "dataspec")
+PACKAGES = ("pipeline", "components", "trainer", "kubeflow", "tools", "dataspec")
 
 
 def clashes() -> Dict[str, List[str]]:
