@@ -198,6 +198,9 @@ def from_mapping(values: Mapping[str, Any], **overrides: Any) -> PipelineConfig:
   """
   values = dict(values)
   values.update({k: v for k, v in overrides.items() if v is not None})
+  if "drift_rating_js" in values:
+    raise ValueError("config key drift_rating_js is now drift_label_js (the drift of the "
+                     "dataset's label column); rename it")
   known = {f.name for f in dataclasses.fields(PipelineConfig)} | {"training"}
   unknown = set(values) - known
   if unknown:
@@ -223,9 +226,6 @@ def from_mapping(values: Mapping[str, Any], **overrides: Any) -> PipelineConfig:
   kwargs["evaluation"] = evaluation
   if "beam_args" in values:
     values["beam_args"] = tuple(values["beam_args"])
-  if "drift_rating_js" in values:
-    raise ValueError("config key drift_rating_js is now drift_label_js (the drift of the "
-                     "dataset's label column); rename it")
   dataset = values.get("dataset")
   if dataset is None or isinstance(dataset, str):
     values["dataset"] = spec_lib.load(dataset)

@@ -19,7 +19,7 @@ from tfx.utils import io_utils
 from schema import SCHEMA_FILE
 from tests import runs
 from trainer import export, features, model as model_lib, preprocessing
-from trainer.config import TrainingConfig
+from tests.specs import FEATURES, resolved
 
 NUM_ROWS = 200
 
@@ -43,7 +43,7 @@ def test_serving_signature_matches_the_keras_model_on_real_rows(tmp_path, ml100k
       metadata, str(tmp_path / "transform" / tft.TFTransformOutput.RAW_METADATA_DIR))
   tf_transform_output = tft.TFTransformOutput(str(tmp_path / "transform"))
 
-  config = TrainingConfig()
+  config = resolved()
   tf.keras.utils.set_random_seed(7)
   model = model_lib.build_model(config, model_lib.embedding_spec(config))
   transformed = tf_transform_output.transform_raw_features(parsed)

@@ -299,8 +299,8 @@ def resolve(config: TrainingConfig, spec: spec_lib.DatasetSpec) -> TrainingConfi
   """`config` with everything that depends on the dataset fixed, and checked.
 
   Sets `features` (the spec's, in model order); under the budget rule (unified) the layout
-  fields (`budget_rule_layout`); for the hash model the table weights (`hash_weights`)
-  unless the config gives them. Idempotent: resolving a resolved config changes nothing.
+  fields (`budget_rule_layout`); the hash tables' weights (`hash_weights`) unless the
+  config gives them. Idempotent: resolving a resolved config changes nothing.
 
   Raises:
     ValueError: the config names a feature the dataset lacks, sets a field the budget rule
@@ -321,10 +321,15 @@ def resolve(config: TrainingConfig, spec: spec_lib.DatasetSpec) -> TrainingConfi
                        "remove them, or set layout: explicit to give every layout field "
                        "yourself")
     changes.update(derived)
-  if not config.hash_bucket_weights and config.model_type == "hash":
+  if not config.hash_bucket_weights:
     changes["hash_bucket_weights"] = hash_weights(config.embedding_budget,
                                                   config.embedding_dim, spec)
   resolved = dataclasses.replace(config, **changes)
+  # In the dataset's feature order, whatever order a config file (or sorted JSON) gave.
+  order = {name: i for i, name in enumerate(names)}
+  by_order = lambda pairs: tuple(sorted(pairs, key=lambda p: order.get(p[0], len(order))))  # noqa: E731
+  resolved = dataclasses.replace(resolved, chunks=by_order(resolved.chunks),
+                                 hash_bucket_weights=by_order(resolved.hash_bucket_weights))
   ids = set(spec.id_features)
   wrong = [f for f in resolved.admission_features if f not in ids]
   if wrong:
