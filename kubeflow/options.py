@@ -16,10 +16,9 @@ TARGETS = (VERTEX, KUBEFLOW)
 DIRECT = "direct"
 DATAFLOW = "dataflow"
 
-# Where kubeflow/Dockerfile puts the project inside the image. The compiled spec names files
-# under it (the curated schema), so the two must agree (tests/test_dockerfile.py checks).
+# Where kubeflow/Dockerfile puts the project inside the image (tests/test_dockerfile.py
+# checks the two agree).
 IMAGE_PROJECT_DIR = "/opt/uet"
-IMAGE_SCHEMA_FILE = f"{IMAGE_PROJECT_DIR}/schema/schema.pbtxt"
 
 # Vertex machine types whose accelerator is a TPU even without an accelerator_type
 # (TPU VMs: ct5lp-hightpu-4t, ct6e-standard-4t, ...), and the legacy TPU pod slice type.

@@ -23,7 +23,7 @@ from tfx.utils import json_utils
 
 from components import paths
 from kubeflow import executors, parameters
-from kubeflow.options import (IMAGE_PROJECT_DIR, IMAGE_SCHEMA_FILE, KUBEFLOW, VERTEX,
+from kubeflow.options import (IMAGE_PROJECT_DIR, KUBEFLOW, VERTEX,
                               CompileOptions, VertexTrainingOptions)
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
@@ -82,13 +82,6 @@ def prepare_config(config: config_lib.PipelineConfig,
         raise CompileError(f"{flag} {value!r}: Vertex AI Pipelines containers read and write "
                            "Cloud Storage; give a gs:// path (or a local --pipeline-root, "
                            "to run the file here with `uet run-spec`)")
-  # The curated schema ships inside the image (kubeflow/Dockerfile copies it there).
-  if config.schema_file is None:
-    changes["schema_file"] = IMAGE_SCHEMA_FILE
-  elif not (config.schema_file.startswith(("gs://", IMAGE_PROJECT_DIR + "/"))):
-    raise CompileError(f"schema_file {config.schema_file!r} is a local file the containers "
-                       "cannot read; copy it to gs:// (or keep the default, which is in the "
-                       "image)")
   if options.dataflow:
     changes["beam_args"] = options.dataflow.beam_args(options.image)
   training = options.vertex_training

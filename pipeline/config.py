@@ -8,7 +8,8 @@ import dataclasses
 import json
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-import schema
+from dataspec import spec as spec_lib
+from trainer import config as training_lib
 from trainer.config import TrainingConfig
 
 # Beam on the local machine: the in-memory DirectRunner, one worker (docs/measured.md,
@@ -47,38 +48,43 @@ class PipelineConfig:
   """Everything `create_pipeline` needs.
 
   Attributes:
-    data_dir: directory in the MovieLens-100K layout (`u.data`, `u.user`).
+    data_dir: the directory the dataset's source paths are relative to.
     output_dir: root of everything the run writes: `tfx/` (artifacts), `metadata.sqlite`
       (local ML Metadata), `serving/<version>/` (pushed models), `last_run.json`.
-    pipeline_name: the TFX pipeline name (also the ML Metadata context).
-    schema_file: a raw schema for ImportSchemaGen to import instead of the curated one that
-      ships with the project (None: the curated `schema/schema.pbtxt`, see `schema_path`).
-    candidate: training config of the candidate (unified by default).
-    baseline: training config of the baseline (hash, same budget, by default).
+    dataset: the dataset spec (None: the default preset, MovieLens-100K).
+    pipeline_name: the TFX pipeline name (also the ML Metadata context); None: the
+      dataset's (`uet-<name>`).
+    schema_file: a raw schema for ImportSchemaGen to import instead of the dataset's
+      (None: the spec's `schema`, or, without one, the schema derived from the spec).
+    candidate: training config of the candidate (unified by default), resolved against
+      the dataset (`trainer.config.resolve`).
+    baseline: training config of the baseline (hash, same budget, by default), resolved.
     train_collisionless: also train the collisionless reference (not evaluated or pushed).
     evaluation: blessing thresholds.
     beam_args: Beam pipeline arguments for the Beam-powered components.
     enable_cache: reuse executions whose inputs, code and config are unchanged.
     max_bad_rows: malformed ratings rows quarantined before failing (0: fail fast).
     tpu: TPU name/address for the Trainers (None: detect).
-    span_pattern: ratings file pattern relative to data_dir with `{SPAN}` (e.g.
-      `span-{SPAN}/u.data`): each run ingests the newest span. None: one file, `u.data`.
+    span_pattern: the source pattern relative to data_dir with `{SPAN}` (e.g.
+      `span-{SPAN}/u.data`): each run ingests the newest span. None: the dataset's
+      `source.path`.
     window_spans: Transform and the Trainers read the newest this many spans (a rolling
       window, local runner only; Vertex cannot compile SpanRangeStrategy).
     warm_start: the candidate starts from the model in production (the latest pushed one)
       when there is one; False trains from scratch every run.
-    drift_rating_js: the ValidationGate stops the run when the Jensen-Shannon divergence of
-      `rating` between this span and the last validated one exceeds this (TFDV drift
-      comparator; 1.0 disables).
-    drift_categorical_linf: ... or the L-infinity distance of `user_gender` or
-      `user_occupation` exceeds this (1.0 disables). Short spans differ more from each
-      other: docs/measured.md ("Drift between spans") has the distances of monthly and
-      weekly MovieLens-100K spans to choose both thresholds from.
+    drift_label_js: the ValidationGate stops the run when the Jensen-Shannon divergence of
+      the raw label column between this span and the last validated one exceeds this (TFDV
+      drift comparator; 1.0 disables).
+    drift_categorical_linf: ... or the L-infinity distance of a categorical feature's
+      column exceeds this (1.0 disables). Short spans differ more from each other:
+      docs/measured.md ("Drift between spans") has the distances of monthly and weekly
+      MovieLens-100K spans to choose both thresholds from.
   """
 
   data_dir: str
   output_dir: str
-  pipeline_name: str = "uet-movielens"
+  dataset: Optional[spec_lib.DatasetSpec] = None
+  pipeline_name: Optional[str] = None
   schema_file: Optional[str] = None
   candidate: TrainingConfig = TrainingConfig(model_type="unified", layout="budget_rule")
   baseline: TrainingConfig = TrainingConfig(model_type="hash")
@@ -91,10 +97,17 @@ class PipelineConfig:
   span_pattern: Optional[str] = None
   window_spans: int = 1
   warm_start: bool = True
-  drift_rating_js: float = 0.1
+  drift_label_js: float = 0.1
   drift_categorical_linf: float = 0.3
 
   def __post_init__(self):
+    # Frozen: the derived fields are set once, here.
+    if self.dataset is None:
+      object.__setattr__(self, "dataset", spec_lib.load(spec_lib.DEFAULT_PRESET))
+    if self.pipeline_name is None:
+      object.__setattr__(self, "pipeline_name", self.dataset.pipeline_name)
+    for role in ("candidate", "baseline"):
+      object.__setattr__(self, role, training_lib.resolve(getattr(self, role), self.dataset))
     if self.window_spans < 1:
       raise ValueError(f"window_spans must be >= 1, got {self.window_spans}")
     if self.window_spans > 1 and not self.span_pattern:
@@ -107,7 +120,7 @@ class PipelineConfig:
                        f"{self.candidate.model_type!r}")
     if self.max_bad_rows < 0:
       raise ValueError(f"max_bad_rows must be >= 0, got {self.max_bad_rows}")
-    for name in ("drift_rating_js", "drift_categorical_linf"):
+    for name in ("drift_label_js", "drift_categorical_linf"):
       if not 0.0 < getattr(self, name) <= 1.0:
         raise ValueError(f"{name} must be in (0, 1] (1 disables the check), got "
                          f"{getattr(self, name)}")
@@ -118,9 +131,29 @@ class PipelineConfig:
     return f"{self.output_dir.rstrip('/')}/tfx"
 
   @property
-  def schema_path(self) -> str:
-    """The schema file ImportSchemaGen imports."""
-    return self.schema_file or schema.SCHEMA_FILE
+  def schema_path(self) -> Optional[str]:
+    """The curated raw schema file; None: the pipeline derives the raw schema from the
+    dataset spec."""
+    return self.schema_file or self.dataset.schema
+
+  def curated_schema(self) -> str:
+    """The curated raw schema's text ("" when there is none).
+
+    Raises:
+      ValueError: the file is missing or is not a schema.pbtxt.
+    """
+    if not self.schema_path:
+      return ""
+    from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+    from tensorflow_metadata.proto.v0 import schema_pb2  # pylint: disable=g-import-not-at-top
+    try:
+      with open(self.schema_path, encoding="utf-8") as f:
+        text = f.read()
+      text_format.Parse(text, schema_pb2.Schema())
+    except (OSError, text_format.ParseError) as e:
+      raise ValueError(f"schema {self.schema_path}: not a readable schema.pbtxt ({e}); fix "
+                       "it, or leave schema out of the dataset spec to derive one") from None
+    return text
 
   @property
   def metadata_path(self) -> str:
@@ -145,6 +178,7 @@ class PipelineConfig:
   def to_dict(self) -> Dict[str, Any]:
     return {
         "data_dir": self.data_dir, "output_dir": self.output_dir,
+        "dataset": self.dataset.to_dict(),
         "pipeline_name": self.pipeline_name, "schema_file": self.schema_file,
         "candidate": self.candidate.to_dict(), "baseline": self.baseline.to_dict(),
         "train_collisionless": self.train_collisionless,
@@ -153,7 +187,7 @@ class PipelineConfig:
         "max_bad_rows": self.max_bad_rows, "tpu": self.tpu,
         "span_pattern": self.span_pattern, "window_spans": self.window_spans,
         "warm_start": self.warm_start,
-        "drift_rating_js": self.drift_rating_js,
+        "drift_label_js": self.drift_label_js,
         "drift_categorical_linf": self.drift_categorical_linf,
     }
 
@@ -174,6 +208,9 @@ def from_mapping(values: Mapping[str, Any], **overrides: Any) -> PipelineConfig:
   """
   values = dict(values)
   values.update({k: v for k, v in overrides.items() if v is not None})
+  if "drift_rating_js" in values:
+    raise ValueError("config key drift_rating_js is now drift_label_js (the drift of the "
+                     "dataset's label column); rename it")
   known = {f.name for f in dataclasses.fields(PipelineConfig)} | {"training"}
   unknown = set(values) - known
   if unknown:
@@ -199,6 +236,11 @@ def from_mapping(values: Mapping[str, Any], **overrides: Any) -> PipelineConfig:
   kwargs["evaluation"] = evaluation
   if "beam_args" in values:
     values["beam_args"] = tuple(values["beam_args"])
+  dataset = values.get("dataset")
+  if dataset is None or isinstance(dataset, str):
+    values["dataset"] = spec_lib.load(dataset)
+  elif isinstance(dataset, Mapping):
+    values["dataset"] = spec_lib.from_dict(dataset)
   missing = {"data_dir", "output_dir"} - set(values)
   if missing:
     raise ValueError(f"config needs {sorted(missing)}")

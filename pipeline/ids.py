@@ -7,7 +7,7 @@ components up by these without importing the module that builds the graph.
 # Stable component ids: runners, tests and the summary look components up by these.
 EXAMPLE_GEN = "MovieLensExampleGen"
 STATISTICS_GEN = "StatisticsGen"
-SCHEMA_GEN = "ImportSchemaGen"
+SCHEMA_GEN = "SchemaGen"
 EXAMPLE_VALIDATOR = "ExampleValidator"
 VALIDATION_GATE = "ValidationGate"
 TRANSFORM = "Transform"

@@ -12,14 +12,13 @@ by Resolvers: the Kubeflow V2 compiler cannot express those choices as metadata 
 (components/decisions.py).
 """
 
-from typing import List
+from typing import List, Sequence
 
 import tensorflow_model_analysis as tfma
 # Not `from tfx import v1`: its `extensions` load google-cloud-aiplatform, which the local
 # runner never uses (tests/test_cli.py checks it stays unloaded; docs/measured.md, "Start-up").
 from tfx import types
 from tfx.components import ExampleValidator, StatisticsGen, Transform
-from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.experimental.conditionals.conditional import Cond
 from tfx.dsl.input_resolution.strategies.span_range_strategy import SpanRangeStrategy
@@ -33,6 +32,7 @@ from components.movielens_example_gen.reader import RATINGS_FILE
 from components.atomic_pusher.component import AtomicPusher
 from components.evaluator.component import Evaluator
 from components.production_model.component import ProductionModel
+from components.schema_gen import DatasetSchemaGen
 from components.trainer.component import Trainer
 from components.validation_gate.component import DriftBaseline, ValidationGate
 from pipeline import fingerprint, ids
@@ -102,11 +102,12 @@ def auc_thresholds(eval_config: tfma.EvalConfig) -> List[tfma.MetricThreshold]:
   return thresholds
 
 
-def make_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
+def make_eval_config(evaluation: EvaluationConfig,
+                     slice_features: Sequence[str] = ()) -> tfma.EvalConfig:
   """Gate 1, candidate vs hash baseline: clear the AUC floor and beat the baseline by
-  `min_auc_gain`; metrics also sliced by gender and age bucket."""
+  `min_auc_gain`; metrics also sliced by each of `slice_features` (the dataset's slices)."""
   return _gate_eval_config(evaluation, ids.BASELINE_MODEL, evaluation.min_auc_gain,
-                           list(features.SLICE_FEATURES))
+                           list(slice_features))
 
 
 def make_production_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
@@ -131,6 +132,7 @@ def _trainer(config: PipelineConfig, training: TrainingConfig, transform,
       base_model=base_model,
       custom_config={
           "training": training.to_dict(),
+          features.DATASET_KEY: features.dataset_config(config.dataset),
           # Part of the cache key: an edit of trainer/ re-runs the Trainers.
           "code_fingerprint": fingerprint.trainer_fingerprint(),
           "tpu": config.tpu,
@@ -153,10 +155,12 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
       max_bad_rows=config.max_bad_rows,
       quarantine_path=config.quarantine_path if config.max_bad_rows else "",
   ).with_id(ids.EXAMPLE_GEN)
-  schema_gen = ImportSchemaGen(
-      schema_file=config.schema_path).with_id(ids.SCHEMA_GEN)
-  # With the schema, statistics follow its types: `rating` (int_domain is_categorical) is
-  # counted per value, which the drift check compares.
+  # The curated schema when the dataset has one, else the schema the spec implies.
+  schema_gen = DatasetSchemaGen(
+      dataset=features.dataset_config(config.dataset),
+      curated_schema=config.curated_schema()).with_id(ids.SCHEMA_GEN)
+  # With the schema, statistics follow its types: a categorical int label
+  # (int_domain is_categorical) is counted per value, which the drift check compares.
   statistics_gen = StatisticsGen(
       examples=example_gen.outputs["examples"],
       schema=schema_gen.outputs["schema"]).with_id(ids.STATISTICS_GEN)
@@ -174,8 +178,11 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
       statistics=statistics_gen.outputs["statistics"],
       schema=schema_gen.outputs["schema"],
       baseline_statistics=drift_baseline.outputs["baseline"],
-      drift_rating_js=float(config.drift_rating_js),
+      drift_label_js=float(config.drift_label_js),
       drift_categorical_linf=float(config.drift_categorical_linf),
+      drift_js_columns=config.dataset.label.column,
+      drift_linf_columns=",".join(
+          f.column for f in config.dataset.features_of_kind("categorical")),
       validated_dir=validated_dir,
   ).with_id(ids.VALIDATION_GATE)
 
@@ -213,6 +220,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
       schema=schema_gen.outputs["schema"],
       preprocessing_fn=PREPROCESSING_FN,
       custom_config={"code_fingerprint": fingerprint.transform_fingerprint(),
+                     features.DATASET_KEY: features.dataset_config(config.dataset),
                      features.VOCABULARIES_KEY: config.train_collisionless},
       # TFX's default also runs TFDV over the raw and the transformed data (pre/post-transform
       # statistics, schemas and anomalies): two more statistics passes nothing here reads
@@ -235,7 +243,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
       examples=example_gen.outputs["examples"],
       model=candidate.outputs["model"],
       baseline_model=baseline.outputs["model"],
-      eval_config=make_eval_config(config.evaluation),
+      eval_config=make_eval_config(config.evaluation, config.dataset.slices),
   ).with_id(ids.EVALUATOR)
   components.append(evaluator)
 

@@ -7,8 +7,9 @@ run records in OUTPUT/last_run.json a key over everything TFX's cache key and th
 ProductionModel's choice depend on, and the next run compares it first:
 
   * the run's config (data and output paths, Beam arguments, training and gates);
-  * the code the run executes (this repository's pipeline, components, trainer, schema,
-    tools and uet_upstream sources) and the schema file;
+  * the code the run executes (this repository's pipeline, components, trainer, dataspec,
+    tools and uet_upstream sources), the dataset spec (in the config) and its curated
+    schema file;
   * the versions of Python and of the TFX stack;
   * every file under the data directory (path, size, modification time: what ExampleGen
     fingerprints);
@@ -34,8 +35,8 @@ from pipeline.config import PipelineConfig
 # The summary's field holding the key (pipeline/local_runner.py writes it).
 KEY_FIELD = "up_to_date_key"
 # The packages whose code a run executes, relative to the repository.
-_SOURCE_DIRS = ("pipeline", "components", "trainer", "schema", "tools", "uet_upstream")
-_SOURCE_SUFFIXES = (".py", ".pbtxt", ".html", ".css", ".js", ".j2")
+_SOURCE_DIRS = ("pipeline", "components", "trainer", "dataspec", "tools", "uet_upstream")
+_SOURCE_SUFFIXES = (".py", ".pbtxt", ".yaml", ".html", ".css", ".js", ".j2")
 # Distributions that execute the pipeline; an upgrade of any changes TFX's executors.
 _DISTRIBUTIONS = ("tfx", "tensorflow", "tf-keras", "tensorflow-transform",
                   "tensorflow-model-analysis", "tensorflow-data-validation", "tfx-bsl",
@@ -65,8 +66,9 @@ def run_key(config: PipelineConfig) -> str:
   """sha256 over what decides whether `uet run` with `config` has work to do (see above)."""
   h = hashlib.sha256()
   h.update(json.dumps(config.to_dict(), sort_keys=True).encode() + b"\0")
-  with open(config.schema_path, "rb") as f:  # may be outside the repository
-    h.update(f.read() + b"\0")
+  if config.schema_path:  # may be outside the repository
+    with open(config.schema_path, "rb") as f:
+      h.update(f.read() + b"\0")
   sources = [p for name in _SOURCE_DIRS for p in (_REPO / name).rglob("*")
              if p.suffix in _SOURCE_SUFFIXES and "__pycache__" not in p.parts]
   h.update(fingerprint.fingerprint(sources, root=_REPO).encode() + b"\0")

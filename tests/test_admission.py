@@ -6,9 +6,10 @@ import tensorflow as tf
 
 from tests.conftest import require_ml100k
 from trainer import admission, features, model as model_lib, train, warm_start
+from tests.specs import FEATURES, MOVIELENS, resolved
 from trainer.config import TrainingConfig
 
-ADMITTED = tuple(admission.ADMISSION_FEATURES)
+ADMITTED = MOVIELENS.id_features
 
 
 def _user_ids():
@@ -19,10 +20,10 @@ def _user_ids():
 def test_every_training_id_passes_and_few_unseen_ids_do():
   users = _user_ids()
   seen, unseen = users[:470], users[470:]
-  packed = admission.build_filter(seen * 3, features.USER_ID)
+  packed = admission.build_filter(seen * 3, "user_id")
   assert packed.dtype == np.uint8 and packed.size == admission.FILTER_BITS // 8
   flags = lambda ids: admission.is_admitted(  # noqa: E731
-      tf.constant(ids), tf.constant(packed), features.USER_ID).numpy()
+      tf.constant(ids), tf.constant(packed), "user_id").numpy()
   assert flags(seen).tolist() == [1] * len(seen)
   # 470 ids x 2 cells in 8,192: a false admission rate of about (1 - e^(-940/8192))^2 = 1.2%.
   assert flags(unseen).mean() < 0.05
@@ -30,16 +31,16 @@ def test_every_training_id_passes_and_few_unseen_ids_do():
 
 def test_threshold_keeps_rare_ids_out():
   ids = [b"often"] * 3 + [b"once"]
-  packed = admission.build_filter(ids, features.MOVIE_ID, threshold=2)
+  packed = admission.build_filter(ids, "movie_id", threshold=2)
   flags = admission.is_admitted(tf.constant([b"often", b"once"]), tf.constant(packed),
-                                features.MOVIE_ID).numpy()
+                                "movie_id").numpy()
   assert flags.tolist() == [1, 0]
 
 
 def test_filter_cells_depend_on_the_feature():
   value = tf.constant([b"42"])
-  assert not np.array_equal(admission.filter_cells(value, features.USER_ID).numpy(),
-                            admission.filter_cells(value, features.MOVIE_ID).numpy())
+  assert not np.array_equal(admission.filter_cells(value, "user_id").numpy(),
+                            admission.filter_cells(value, "movie_id").numpy())
 
 
 def test_fused_lookup_of_concatenated_filters_matches_each_feature_alone():
@@ -56,19 +57,19 @@ def test_fused_lookup_of_concatenated_filters_matches_each_feature_alone():
 
 
 def _config(**changes):
-  return TrainingConfig(**{"model_type": "unified", "embedding_budget": 4800,
+  return resolved(**{"model_type": "unified", "embedding_budget": 4800,
                            "admission_features": ADMITTED, **changes})
 
 
 def _batch(admitted, n=4):
-  x = {f: tf.constant([f"{f}-{i}".encode() for i in range(n)]) for f in features.MODEL_FEATURES}
+  x = {f: tf.constant([f"{f}-{i}".encode() for i in range(n)]) for f in FEATURES}
   x.update({admission.admitted_name(f): tf.constant([admitted] * n, tf.int64)
             for f in ADMITTED})
   return x
 
 
 def test_admission_is_paid_from_the_budget():
-  plain = TrainingConfig(model_type="unified", embedding_budget=24_000)
+  plain = resolved(model_type="unified", embedding_budget=24_000)
   config = plain.replace(admission_features=ADMITTED)
   cost = config.admission_parameters
   # 3 filters of 8,192 bits = 3,072 bytes = 768 float32 parameters, plus one default vector of
@@ -83,8 +84,8 @@ def test_unadmitted_ids_get_the_feature_default_not_their_rows():
   tf.keras.utils.set_random_seed(0)
   config = _config()
   model = model_lib.build_model(config, model_lib.embedding_spec(config))
-  model.unseen_default.defaults[features.USER_ID].assign(
-      tf.fill(model.unseen_default.defaults[features.USER_ID].shape, 0.3))
+  model.unseen_default.defaults["user_id"].assign(
+      tf.fill(model.unseen_default.defaults["user_id"].shape, 0.3))
   rejected = model(_batch(0)).numpy()
   admitted = model(_batch(1)).numpy()
   # Without admission every row is someone's hashed rows: predictions differ per id.
@@ -92,10 +93,10 @@ def test_unadmitted_ids_get_the_feature_default_not_their_rows():
   # Rejected ids of different values all read the defaults: the rest of the features still
   # differ, so compare with the same other features but another id.
   x = _batch(0)
-  x[features.USER_ID] = tf.constant([b"someone-else"] * 4)
+  x["user_id"] = tf.constant([b"someone-else"] * 4)
   np.testing.assert_allclose(model(x).numpy(), rejected, rtol=1e-6)
   x = _batch(1)
-  x[features.USER_ID] = tf.constant([b"someone-else"] * 4)
+  x["user_id"] = tf.constant([b"someone-else"] * 4)
   assert not np.allclose(model(x).numpy(), admitted)
 
 
@@ -107,16 +108,16 @@ def test_after_training_the_default_is_the_mean_embedding_of_the_rarer_ids():
   model = model_lib.build_model(config, model_lib.embedding_spec(config))
   users = [b"u1"] * 5 + [b"u2"] * 3 + [b"u3", b"u4"]
   x = _batch(1, n=len(users))
-  x[features.USER_ID] = tf.constant(users)
+  x["user_id"] = tf.constant(users)
   labels = tf.constant([1.0, 0.0] * 5)
   dataset = tf.data.Dataset.from_tensor_slices((x, labels)).batch(4)  # ids span batches
   result = train.fit(model, dataset, config.replace(epochs=2))
   embedded = model.embedding(x, training=False)
-  user = model.spec.feature_names.index(features.USER_ID)
+  user = model.spec.feature_names.index("user_id")
   expected = (embedded[user][8].numpy() + embedded[user][9].numpy()) / 2
-  np.testing.assert_allclose(model.unseen_default.defaults[features.USER_ID].numpy(),
+  np.testing.assert_allclose(model.unseen_default.defaults["user_id"].numpy(),
                              expected, rtol=1e-6)
-  assert result["unseen_default_moved"][features.USER_ID] > 0
+  assert result["unseen_default_moved"]["user_id"] > 0
 
 
 def test_the_defaults_pass_embeds_only_the_rows_that_bring_a_new_id():
@@ -126,18 +127,18 @@ def test_the_defaults_pass_embeds_only_the_rows_that_bring_a_new_id():
     rows = 0
 
     def __call__(self, x, training, concatenated):
-      ids = x[features.USER_ID]
+      ids = x["user_id"]
       Embedding.rows += int(tf.size(ids))
       value = tf.strings.to_number(tf.strings.substr(ids, 1, 3), tf.float32)
       return tf.stack([value, -value], axis=1)
 
   users = [b"u%03d" % (i % 30) for i in range(600)]  # 30 ids, each in every batch of 100
-  x = {features.USER_ID: tf.constant(users)}
+  x = {"user_id": tf.constant(users)}
   dataset = tf.data.Dataset.from_tensor_slices((x, tf.zeros(600))).batch(100)
-  means = admission.rare_id_means(Embedding(), dataset, [(features.USER_ID, 2)],
-                                  [features.USER_ID], quantile=1.0)
+  means = admission.rare_id_means(Embedding(), dataset, [("user_id", 2)],
+                                  ["user_id"], quantile=1.0)
   assert Embedding.rows == 30
-  np.testing.assert_allclose(means[features.USER_ID], [14.5, -14.5])
+  np.testing.assert_allclose(means["user_id"], [14.5, -14.5])
 
 
 def test_id_dropout_trains_the_defaults_and_only_in_training():
@@ -151,8 +152,8 @@ def test_id_dropout_trains_the_defaults_and_only_in_training():
 
   without, dropped = trained(0.0), trained(0.5)
   # Every training id was admitted and none dropped: the default never saw a gradient.
-  assert not np.any(without.unseen_default.defaults[features.USER_ID].numpy())
-  assert np.any(dropped.unseen_default.defaults[features.USER_ID].numpy())
+  assert not np.any(without.unseen_default.defaults["user_id"].numpy())
+  assert np.any(dropped.unseen_default.defaults["user_id"].numpy())
   # Inference is deterministic: no dropout outside training.
   np.testing.assert_array_equal(dropped(_batch(1)).numpy(), dropped(_batch(1)).numpy())
 
@@ -178,8 +179,8 @@ def test_admission_model_survives_saved_model_and_warm_start(tmp_path):
 
 def test_config_rejects_dropout_without_admission_and_unknown_features():
   with pytest.raises(ValueError, match="id_dropout needs training.admission_features"):
-    TrainingConfig(id_dropout=0.1)
-  with pytest.raises(ValueError, match="Transform filters only"):
-    TrainingConfig(admission_features=(features.USER_GENDER,))
+    resolved(id_dropout=0.1)
+  with pytest.raises(ValueError, match="the admission filter covers the dataset's id features"):
+    resolved(admission_features=("user_gender",))
   config = _config(id_dropout=0.25)
   assert TrainingConfig.from_dict(config.to_dict()) == config

@@ -9,11 +9,23 @@ import pytest
 
 from pipeline import config as config_lib
 from pipeline import fingerprint
+from dataspec import spec as spec_lib
 from pipeline import ids, pipeline as pipeline_lib
 from tests import runs
+from trainer import config as training_lib
 from trainer import features
-from trainer.config import (ADMISSION_FEATURES, DOMAIN_SIZES, TrainingConfig,
-                            budget_rule_layout)
+from trainer.config import TrainingConfig, budget_rule_layout
+
+MOVIELENS = spec_lib.load("movielens")
+
+
+def _spec(features_values, slices=(), side_tables=()):
+  """A small CSV dataset spec with the given features (a mapping name -> values)."""
+  return spec_lib.parse({
+      "name": "t",
+      "source": {"path": "e.csv", "side_tables": list(side_tables)},
+      "label": {"column": "y", "binary": True},
+      "features": features_values, "slices": list(slices)}, origin="t.yaml")
 
 
 def test_defaults_train_the_tutorials_way_with_the_budget_rules_candidate():
@@ -23,10 +35,15 @@ def test_defaults_train_the_tutorials_way_with_the_budget_rules_candidate():
     assert (t.layer_sizes, t.learning_rate, t.batch_size, t.epochs) == ((128, 64), 0.01, 8192, 5)
   assert c.candidate.layout == "budget_rule"
   assert (c.candidate.num_tables, c.candidate.dim_per_table) == (1, 8)
+  assert c.dataset == MOVIELENS and c.pipeline_name == "uet-movielens"
   assert c.candidate.chunks_per_feature == {
-      features.MOVIE_ID: 6, features.USER_ID: 4, features.USER_GENDER: 1,
-      features.USER_ZIP_CODE: 2, features.USER_OCCUPATION: 2, features.USER_AGE_BUCKET: 1}
-  assert c.candidate.admission_features == ADMISSION_FEATURES
+      "movie_id": 6, "user_id": 4, "user_gender": 1, "user_zip_code": 2,
+      "user_occupation": 2, "user_age_bucket": 1}
+  assert c.candidate.admission_features == ("movie_id", "user_id", "user_zip_code")
+  # The baseline keeps the tutorial's table sizes (the preset's hash weights).
+  assert dict(c.baseline.hash_bucket_weights) == {
+      "movie_id": 600, "user_id": 400, "user_gender": 20, "user_zip_code": 400,
+      "user_occupation": 60, "user_age_bucket": 20}
   # The same from a config file without a candidate section.
   assert config_lib.from_mapping({}, data_dir="/d", output_dir="/o").candidate == c.candidate
   assert c.evaluation.min_auc_gain == 0.01 and c.evaluation.auc_floor == 0.70
@@ -45,33 +62,72 @@ def test_the_tutorials_candidate_is_one_key_away():
 
 
 def test_budget_rule_follows_the_budget():
-  small, large = budget_rule_layout(6_000), budget_rule_layout(48_000)
+  small, large = budget_rule_layout(6_000, MOVIELENS), budget_rule_layout(48_000, MOVIELENS)
   # Open vocabularies keep their chunks; a closed domain gets fewer as the rows grow.
-  assert dict(small["chunks"])[features.USER_OCCUPATION] == 2
-  assert dict(large["chunks"])[features.USER_OCCUPATION] == 1
-  assert dict(small["chunks"])[features.MOVIE_ID] == dict(large["chunks"])[features.MOVIE_ID]
+  assert dict(small["chunks"])["user_occupation"] == 2
+  assert dict(large["chunks"])["user_occupation"] == 1
+  assert dict(small["chunks"])["movie_id"] == dict(large["chunks"])["movie_id"]
   # By what they name: the item 1.5x an open vocabulary, the user's zip code half.
-  chunks = dict(budget_rule_layout(24_000)["chunks"])
-  assert (chunks[features.MOVIE_ID], chunks[features.USER_ID],
-          chunks[features.USER_ZIP_CODE]) == (6, 4, 2)
-  assert budget_rule_layout(24_000)["num_tables"] == 1
-  assert budget_rule_layout(8 * 3 * (1 << 20))["num_tables"] == 3
-  t = TrainingConfig(layout="budget_rule", embedding_budget=48_000)
+  chunks = dict(budget_rule_layout(24_000, MOVIELENS)["chunks"])
+  assert (chunks["movie_id"], chunks["user_id"], chunks["user_zip_code"]) == (6, 4, 2)
+  assert budget_rule_layout(24_000, MOVIELENS)["num_tables"] == 1
+  assert budget_rule_layout(8 * 3 * (1 << 20), MOVIELENS)["num_tables"] == 3
+  t = training_lib.resolve(TrainingConfig(layout="budget_rule", embedding_budget=48_000),
+                           MOVIELENS)
   assert t.chunks == large["chunks"]
-  # The Trainer reads it back from TFX's custom_config, JSON with sorted keys.
+  # The Trainer reads it back from TFX's custom_config, JSON with sorted keys, and
+  # resolving again changes nothing.
   back = TrainingConfig.from_dict(json.loads(json.dumps(t.to_dict(), sort_keys=True)))
   assert back.chunks_per_feature == t.chunks_per_feature and back.layout == "budget_rule"
+  assert training_lib.resolve(back, MOVIELENS) == t
   with pytest.raises(ValueError, match=r"derives \['num_tables'\].*layout: explicit"):
-    TrainingConfig(layout="budget_rule", num_tables=3)
+    training_lib.resolve(TrainingConfig(layout="budget_rule", num_tables=3), MOVIELENS)
+
+
+def test_budget_rule_reads_kinds_roles_and_side_tables_not_names():
+  spec = _spec({
+      "item": {"kind": "id", "role": "item"}, "user": {"kind": "id", "role": "user"},
+      "device": {"kind": "id", "role": "context"},
+      "region": {"kind": "id"},  # from the users' side table: an attribute of the user
+      "country": {"kind": "categorical", "domain_size": 30},
+      "hour": {"kind": "categorical", "domain_size": 24},
+      "price": {"kind": "numeric", "quantiles": 10},
+      "tags": {"kind": "multivalent"},
+  }, side_tables=[{"path": "u.csv", "key": "user", "columns": ["region", "country"]}])
+  rows = 24_000 // training_lib.RULE_DIM_PER_TABLE
+  layout = budget_rule_layout(24_000, spec)
+  chunks = dict(layout["chunks"])
+  assert (chunks["item"], chunks["user"], chunks["device"], chunks["region"]) == (6, 4, 4, 2)
+  assert chunks["tags"] == training_lib.RULE_OPEN_CHUNKS  # unknown domain: open
+  import math  # pylint: disable=g-import-not-at-top
+  for name, n in (("country", 30), ("hour", 24), ("price", 11)):  # 10 buckets + missing
+    assert chunks[name] == max(1, round(4 * math.log2(n) / math.log2(rows))), name
+  assert layout["admission_features"] == ("item", "user", "device", "region")
+  assert spec.feature("country").attribute_of == "user"
+  assert spec.feature("country").role == "user"  # the key's role
+
+
+def test_hash_baseline_default_split_gives_closed_domains_rows_by_their_size():
+  spec = _spec({"item": {"kind": "id"}, "user": {"kind": "id"},
+                "hour": {"kind": "categorical", "domain_size": 24},
+                "day": {"kind": "numeric", "lower_bounds": [1, 2, 3, 4, 5, 6, 7],
+                        "missing": "error"}})
+  weights = dict(training_lib.hash_weights(24_000, 16, spec))
+  rows = 24_000 // 16
+  assert weights["hour"] == 2 * 24 and weights["day"] == 2 * 7
+  assert weights["item"] == weights["user"] == (rows - 48 - 14) / 2
+  # Weights from the spec win; all or none.
+  half = _spec({"a": {"kind": "id", "hash_weight": 3}, "b": {"kind": "id"}})
+  with pytest.raises(ValueError, match=r"\['b'\] have no hash_weight"):
+    training_lib.hash_weights(24_000, 16, half)
 
 
 def test_closed_domain_sizes_are_the_schemas():
   from tfx.utils import io_utils  # pylint: disable=g-import-not-at-top
-  from schema import SCHEMA_FILE  # pylint: disable=g-import-not-at-top
-  schema = io_utils.SchemaReader().read(SCHEMA_FILE)
+  schema = io_utils.SchemaReader().read(MOVIELENS.schema)
   domains = {d.name: len(d.value) for d in schema.string_domain}
-  assert DOMAIN_SIZES[features.USER_GENDER] == domains[features.USER_GENDER]
-  assert DOMAIN_SIZES[features.USER_OCCUPATION] == domains[features.USER_OCCUPATION]
+  assert MOVIELENS.feature("user_gender").closed_domain_size == domains["user_gender"]
+  assert MOVIELENS.feature("user_occupation").closed_domain_size == domains["user_occupation"]
 
 
 def test_training_section_applies_to_both_and_roles_override():
@@ -89,6 +145,10 @@ def test_training_section_applies_to_both_and_roles_override():
     ({"training": {"model_type": "mlp"}}, "model_type must be one of"),
     ({"candidate": {"model_type": "hash"}}, "must be different model types"),
     ({"training": {"chunks": {"movie": 3}}}, "unknown features \\['movie'\\]"),
+    ({"candidate": {"admission_features": ["user_gender"]}},
+     "admission filter covers the dataset's id features"),
+    ({"drift_rating_js": 0.2}, "drift_rating_js is now drift_label_js"),
+    ({"dataset": "nope.yaml"}, "nope.yaml: file not found"),
 ])
 def test_bad_config_is_a_clear_error(values, message):
   with pytest.raises(ValueError, match=message):
@@ -103,7 +163,8 @@ def test_config_file_errors_name_the_file_and_line(tmp_path):
 
 
 def test_training_config_round_trips_through_json():
-  t = TrainingConfig(chunks=((features.MOVIE_ID, 3),), layer_sizes=(64,))
+  t = training_lib.resolve(TrainingConfig(chunks=(("movie_id", 3),), layer_sizes=(64,)),
+                           MOVIELENS)
   assert TrainingConfig.from_dict(json.loads(json.dumps(t.to_dict()))) == t
 
 
@@ -145,13 +206,15 @@ def test_the_trainer_fingerprint_covers_exactly_what_the_trainers_and_transform_
   # What it imports of uet_upstream (a touchpoint of Keras) is hashed with it.
   code = ("import sys, trainer.run_fn, trainer.preprocessing; "
           "print(' '.join(m for m in sys.modules "
-          "if m.split('.')[0] in ('trainer', 'uet_upstream')))")
+          "if m.split('.')[0] in ('trainer', 'uet_upstream', 'dataspec')))")
   imported = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                             text=True, env=runs.python_env()).stdout.split()
   files = {p.stem if p.stem != "__init__" else "" for p in fingerprint.TRAINER_DIR.glob("*.py")}
   assert {m.partition(".")[2] for m in imported if m.startswith("trainer")} == files
   upstream = {m.partition(".")[2] for m in imported if m.startswith("uet_upstream.")}
   assert upstream == {p.stem for p in fingerprint.TRAINER_UPSTREAM}
+  # Of dataspec, the spec module alone, which both fingerprints cover.
+  assert {m for m in imported if m.startswith("dataspec.")} == {"dataspec.spec"}
 
 
 def test_pipeline_graph_wires_candidate_against_baseline():

@@ -8,22 +8,23 @@ import pytest
 import tensorflow as tf
 
 from trainer import embedding_layer, embeddings, features, model as model_lib
-from trainer.config import TUTORIAL_EMBEDDING_BUDGET, TUTORIAL_HASH_BUCKETS, TrainingConfig
+from tests.specs import FEATURES, TUTORIAL_HASH_BUCKETS, resolved
+from trainer.config import TUTORIAL_EMBEDDING_BUDGET
 
 VALUES = {
-    features.MOVIE_ID: ["242", "302", "377", "51", "346", "474", "265", "465"],
-    features.USER_ID: ["196", "186", "22", "244", "166", "298", "115", "253"],
-    features.USER_GENDER: ["M", "F", "M", "M", "M", "F", "M", "F"],
-    features.USER_ZIP_CODE: ["55105", "00000", "40206", "80525", "55113", "94043", "T8H1N",
+    "movie_id": ["242", "302", "377", "51", "346", "474", "265", "465"],
+    "user_id": ["196", "186", "22", "244", "166", "298", "115", "253"],
+    "user_gender": ["M", "F", "M", "M", "M", "F", "M", "F"],
+    "user_zip_code": ["55105", "00000", "40206", "80525", "55113", "94043", "T8H1N",
                              "60402"],
-    features.USER_OCCUPATION: ["writer", "executive", "writer", "technician", "educator",
+    "user_occupation": ["writer", "executive", "writer", "technician", "educator",
                                "other", "artist", "student"],
-    features.USER_AGE_BUCKET: ["45", "35", "25", "25", "45", "18", "56", "1"],
+    "user_age_bucket": ["45", "35", "25", "25", "45", "18", "56", "1"],
 }
 BUDGET_MULTIPLES = (0.25, 0.5, 1, 2)
 
 
-def _inputs(names=features.MODEL_FEATURES):
+def _inputs(names=FEATURES):
   return {f: tf.constant(VALUES[f]) for f in names}
 
 
@@ -40,7 +41,7 @@ def _layer_parameters(spec):
 
 
 def _small_config(**changes):
-  return TrainingConfig(embedding_budget=2_400, layer_sizes=(8,), **changes)
+  return resolved(embedding_budget=2_400, layer_sizes=(8,), **changes)
 
 
 # --- Hashing and salts --------------------------------------------------------------------
@@ -48,7 +49,7 @@ def _small_config(**changes):
 
 def test_hashing_is_deterministic_and_pinned():
   # Pinned values: a change here re-hashes every trained model's rows (breaks warm starts).
-  salt = embeddings.feature_salt(features.MOVIE_ID, 0)
+  salt = embeddings.feature_salt("movie_id", 0)
   assert salt == (3901301843, 0)  # first 4 bytes of sha256("movie_id"), chunk 0
   ids = embedding_layer.hash_ids(tf.constant(["242", "302", "377"]), 1_500, salt).numpy()
   np.testing.assert_array_equal(ids, PINNED_MOVIE_IDS)
@@ -61,12 +62,12 @@ def test_salt_depends_on_feature_name_and_chunk_only():
 
 
 def test_adding_a_feature_keeps_every_existing_features_ids():
-  chunks = {f: 2 for f in features.MODEL_FEATURES[:-1]}
+  chunks = {f: 2 for f in FEATURES[:-1]}
   before = embeddings.unified_spec_from_budget(24_000, chunks, 8, 2)
   after = embeddings.unified_spec_from_budget(
-      24_000, {**chunks, features.USER_AGE_BUCKET: 2}, 8, 2)
-  ids_before = _ids(before, features.MODEL_FEATURES[:-1])
-  ids_after = _ids(after, features.MODEL_FEATURES)
+      24_000, {**chunks, "user_age_bucket": 2}, 8, 2)
+  ids_before = _ids(before, FEATURES[:-1])
+  ids_after = _ids(after, FEATURES)
   assert len(ids_after) == len(ids_before) + 2
   for key, ids in ids_before.items():
     np.testing.assert_array_equal(ids, ids_after[key], err_msg=key)
@@ -75,7 +76,7 @@ def test_adding_a_feature_keeps_every_existing_features_ids():
 
 
 def test_reordering_features_keeps_every_features_ids():
-  order = list(features.MODEL_FEATURES)
+  order = list(FEATURES)
   spec = embeddings.unified_spec_from_budget(24_000, {f: 2 for f in order}, 8, 2)
   reversed_spec = embeddings.unified_spec_from_budget(
       24_000, {f: 2 for f in reversed(order)}, 8, 2)
@@ -89,22 +90,22 @@ def test_reordering_features_keeps_every_features_ids():
 
 def test_hash_baseline_ids_survive_adding_a_feature():
   buckets = dict(TUTORIAL_HASH_BUCKETS)
-  before = embeddings.hash_spec({f: buckets[f] for f in features.MODEL_FEATURES[:-1]}, 16)
+  before = embeddings.hash_spec({f: buckets[f] for f in FEATURES[:-1]}, 16)
   after = embeddings.hash_spec(buckets, 16)
-  ids_before = _ids(before, features.MODEL_FEATURES[:-1])
-  ids_after = _ids(after, features.MODEL_FEATURES)
+  ids_before = _ids(before, FEATURES[:-1])
+  ids_after = _ids(after, FEATURES)
   for key, ids in ids_before.items():
     np.testing.assert_array_equal(ids, ids_after[key], err_msg=key)
 
 
 def test_layer_ids_are_the_shared_hashing_code():
-  spec = embeddings.unified_spec_from_budget(24_000, {features.MOVIE_ID: 3}, 8, 2)
+  spec = embeddings.unified_spec_from_budget(24_000, {"movie_id": 3}, 8, 2)
   rows = spec.table_rows()
-  layer_ids = _ids(spec, [features.MOVIE_ID])
-  for table, chunk in dict(spec.lookups)[features.MOVIE_ID]:
-    expected = embedding_layer.hash_ids(tf.constant(VALUES[features.MOVIE_ID]), rows[table],
-                                   embeddings.feature_salt(features.MOVIE_ID, chunk))
-    np.testing.assert_array_equal(layer_ids[f"{features.MOVIE_ID}/{chunk}"], expected)
+  layer_ids = _ids(spec, ["movie_id"])
+  for table, chunk in dict(spec.lookups)["movie_id"]:
+    expected = embedding_layer.hash_ids(tf.constant(VALUES["movie_id"]), rows[table],
+                                   embeddings.feature_salt("movie_id", chunk))
+    np.testing.assert_array_equal(layer_ids[f"movie_id/{chunk}"], expected)
 
 
 # --- Serialization ------------------------------------------------------------------------
@@ -117,7 +118,7 @@ def _copy_weights(source, target):
 
 @pytest.mark.parametrize("kind", ["unified", "hash", "collisionless"])
 def test_layer_get_config_from_config_round_trip(kind):
-  config = _small_config(model_type=kind, chunks=((features.MOVIE_ID, 3),))
+  config = _small_config(model_type=kind, chunks=(("movie_id", 3),))
   vocabs = {f: sorted(set(v)) for f, v in VALUES.items()}
   layer = embedding_layer.SpecEmbedding(model_lib.embedding_spec(config, vocabs), name="emb")
   outputs = layer(_inputs())
@@ -141,7 +142,7 @@ def test_inference_lookup_reads_exactly_the_training_lookups_rows(kind, num_tabl
   # Inference gathers each table once (`_fused_lookup`); training goes through the
   # TPU-embedding layer, a gather per lookup. Same rows, same order, bit for bit.
   config = _small_config(model_type=kind, num_tables=num_tables,
-                         chunks=((features.MOVIE_ID, 3), (features.USER_GENDER, 1)))
+                         chunks=(("movie_id", 3), ("user_gender", 1)))
   vocabs = {f: sorted(set(v)) for f, v in VALUES.items()}
   layer = embedding_layer.SpecEmbedding(model_lib.embedding_spec(config, vocabs))
   trained = layer(_inputs(), training=True)
@@ -155,7 +156,7 @@ def test_inference_lookup_reads_exactly_the_training_lookups_rows(kind, num_tabl
 
 
 def test_layer_deserializes_by_registered_name():
-  layer = embedding_layer.SpecEmbedding(embeddings.hash_spec({features.USER_GENDER: 3}, 4))
+  layer = embedding_layer.SpecEmbedding(embeddings.hash_spec({"user_gender": 3}, 4))
   clone = tf.keras.layers.deserialize(tf.keras.layers.serialize(layer))
   assert isinstance(clone, embedding_layer.SpecEmbedding)
   assert clone.spec == layer.spec
@@ -185,7 +186,7 @@ def test_saved_model_round_trip_gives_identical_predictions(tmp_path, kind):
 
 
 def test_keras_file_round_trip_gives_identical_predictions(tmp_path):
-  model = _trained_model(_small_config(model_type="unified", chunks=((features.USER_ID, 3),)))
+  model = _trained_model(_small_config(model_type="unified", chunks=(("user_id", 3),)))
   expected = model(_inputs()).numpy()
   path = str(tmp_path / "model.keras")
   model.save(path)
@@ -201,9 +202,9 @@ def test_keras_file_round_trip_gives_identical_predictions(tmp_path):
 @pytest.mark.parametrize("multiple", BUDGET_MULTIPLES)
 def test_unified_and_hash_have_exactly_the_same_parameters(multiple):
   budget = int(TUTORIAL_EMBEDDING_BUDGET * multiple)
-  unified = model_lib.embedding_spec(TrainingConfig(model_type="unified",
+  unified = model_lib.embedding_spec(resolved(model_type="unified",
                                                     embedding_budget=budget))
-  hashed = model_lib.embedding_spec(TrainingConfig(model_type="hash", embedding_budget=budget))
+  hashed = model_lib.embedding_spec(resolved(model_type="hash", embedding_budget=budget))
   assert unified.num_parameters == hashed.num_parameters == budget
   assert _layer_parameters(unified) == _layer_parameters(hashed) == budget
 
@@ -211,8 +212,8 @@ def test_unified_and_hash_have_exactly_the_same_parameters(multiple):
 @pytest.mark.parametrize("budget,num_tables,dim_per_table", [
     (24_010, 3, 8), (1_000, 3, 8), (24_000, 4, 4), (7_777, 2, 6), (50_000, 5, 16)])
 def test_same_parameters_for_budgets_that_do_not_divide(budget, num_tables, dim_per_table):
-  chunks = tuple((f, 4) for f in features.MODEL_FEATURES)  # every table gets a lookup
-  base = TrainingConfig(embedding_budget=budget, num_tables=num_tables,
+  chunks = tuple((f, 4) for f in FEATURES)  # every table gets a lookup
+  base = resolved(embedding_budget=budget, num_tables=num_tables,
                         dim_per_table=dim_per_table, chunks=chunks)
   unified = model_lib.embedding_spec(base.replace(model_type="unified"))
   hashed = model_lib.embedding_spec(base.replace(model_type="hash"))
@@ -223,25 +224,25 @@ def test_same_parameters_for_budgets_that_do_not_divide(budget, num_tables, dim_
 
 
 def test_hash_baseline_gives_every_model_feature_its_own_table():
-  spec = model_lib.embedding_spec(TrainingConfig(model_type="hash"))
-  assert spec.feature_names == list(features.MODEL_FEATURES)
-  assert [t for t, _, _ in spec.tables] == [f"hash_{f}" for f in features.MODEL_FEATURES]
+  spec = model_lib.embedding_spec(resolved(model_type="hash"))
+  assert spec.feature_names == list(FEATURES)
+  assert [t for t, _, _ in spec.tables] == [f"hash_{f}" for f in FEATURES]
   # The tutorial drops the age bucket (its dict lists the occupation twice); not here.
-  assert features.USER_AGE_BUCKET in spec.feature_names
+  assert "user_age_bucket" in spec.feature_names
   # At the tutorial's budget the tables are the tutorial's sizes.
-  assert {f: rows for (_, rows, _), f in zip(spec.tables, features.MODEL_FEATURES)} == \
+  assert {f: rows for (_, rows, _), f in zip(spec.tables, FEATURES)} == \
       dict(TUTORIAL_HASH_BUCKETS)
 
 
 def test_hash_budget_without_a_weight_for_a_feature_is_an_error():
   with pytest.raises(ValueError, match="user_age_bucket"):
     embeddings.hash_spec_from_budget(
-        24_000, {f: 1 for f in features.MODEL_FEATURES[:-1]}, 16, features.MODEL_FEATURES)
+        24_000, {f: 1 for f in FEATURES[:-1]}, 16, FEATURES)
 
 
 @pytest.mark.parametrize("kind", ["unified", "hash"])
 def test_smaller_budget_means_fewer_parameters(kind):
-  sizes = [_layer_parameters(model_lib.embedding_spec(TrainingConfig(
+  sizes = [_layer_parameters(model_lib.embedding_spec(resolved(
       model_type=kind, embedding_budget=int(TUTORIAL_EMBEDDING_BUDGET * m))))
       for m in BUDGET_MULTIPLES]
   assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
@@ -250,7 +251,7 @@ def test_smaller_budget_means_fewer_parameters(kind):
 def test_any_number_of_tables():
   for num_tables in (1, 2, 3, 4):
     spec = embeddings.unified_spec_from_budget(
-        24_000, {f: 4 for f in features.MODEL_FEATURES}, 4, num_tables)
+        24_000, {f: 4 for f in FEATURES}, 4, num_tables)
     assert len(spec.tables) == num_tables
     assert spec.num_parameters == 24_000
     assert _layer_parameters(spec) == 24_000
@@ -258,7 +259,7 @@ def test_any_number_of_tables():
 
 def test_a_table_without_lookups_is_an_error():
   with pytest.raises(ValueError, match="no lookup"):
-    embeddings.unified_spec({features.USER_GENDER: 1}, 100, 8, 3)
+    embeddings.unified_spec({"user_gender": 1}, 100, 8, 3)
 
 
 def test_budget_too_small_is_an_error():
@@ -270,28 +271,28 @@ def test_budget_too_small_is_an_error():
 
 
 def test_per_feature_chunks_change_only_that_features_output_dim():
-  base = model_lib.embedding_spec(TrainingConfig(model_type="unified"))
-  more = model_lib.embedding_spec(TrainingConfig(
-      model_type="unified", chunks=((features.MOVIE_ID, 4), (features.USER_GENDER, 1))))
+  base = model_lib.embedding_spec(resolved(model_type="unified"))
+  more = model_lib.embedding_spec(resolved(
+      model_type="unified", chunks=(("movie_id", 4), ("user_gender", 1))))
   dims, more_dims = base.output_dims(), more.output_dims()
-  assert dims == {f: 16 for f in features.MODEL_FEATURES}
-  assert more_dims == {**dims, features.MOVIE_ID: 32, features.USER_GENDER: 8}
+  assert dims == {f: 16 for f in FEATURES}
+  assert more_dims == {**dims, "movie_id": 32, "user_gender": 8}
   assert more.num_parameters == base.num_parameters  # chunks share the same tables
 
   layer = embedding_layer.SpecEmbedding(more)
   outputs = dict(zip(more.feature_names, layer(_inputs())))
-  for f in features.MODEL_FEATURES:
+  for f in FEATURES:
     assert outputs[f].shape == (len(VALUES[f]), more_dims[f])
   # The chunks that exist in both configurations look up the same rows.
-  base_ids, more_ids = _ids(base, features.MODEL_FEATURES), _ids(more, features.MODEL_FEATURES)
+  base_ids, more_ids = _ids(base, FEATURES), _ids(more, FEATURES)
   for key, ids in base_ids.items():
     if key in more_ids:
       np.testing.assert_array_equal(ids, more_ids[key], err_msg=key)
 
 
 def test_unified_chunks_of_a_feature_use_different_tables():
-  spec = embeddings.unified_spec_from_budget(24_000, {features.MOVIE_ID: 3}, 8, 3)
-  tables = [t for t, _ in dict(spec.lookups)[features.MOVIE_ID]]
+  spec = embeddings.unified_spec_from_budget(24_000, {"movie_id": 3}, 8, 3)
+  tables = [t for t, _ in dict(spec.lookups)["movie_id"]]
   assert len(set(tables)) == 3
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.specs import FEATURES
 from trainer import features, train
 
 
@@ -15,7 +16,7 @@ def _write(path, num, value=None):
     for i in range(num):
       v = value if value is not None else str(i).encode()
       feature = {f: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
-                 for f in features.MODEL_FEATURES}
+                 for f in FEATURES}
       feature[features.LABEL] = tf.train.Feature(
           int64_list=tf.train.Int64List(value=[i % 2]))
       w.write(tf.train.Example(features=tf.train.Features(feature=feature))
@@ -23,13 +24,13 @@ def _write(path, num, value=None):
 
 
 def _spec():
-  spec = {f: tf.io.FixedLenFeature([1], tf.string) for f in features.MODEL_FEATURES}
+  spec = {f: tf.io.FixedLenFeature([1], tf.string) for f in FEATURES}
   spec[features.LABEL] = tf.io.FixedLenFeature([1], tf.int64)
   return spec
 
 
 def _values(ds):
-  return {v for batch, _ in ds for v in batch[features.MOVIE_ID].numpy().tolist()}
+  return {v for batch, _ in ds for v in batch["movie_id"].numpy().tolist()}
 
 
 def test_input_above_the_cache_limit_is_read_again_each_epoch(tmp_path, monkeypatch):
@@ -55,7 +56,7 @@ def test_small_input_is_cached_after_the_first_epoch(tmp_path):
 
 
 def _positions(ds):
-  return [int(v) for batch, _ in ds for v in batch[features.MOVIE_ID].numpy().tolist()]
+  return [int(v) for batch, _ in ds for v in batch["movie_id"].numpy().tolist()]
 
 
 def test_input_larger_than_the_buffer_is_shuffled_across_all_of_it(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from trainer import model as model_lib, warm_start
-from trainer.config import TrainingConfig
+from tests.specs import FEATURES, resolved
 
 FEATURES = {"movie_id": ["242", "302", "377"], "user_id": ["196", "186", "22"],
             "user_gender": ["M", "F", "M"], "user_zip_code": ["55105", "T8H1N", "40206"],
@@ -41,7 +41,7 @@ def _rows_for(model, feature, value):
 
 @pytest.mark.parametrize("model_type", ["unified", "hash"])
 def test_warm_start_restores_rows_of_a_known_id(tmp_path, model_type):
-  config = TrainingConfig(model_type=model_type, embedding_budget=4800)
+  config = resolved(model_type=model_type, embedding_budget=4800)
   old = _trained_model(config)
   _export(old, tmp_path / "prod")
   new = model_lib.build_model(config, model_lib.embedding_spec(config))
@@ -61,7 +61,7 @@ def test_warm_start_restores_rows_of_a_known_id(tmp_path, model_type):
 def test_warm_start_restores_the_weights_not_the_optimizer(tmp_path):
   # The export tracks Adam (moments, step count, learning rate); a warm start fine-tunes with
   # a fresh optimizer at its own config's rate, not at the production model's.
-  config = TrainingConfig(embedding_budget=4800, learning_rate=0.01)
+  config = resolved(embedding_budget=4800, learning_rate=0.01)
   old = _trained_model(config)
   assert int(old.optimizer.iterations.numpy()) == 3
   _export(old, tmp_path / "prod")
@@ -79,7 +79,7 @@ def test_warm_start_restores_the_weights_not_the_optimizer(tmp_path):
 
 
 def test_changed_embedding_config_is_refused_with_the_difference(tmp_path):
-  config = TrainingConfig(model_type="unified", embedding_budget=4800)
+  config = resolved(model_type="unified", embedding_budget=4800)
   _export(_trained_model(config), tmp_path / "prod")
   bigger = config.replace(embedding_budget=9600)
   new = model_lib.build_model(bigger, model_lib.embedding_spec(bigger))
@@ -89,7 +89,7 @@ def test_changed_embedding_config_is_refused_with_the_difference(tmp_path):
 
 
 def test_model_without_config_is_refused(tmp_path):
-  config = TrainingConfig(model_type="hash", embedding_budget=4800)
+  config = resolved(model_type="hash", embedding_budget=4800)
   tf.saved_model.save(_trained_model(config), str(tmp_path / "foreign"))
   new = model_lib.build_model(config, model_lib.embedding_spec(config))
   with pytest.raises(warm_start.WarmStartError, match="was not exported by this trainer"):

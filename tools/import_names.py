@@ -19,7 +19,8 @@ import sys
 from typing import Dict, List
 
 DISTRIBUTION = "uet-pipeline"
-PACKAGES = ("pipeline", "components", "trainer", "kubeflow", "tools", "schema", "uet_upstream")
+PACKAGES = ("pipeline", "components", "trainer", "kubeflow", "tools", "dataspec",
+            "uet_upstream")
 
 
 def clashes() -> Dict[str, List[str]]:

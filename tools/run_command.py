@@ -16,6 +16,7 @@ import os
 import sys
 from typing import Any, Dict, Optional, TextIO, Tuple
 
+from dataspec import spec as spec_lib
 from pipeline import config as config_lib, data, ids, lock, up_to_date
 from pipeline.exit_codes import (EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA,
                                   EXIT_OK, EXIT_USAGE)
@@ -26,8 +27,11 @@ def add_parser(sub) -> None:
   p = sub.add_parser("run", help="run the whole pipeline locally (Beam DirectRunner)",
                      description="Ingest, validate, transform, train the unified candidate "
                      "and the hash baseline, evaluate, and push the candidate if blessed.")
-  p.add_argument("--data-dir", help="a MovieLens-100K-layout directory (u.data, u.user); "
-                 "default: the official MovieLens-100K release, verified by MD5")
+  p.add_argument("--dataset", help="the dataset: a preset (movielens, taxi) or a dataset "
+                 "spec file (.yaml/.json); default: movielens")
+  p.add_argument("--data-dir", help="the directory the dataset spec's paths are relative to; "
+                 "default: the spec's data_dir, or for movielens the official "
+                 "MovieLens-100K release, verified by MD5")
   p.add_argument("--mirror", help="local copy of the official ml-100k files to use instead "
                  "of downloading from GroupLens (ignored with --data-dir)")
   p.add_argument("--output-dir", help="where artifacts, metadata and pushed models go "
@@ -42,12 +46,12 @@ def add_parser(sub) -> None:
   p.add_argument("--auc-floor", type=float, help="minimum candidate AUC (default 0.70)")
   p.add_argument("--max-bad-rows", type=int, help="quarantine up to N malformed ratings rows "
                  "(to OUTPUT/quarantine.tsv) instead of failing on the first")
-  p.add_argument("--drift-rating-js", type=float, help="stop when the Jensen-Shannon "
-                 "divergence of `rating` from the last validated span exceeds this "
+  p.add_argument("--drift-label-js", type=float, help="stop when the Jensen-Shannon "
+                 "divergence of the label column from the last validated span exceeds this "
                  "(default 0.1; 1 disables)")
   p.add_argument("--drift-categorical-linf", type=float, help="stop when the L-infinity "
-                 "distance of user_gender or user_occupation from the last validated span "
-                 "exceeds this (default 0.3; 1 disables)")
+                 "distance of a categorical feature from the last validated span exceeds "
+                 "this (default 0.3; 1 disables)")
   p.add_argument("--collisionless", action="store_true", default=None,
                  help="also train the collisionless reference model")
   p.add_argument("--window-spans", type=int, help="with a spans directory: train on the "
@@ -67,15 +71,23 @@ def plan_run(args: argparse.Namespace) -> Tuple[config_lib.PipelineConfig, bool,
     `mirror` (or downloaded) into `config.data_dir` once the output directory is locked.
 
   Raises:
-    ValueError: a bad flag or config value.
+    ValueError: a bad flag, config value or dataset spec (`SpecError`).
     data.DatasetError: a --data-dir that is not a MovieLens directory.
   """
   values = config_lib.load_file(args.config) if args.config else {}
   output_dir = os.path.abspath(args.output_dir or values.get("output_dir") or "output")
-  data_dir = args.data_dir or values.get("data_dir")
+  dataset = spec_lib.load(args.dataset or values.get("dataset"))
+  values["dataset"] = dataset
+  data_dir = (args.data_dir or values.get("data_dir")
+              or spec_lib.resolve_data_dir(dataset, None))
   mirror = values.pop("mirror", None)
   mirror = args.mirror or mirror
-  fetch = not data_dir
+  # The default preset's official release is fetched (and checksummed) when no directory
+  # is given; any other dataset needs one, from the flag, the config or the spec.
+  fetch = not data_dir and dataset.origin == spec_lib.preset_path(spec_lib.DEFAULT_PRESET)
+  if not data_dir and not fetch:
+    raise data.DatasetError(f"dataset {dataset.name} ({dataset.origin}) names no data "
+                            "directory (source.data_dir): pass --data-dir")
   if data_dir:
     data_dir = data.check_movielens_dir(data_dir)
   else:
@@ -95,7 +107,7 @@ def plan_run(args: argparse.Namespace) -> Tuple[config_lib.PipelineConfig, bool,
       max_bad_rows=args.max_bad_rows, train_collisionless=args.collisionless,
       window_spans=args.window_spans,
       warm_start=False if args.cold_start else None,
-      drift_rating_js=args.drift_rating_js,
+      drift_label_js=args.drift_label_js,
       drift_categorical_linf=args.drift_categorical_linf)
   return config, fetch, mirror
 

@@ -61,8 +61,8 @@ def schema_vocabulary(domain: str) -> List[str]:
   """The values of a string domain of the curated schema (e.g. `user_occupation`)."""
   from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
   from tensorflow_metadata.proto.v0 import schema_pb2  # pylint: disable=g-import-not-at-top
-  import schema as schema_package  # pylint: disable=g-import-not-at-top
-  with open(schema_package.SCHEMA_FILE) as f:
+  from dataspec import spec as spec_lib  # pylint: disable=g-import-not-at-top
+  with open(spec_lib.load(spec_lib.DEFAULT_PRESET).schema) as f:
     schema = text_format.Parse(f.read(), schema_pb2.Schema())
   for string_domain in schema.string_domain:
     if string_domain.name == domain:

@@ -5,7 +5,7 @@ In a scheduled retraining most of tomorrow's users are new (82-93% of next-perio
 MovieLens, `uet simulate`), so that is the common case, not the corner case. Here:
 
   * Transform builds a counting Bloom filter of the ids of the training window (per
-    feature in `ADMISSION_FEATURES`, `FILTER_HASHES` cells of a `FILTER_BITS`-cell array per
+    id feature of the dataset, `FILTER_HASHES` cells of a `FILTER_BITS`-cell array per
     id) with one tf.Transform analyzer for all those features (their filters side by side),
     keeps the cells whose count reaches the threshold as bits, and emits
     `<feature>_admitted` (1 when every cell of the id is set; one fused lookup for all
@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import features
-from trainer.config import ADMISSION_FEATURES, FILTER_BITS  # noqa: F401  (re-exported)
+from trainer.config import FILTER_BITS
 FILTER_HASHES = 2
 FILTER_THRESHOLD = 1    # an id is admitted once it appears this many times in the window
 # The defaults are the mean embedding of the ids seen at most as often as this quantile of

@@ -1,104 +1,120 @@
 """The typed training configuration, shared by the pipeline, the Trainer and the benchmarks.
 
-The pipeline passes it to the Trainer as `custom_config["training"]` (a JSON dict), so every
-field is JSON-serializable and `TrainingConfig.from_dict(c.to_dict()) == c` holds.
+A `TrainingConfig` is built from a config file and flags without knowing the dataset;
+`resolve(config, spec)` then fixes everything that depends on the dataset's features (the
+budget rule's layout, the hash baseline's split, which features are embedded) and checks
+the budget. The pipeline passes the resolved config to the Trainer as
+`custom_config["training"]` (a JSON dict), so every field is JSON-serializable and
+`TrainingConfig.from_dict(c.to_dict()) == c` holds.
 """
 
 import dataclasses
 import math
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from trainer import features
+from dataspec import spec as spec_lib
 
 MODEL_TYPES = ("unified", "hash", "collisionless")
 
-# The tutorial's hash table sizes, with its duplicated-key bug fixed: the tutorial lists
-# `user_occupation_text` twice (60, then 20) and never `bucketized_user_age`, so its hash
-# model silently drops the age feature. Here every feature has its own table; the sizes
-# sum to 1,500 buckets, i.e. 24,000 parameters at dimension 16.
-TUTORIAL_HASH_BUCKETS: Tuple[Tuple[str, int], ...] = (
-    (features.MOVIE_ID, 600),
-    (features.USER_ID, 400),
-    (features.USER_GENDER, 20),
-    (features.USER_ZIP_CODE, 400),
-    (features.USER_OCCUPATION, 60),
-    (features.USER_AGE_BUCKET, 20),
-)
+# The tutorial's embedding budget: its hash tables hold 1,500 rows of dimension 16.
 TUTORIAL_EMBEDDING_BUDGET = 24_000
 
 # The admission filter's size (`trainer/admission.py` builds it; its cost is paid from the
-# embedding budget, so the config can check a budget before anything is built).
-FILTER_BITS = 8192      # cells per feature: ~2,000 ids per window at a ~5% false admission
+# embedding budget, so a budget can be checked before anything is built).
+FILTER_BITS = 8192      # cells per feature
 BYTES_PER_PARAMETER = 4  # a float32 embedding parameter
-
-# Features Transform's admission filter covers (`trainer/admission.py`): the ids that churn,
-# users (and their zip codes, nearly one per user) and movies. Gender, occupation and age
-# bucket take a handful of values that every window contains.
-ADMISSION_FEATURES = (features.MOVIE_ID, features.USER_ID, features.USER_ZIP_CODE)
 
 LAYOUTS = ("budget_rule", "explicit")
 # The fields a layout decides.
 LAYOUT_FIELDS = ("num_tables", "dim_per_table", "chunks", "default_chunks",
                  "admission_features", "id_dropout")
 
-# The budget rule (`budget_rule_layout`); docs/measured.md ("The budget rule") links the
-# measurements each value comes from.
+# The budget rule (`budget_rule_layout`); bench/results/unified_configs.md and
+# bench/results/cold_start.md hold the measurements behind each constant.
 RULE_DIM_PER_TABLE = 8
-RULE_OPEN_CHUNKS = 4          # chunks of a feature whose vocabulary can fill the table
-# Open vocabularies by what they name: the item (the catalogue: most of next period's movies
-# are known, while most of its users are new, so the item's rows are what a prediction for
-# tomorrow mostly reads) gets 1.5x `RULE_OPEN_CHUNKS`; an open attribute of the user (the
-# zip code: nearly one per user, so it repeats the user id for a known user and is as new
-# as the user otherwise) gets half.
-ITEM_FEATURE = features.MOVIE_ID
-USER_ATTRIBUTES = (features.USER_ZIP_CODE,)
-RULE_ITEM_CHUNKS = RULE_OPEN_CHUNKS * 3 // 2
-RULE_USER_ATTRIBUTE_CHUNKS = RULE_OPEN_CHUNKS // 2
+RULE_OPEN_CHUNKS = 4          # chunks of an open vocabulary (kind id), which can fill the table
+RULE_ITEM_CHUNKS = RULE_OPEN_CHUNKS * 3 // 2       # the item's ids (role item)
+RULE_ATTRIBUTE_CHUNKS = RULE_OPEN_CHUNKS // 2      # an open attribute of a side table's entity
 RULE_MAX_ROWS_PER_TABLE = 1 << 20  # beyond this, the rows are sharded over more tables
-RULE_ID_DROPOUT = 0.0  # dropout lost AUC on the time-ordered replay
-# Closed domains: how many values a feature can take (schema/schema.pbtxt's string domains;
-# the age buckets by construction). Every other model feature is an open vocabulary.
-DOMAIN_SIZES = {features.USER_GENDER: 2, features.USER_OCCUPATION: 21,
-                features.USER_AGE_BUCKET: len(features.AGE_BUCKET_LOWER_BOUNDS)}
+RULE_ID_DROPOUT = 0.0
+
+# The hash baseline's default split (features without a `hash_weight` in the spec): a
+# closed domain of n values gets this many rows per value, at most an equal share of the
+# rows; the open vocabularies share the rest equally.
+HASH_ROWS_PER_VALUE = 2
 
 
-def budget_rule_layout(budget: int) -> Dict[str, Any]:
-  """The unified layout the budget rule derives from an embedding budget.
+def rule_chunks(feature: spec_lib.Feature, rows: int) -> int:
+  """The budget rule's chunk count of one feature, for a table of `rows` rows.
+
+  Chunks grow with the log of how many values a feature can take, relative to the rows: an
+  open vocabulary (kind id), which can fill the table, gets `RULE_OPEN_CHUNKS`; the item's
+  ids (role item) 1.5x that, since tomorrow's items are mostly known while most of
+  tomorrow's users are new; an open attribute of a side table's entity (a user's zip code:
+  known exactly when the user is) half. A closed domain of n values gets
+  `max(1, round(RULE_OPEN_CHUNKS * log2(n) / log2(rows)))`, and a multivalent or
+  categorical feature of unknown domain is treated as open.
+  """
+  if feature.kind == "id":
+    if feature.attribute_of:
+      return RULE_ATTRIBUTE_CHUNKS
+    return RULE_ITEM_CHUNKS if feature.role == "item" else RULE_OPEN_CHUNKS
+  n = feature.closed_domain_size
+  if n is None or n >= rows:
+    return RULE_OPEN_CHUNKS
+  return max(1, round(RULE_OPEN_CHUNKS * math.log2(max(n, 2)) / math.log2(rows)))
+
+
+def budget_rule_layout(budget: int, spec: spec_lib.DatasetSpec) -> Dict[str, Any]:
+  """The unified layout the budget rule derives from an embedding budget and a dataset.
 
   * one shared table of dimension `RULE_DIM_PER_TABLE` holding all `budget / 8` rows (more
     tables only when the rows exceed `RULE_MAX_ROWS_PER_TABLE`, for sharding: on one
     device, one table gives every lookup all the rows);
-  * chunks proportional to the log of how many values a feature can take, relative to the
-    rows: an open vocabulary (ids), which can fill the table, gets `RULE_OPEN_CHUNKS`
-    (the item 1.5x that, an open attribute of the user half); a closed domain of n values
-    gets
-    `max(1, round(RULE_OPEN_CHUNKS * log2(n) / log2(rows)))`: more chunks buy capacity (and
-    all-chunk collisions become rarer) where there are many values to tell apart;
-  * the admission filter on the open-vocabulary ids (`ADMISSION_FEATURES`) with id dropout
+  * each feature's chunks by `rule_chunks` (its kind, role and domain size);
+  * the admission filter on the open vocabularies (the spec's id features) with id dropout
     `RULE_ID_DROPOUT`; its bytes and defaults are paid from the same budget.
 
   Args:
     budget: embedding parameters.
+    spec: the dataset.
 
   Returns:
     The values of `LAYOUT_FIELDS`.
   """
   rows = max(2, budget // RULE_DIM_PER_TABLE)
-  chunks = []
-  for f in features.MODEL_FEATURES:
-    n = DOMAIN_SIZES.get(f)
-    if f == ITEM_FEATURE:
-      c = RULE_ITEM_CHUNKS
-    elif f in USER_ATTRIBUTES:
-      c = RULE_USER_ATTRIBUTE_CHUNKS
-    elif n is None or n >= rows:
-      c = RULE_OPEN_CHUNKS
-    else:
-      c = max(1, round(RULE_OPEN_CHUNKS * math.log2(n) / math.log2(rows)))
-    chunks.append((f, c))
   return {"num_tables": max(1, math.ceil(rows / RULE_MAX_ROWS_PER_TABLE)),
-          "dim_per_table": RULE_DIM_PER_TABLE, "chunks": tuple(chunks), "default_chunks": 1,
-          "admission_features": ADMISSION_FEATURES, "id_dropout": RULE_ID_DROPOUT}
+          "dim_per_table": RULE_DIM_PER_TABLE,
+          "chunks": tuple((f.name, rule_chunks(f, rows)) for f in spec.features),
+          "default_chunks": 1, "admission_features": spec.id_features,
+          "id_dropout": RULE_ID_DROPOUT}
+
+
+def hash_weights(budget: int, dim: int, spec: spec_lib.DatasetSpec) -> Tuple[Tuple[str, float], ...]:
+  """The hash baseline's table weights: the spec's `hash_weight`s, or the default split.
+
+  Default: the budget buys `budget / dim` rows; a closed domain of n values (`Feature.
+  closed_domain_size`) gets `HASH_ROWS_PER_VALUE * n` rows, at most an equal share of all
+  rows, and the open vocabularies share what is left equally (each at least one row).
+
+  Raises:
+    ValueError: some features have a `hash_weight` and others not.
+  """
+  given = [f for f in spec.features if f.hash_weight is not None]
+  if given and len(given) != len(spec.features):
+    missing = [f.name for f in spec.features if f.hash_weight is None]
+    raise ValueError(f"dataset spec: features {missing} have no hash_weight while others do; "
+                     "give every feature a hash_weight, or none (the default split)")
+  if given:
+    return tuple((f.name, float(f.hash_weight)) for f in spec.features)
+  rows = max(len(spec.features), budget // dim)
+  share = rows / len(spec.features)
+  closed = {f.name: min(HASH_ROWS_PER_VALUE * f.closed_domain_size, share)
+            for f in spec.features if f.closed_domain_size is not None}
+  open_features = [f.name for f in spec.features if f.name not in closed]
+  left = max(rows - sum(closed.values()), len(open_features))
+  return tuple((f.name, float(closed[f.name]) if f.name in closed
+                else left / len(open_features)) for f in spec.features)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,8 +141,7 @@ class TrainingConfig:
       listed get `default_chunks`.
     default_chunks: unified: chunks of a feature not in `chunks`.
     hash_bucket_weights: hash: relative table sizes per feature; the budget is split in
-      these proportions (the tutorial's sizes by default, which the 24k budget reproduces
-      exactly).
+      these proportions (empty: `hash_weights` of the dataset, set by `resolve`).
     shuffle_buffer: the most examples the shuffle holds in memory; every example is
       shuffled with every other (larger input through buckets on local disk).
     seed: seed for initialization and shuffling.
@@ -142,6 +157,7 @@ class TrainingConfig:
       this: a fine-tune of the model in production, not a new fit. At 1.0 Adam's first steps
       move every weight by about the full learning rate and wash out what the previous
       windows taught (docs/measured.md, "The budget rule", has the scales compared).
+    features: the embedded features, in model order; set by `resolve` from the dataset.
   """
 
   model_type: str = "unified"
@@ -156,13 +172,14 @@ class TrainingConfig:
   dim_per_table: int = 8
   chunks: Tuple[Tuple[str, int], ...] = ()
   default_chunks: int = 2
-  hash_bucket_weights: Tuple[Tuple[str, int], ...] = TUTORIAL_HASH_BUCKETS
+  hash_bucket_weights: Tuple[Tuple[str, float], ...] = ()
   shuffle_buffer: int = 100_000
   seed: int = 42
   eval_batch_size: int = 4096
   admission_features: Tuple[str, ...] = ()
   id_dropout: float = 0.0
   warm_start_lr_scale: float = 0.5
+  features: Tuple[str, ...] = ()
 
   def __post_init__(self):
     if self.model_type not in MODEL_TYPES:
@@ -170,19 +187,6 @@ class TrainingConfig:
           f"training.model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
     if self.layout not in LAYOUTS:
       raise ValueError(f"training.layout must be one of {LAYOUTS}, got {self.layout!r}")
-    if self.layout == "budget_rule" and self.model_type == "unified":
-      derived = budget_rule_layout(self.embedding_budget)
-      defaults = {f.name: f.default for f in dataclasses.fields(self)}
-      # Chunks compare as a mapping: JSON with sorted keys (TFX's custom_config) reorders.
-      same = lambda k, a, b: dict(a) == dict(b) if k == "chunks" else a == b  # noqa: E731
-      clashes = [k for k, v in derived.items()
-                 if not (same(k, getattr(self, k), v) or same(k, getattr(self, k), defaults[k]))]
-      if clashes:
-        raise ValueError(f"training.layout 'budget_rule' derives {clashes} from the budget; "
-                         "remove them, or set layout: explicit to give every layout field "
-                         "yourself")
-      for k, v in derived.items():
-        object.__setattr__(self, k, v)  # frozen dataclass: fields set once, here
     for name in ("batch_size", "epochs", "embedding_dim", "embedding_budget", "num_tables",
                  "dim_per_table", "default_chunks", "eval_batch_size"):
       if getattr(self, name) <= 0:
@@ -194,23 +198,9 @@ class TrainingConfig:
                        f"{self.warm_start_lr_scale}")
     if not 0.0 <= self.id_dropout < 1.0:
       raise ValueError(f"training.id_dropout must be in [0, 1), got {self.id_dropout}")
-    unknown = set(self.admission_features) - set(ADMISSION_FEATURES)
-    if unknown:
-      raise ValueError(f"training.admission_features names {sorted(unknown)}; Transform "
-                       f"filters only {list(ADMISSION_FEATURES)}")
     if self.id_dropout and not self.admission_features:
       raise ValueError("training.id_dropout needs training.admission_features: dropped ids "
                        "go to the default vector of an admission feature")
-    unknown = {f for f, _ in self.chunks} - set(features.MODEL_FEATURES)
-    if unknown:
-      raise ValueError(f"training.chunks names unknown features {sorted(unknown)}; "
-                       f"model features are {list(features.MODEL_FEATURES)}")
-    missing = set(features.MODEL_FEATURES) - {f for f, _ in self.hash_bucket_weights}
-    if missing:
-      raise ValueError(f"training.hash_bucket_weights has no weight for {sorted(missing)}: "
-                       "every model feature needs its own hash table")
-    if self.model_type != "collisionless":
-      self._check_budget()
 
   def _check_budget(self) -> None:
     """The budget must hold the admission filter, its defaults and at least one row."""
@@ -226,18 +216,24 @@ class TrainingConfig:
           f"Set embedding_budget to at least {needed}"
           + (", or give layout: explicit without admission_features" if paid else ""))
 
+  def _resolved_features(self) -> Tuple[str, ...]:
+    if not self.features:
+      raise ValueError("this training config is not resolved against a dataset yet: "
+                       "trainer.config.resolve(config, spec) sets its features")
+    return self.features
+
   @property
   def chunks_per_feature(self) -> Dict[str, int]:
     """Chunk count of every model feature, in model-feature order."""
     overrides = dict(self.chunks)
-    return {f: overrides.get(f, self.default_chunks) for f in features.MODEL_FEATURES}
+    return {f: overrides.get(f, self.default_chunks) for f in self._resolved_features()}
 
   @property
   def feature_dims(self) -> Dict[str, int]:
     """Feature -> embedding dimension the config gives it (before sizing any table)."""
     if self.model_type == "unified":
       return {f: n * self.dim_per_table for f, n in self.chunks_per_feature.items()}
-    return {f: self.embedding_dim for f in features.MODEL_FEATURES}
+    return {f: self.embedding_dim for f in self._resolved_features()}
 
   @property
   def admission_parameters(self) -> int:
@@ -265,6 +261,7 @@ class TrainingConfig:
     d["chunks"] = dict(self.chunks)
     d["hash_bucket_weights"] = dict(self.hash_bucket_weights)
     d["admission_features"] = list(self.admission_features)
+    d["features"] = list(self.features)
     return d
 
   @classmethod
@@ -287,11 +284,66 @@ class TrainingConfig:
                        f"known keys are {sorted(known)}")
     if "layer_sizes" in d:
       d["layer_sizes"] = tuple(int(x) for x in d["layer_sizes"])
-    if "admission_features" in d:
-      d["admission_features"] = tuple(str(x) for x in d["admission_features"])
+    for key in ("admission_features", "features"):
+      if key in d:
+        d[key] = tuple(str(x) for x in d[key])
     for key in ("chunks", "hash_bucket_weights"):
       if key in d:
         value = d[key]
         items = value.items() if isinstance(value, Mapping) else value
-        d[key] = tuple((str(k), int(v)) for k, v in items)
+        d[key] = tuple((str(k), int(v) if key == "chunks" else float(v)) for k, v in items)
     return cls(**d)
+
+
+def resolve(config: TrainingConfig, spec: spec_lib.DatasetSpec) -> TrainingConfig:
+  """`config` with everything that depends on the dataset fixed, and checked.
+
+  Sets `features` (the spec's, in model order); under the budget rule (unified) the layout
+  fields (`budget_rule_layout`); the hash tables' weights (`hash_weights`) unless the
+  config gives them. Idempotent: resolving a resolved config changes nothing.
+
+  Raises:
+    ValueError: the config names a feature the dataset lacks, sets a field the budget rule
+      decides, misses a hash weight, or its budget cannot hold the tables (the message
+      names the smallest budget that works).
+  """
+  names = spec.feature_names
+  changes: Dict[str, Any] = {"features": names}
+  if config.layout == "budget_rule" and config.model_type == "unified":
+    derived = budget_rule_layout(config.embedding_budget, spec)
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}
+    # Chunks compare as a mapping: JSON with sorted keys (TFX's custom_config) reorders.
+    same = lambda k, a, b: dict(a) == dict(b) if k == "chunks" else a == b  # noqa: E731
+    clashes = [k for k, v in derived.items()
+               if not (same(k, getattr(config, k), v) or same(k, getattr(config, k), defaults[k]))]
+    if clashes:
+      raise ValueError(f"training.layout 'budget_rule' derives {clashes} from the budget; "
+                       "remove them, or set layout: explicit to give every layout field "
+                       "yourself")
+    changes.update(derived)
+  if not config.hash_bucket_weights:
+    changes["hash_bucket_weights"] = hash_weights(config.embedding_budget,
+                                                  config.embedding_dim, spec)
+  resolved = dataclasses.replace(config, **changes)
+  # In the dataset's feature order, whatever order a config file (or sorted JSON) gave.
+  order = {name: i for i, name in enumerate(names)}
+  by_order = lambda pairs: tuple(sorted(pairs, key=lambda p: order.get(p[0], len(order))))  # noqa: E731
+  resolved = dataclasses.replace(resolved, chunks=by_order(resolved.chunks),
+                                 hash_bucket_weights=by_order(resolved.hash_bucket_weights))
+  ids = set(spec.id_features)
+  wrong = [f for f in resolved.admission_features if f not in ids]
+  if wrong:
+    raise ValueError(f"training.admission_features names {wrong}; the admission filter "
+                     f"covers the dataset's id features {list(spec.id_features)}")
+  unknown = sorted({f for f, _ in resolved.chunks} - set(names))
+  if unknown:
+    raise ValueError(f"training.chunks names unknown features {unknown}; the dataset's "
+                     f"features are {list(names)}")
+  if resolved.model_type == "hash":
+    missing = sorted(set(names) - {f for f, _ in resolved.hash_bucket_weights})
+    if missing:
+      raise ValueError(f"training.hash_bucket_weights has no weight for {missing}: every "
+                       "feature needs its own hash table")
+  if resolved.model_type != "collisionless":
+    resolved._check_budget()  # pylint: disable=protected-access
+  return resolved

@@ -30,17 +30,22 @@ _TableConfig = tf.tpu.experimental.embedding.TableConfig
 _FeatureConfig = tf.tpu.experimental.embedding.FeatureConfig
 
 
-def hash_ids(values: tf.Tensor, num_buckets: int, salt: Sequence[int]) -> tf.Tensor:
+def hash_ids(values: Union[tf.Tensor, tf.SparseTensor], num_buckets: int,
+             salt: Sequence[int]) -> Union[tf.Tensor, tf.SparseTensor]:
   """Maps string values to ids in [0, num_buckets) with keyed SipHash (stable across runs).
 
   Args:
-    values: string tensor of any shape.
+    values: string tensor of any shape, or a SparseTensor of strings (a multivalent
+      feature: each value is hashed).
     num_buckets: number of rows of the table.
     salt: the SipHash key, a pair of integers (see `feature_salt`).
 
   Returns:
-    An int64 tensor of `values`' shape.
+    An int64 tensor of `values`' shape (a SparseTensor for a SparseTensor).
   """
+  if isinstance(values, tf.SparseTensor):
+    return tf.SparseTensor(values.indices, hash_ids(values.values, num_buckets, salt),
+                           values.dense_shape)
   return tf.strings.to_hash_bucket_strong(values, num_buckets, key=list(salt))
 
 
@@ -114,8 +119,12 @@ class SpecEmbedding(tf.keras.layers.Layer):
     """
     if self.spec.kind != "collisionless":
       return hashed_ids(self.spec, inputs)
-    return {lookup_key(f, c): self._lookup_tables[f](inputs[f])
-            for f, lk in self.spec.lookups for _, c in lk}
+    def lookup(f):
+      x = inputs[f]
+      if isinstance(x, tf.SparseTensor):
+        return tf.SparseTensor(x.indices, self._lookup_tables[f](x.values), x.dense_shape)
+      return self._lookup_tables[f](x)
+    return {lookup_key(f, c): lookup(f) for f, lk in self.spec.lookups for _, c in lk}
 
   def call(self, inputs: Mapping[str, tf.Tensor], training: Optional[bool] = None,
            concatenated: bool = False) -> Union[List[tf.Tensor], tf.Tensor]:
@@ -155,16 +164,23 @@ class SpecEmbedding(tf.keras.layers.Layer):
 
     Exactly the rows the TPU-embedding layer's CPU lookup reads (a gather per lookup),
     gathered with one gather per table: the ids of a table's lookups are stacked, and
-    the result is put back in lookup order (feature by feature, chunk by chunk).
+    the result is put back in lookup order (feature by feature, chunk by chunk). A
+    multivalent feature's lookups average their rows per example, as the TPU-embedding
+    layer's CPU lookup does (`safe_embedding_lookup_sparse` with the table's combiner).
     """
     ids = self.ids(inputs)
     tables = self.embedding_tables
     dims = {name: dim for name, _, dim in self.spec.tables}
     order = [(t, lookup_key(f, c)) for f, lk in self.spec.lookups for t, c in lk]
     by_table: Dict[str, List[str]] = {}
-    for t, key in order:
-      by_table.setdefault(t, []).append(key)
     parts, columns, start = [], {}, 0
+    for t, key in order:
+      if isinstance(ids[key], tf.SparseTensor):
+        parts.append(tf.nn.safe_embedding_lookup_sparse(tables[t], ids[key], combiner="mean"))
+        columns[key] = range(start, start + dims[t])
+        start += dims[t]
+      else:
+        by_table.setdefault(t, []).append(key)
     for t, keys in by_table.items():
       if len(keys) == 1:
         parts.append(tf.gather(tables[t], ids[keys[0]]))

@@ -1,49 +1,46 @@
-"""Feature names: the raw contract (schema/schema.pbtxt) and the model's inputs.
+"""The model's view of the dataset spec: Transform's output names and the spec's travel.
 
-Everything that names a feature imports it from here, so a rename is one edit.
+Every feature, its kind and the label rule come from the dataset spec (`dataspec`), which
+reaches Transform and the Trainers as JSON in their `custom_config` (`DATASET_KEY`). This
+module names only what Transform itself adds.
 """
 
-# Raw features, exactly as the MovieLens ExampleGen writes them and the schema declares them.
-USER_ID = "user_id"
-MOVIE_ID = "movie_id"
-RATING = "rating"
-TIMESTAMP = "timestamp"
-USER_AGE = "user_age"
-USER_GENDER = "user_gender"
-USER_OCCUPATION = "user_occupation"
-USER_ZIP_CODE = "user_zip_code"
+from typing import Any, Mapping, Optional
 
-RAW_FEATURES = (USER_ID, MOVIE_ID, RATING, TIMESTAMP, USER_AGE, USER_GENDER,
-                USER_OCCUPATION, USER_ZIP_CODE)
-RAW_BYTES_FEATURES = (USER_ID, MOVIE_ID, USER_GENDER, USER_OCCUPATION, USER_ZIP_CODE)
+from dataspec import spec as spec_lib
 
-# The raw label; absent from serving requests.
-RAW_LABEL = RATING
+# Transform's binary label output (1 where the spec's label rule holds).
+LABEL = spec_lib.LABEL_FEATURE
+# Transform's admission flag of an id feature is named feature + this (`trainer/admission.py`).
+ADMITTED_SUFFIX = spec_lib.ADMITTED_SUFFIX
+# The value a missing id/categorical/multivalent value (or a numeric value's bucket) becomes.
+MISSING_TOKEN = spec_lib.MISSING_TOKEN
 
-# Transformed features: the tutorial's six categorical inputs, all strings.
-USER_AGE_BUCKET = "user_age_bucket"
-MODEL_FEATURES = (MOVIE_ID, USER_ID, USER_GENDER, USER_ZIP_CODE, USER_OCCUPATION,
-                  USER_AGE_BUCKET)
-
-# Transform's admission flag of a feature is named feature + this (`trainer/admission.py`).
-ADMITTED_SUFFIX = "_admitted"
-
-# Transformed binary label: 1 when rating >= LABEL_THRESHOLD.
-LABEL = "label"
-LABEL_THRESHOLD = 3
-
-# Features the candidate-vs-baseline gate reports its metrics by, besides overall.
-SLICE_FEATURES = (USER_GENDER, USER_AGE_BUCKET)
-
-# TFDS' `bucketized_user_age`: each age maps to the lower bound of its bucket.
-AGE_BUCKET_LOWER_BOUNDS = (1, 18, 25, 35, 45, 50, 56)
-
-
-# Transform custom_config key: true to write a vocabulary per model feature (the collisionless
-# model reads them; the hashed models need none).
+# `custom_config` key of Transform and the Trainers: the dataset spec as JSON.
+DATASET_KEY = "dataset"
+# Transform `custom_config` key: true to write a vocabulary per model feature (the
+# collisionless model reads them; the hashed models need none).
 VOCABULARIES_KEY = "vocabularies"
 
 
 def vocabulary_name(feature: str) -> str:
   """Name of the Transform vocabulary file for a model feature."""
   return f"{feature}_vocab"
+
+
+def dataset_config(spec: spec_lib.DatasetSpec) -> str:
+  """The spec as it travels in a component's `custom_config` (canonical JSON)."""
+  return spec.to_json()
+
+
+def spec_from_custom_config(custom_config: Optional[Mapping[str, Any]]) -> spec_lib.DatasetSpec:
+  """The dataset spec a component was given.
+
+  Raises:
+    ValueError: the component was built without one (`create_pipeline` always adds it).
+  """
+  value = (custom_config or {}).get(DATASET_KEY)
+  if not value:
+    raise ValueError(f"custom_config has no {DATASET_KEY!r}: the pipeline passes the dataset "
+                     "spec to Transform and the Trainers; build it with create_pipeline")
+  return spec_lib.from_json(value) if isinstance(value, str) else spec_lib.from_dict(value)

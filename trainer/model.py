@@ -5,7 +5,7 @@ from typing import Dict, Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from trainer import admission, embedding_layer, embeddings, features
+from trainer import admission, embedding_layer, embeddings
 from trainer.config import TrainingConfig
 
 
@@ -34,23 +34,22 @@ def embedding_spec(config: TrainingConfig,
         budget, config.chunks_per_feature, config.dim_per_table, config.num_tables)
   if config.model_type == "hash":
     return embeddings.hash_spec_from_budget(
-        budget, dict(config.hash_bucket_weights), config.embedding_dim,
-        features.MODEL_FEATURES)
+        budget, dict(config.hash_bucket_weights), config.embedding_dim, config.features)
   if config.model_type == "collisionless":
     if vocabularies is None:
       raise ValueError("the collisionless model needs vocabularies (from Transform)")
     return embeddings.collisionless_spec(
-        {f: vocabularies[f] for f in features.MODEL_FEATURES}, config.embedding_dim)
+        {f: vocabularies[f] for f in config.features}, config.embedding_dim)
   raise ValueError(f"unknown model_type {config.model_type!r}")
 
 
 @tf.keras.utils.register_keras_serializable(package="uet")
 class RankingModel(tf.keras.Model):
-  """P(rating >= 3 | features): concatenated embeddings -> ReLU MLP -> sigmoid."""
+  """P(label = 1 | features): concatenated embeddings -> ReLU MLP -> sigmoid."""
 
   def __init__(self, spec: embeddings.EmbeddingSpec, layer_sizes: Sequence[int],
                embedding_optimizer=None, admission_features: Sequence[str] = (),
-               id_dropout: float = 0.0, **kwargs):
+               id_dropout: float = 0.0, sparse_features: Sequence[str] = (), **kwargs):
     """Args:
       spec: the embedding spec (or its dict).
       layer_sizes: hidden layer widths.
@@ -58,6 +57,8 @@ class RankingModel(tf.keras.Model):
       admission_features: features whose non-admitted ids (input `<feature>_admitted` = 0)
         get their feature's default vector (`admission.UnseenDefault`).
       id_dropout: training-time rate at which admitted ids get the default too.
+      sparse_features: the multivalent features: [batch, None] sparse inputs, whose values'
+        embeddings are averaged.
       **kwargs: Keras model arguments.
     """
     super().__init__(**kwargs)
@@ -65,6 +66,7 @@ class RankingModel(tf.keras.Model):
                                                    name="embedding")
     self.admission_features = [str(f) for f in admission_features]
     self.id_dropout = float(id_dropout)
+    self.sparse_features = [str(f) for f in sparse_features]
     self.unseen_default = None
     if self.admission_features:
       dims = self.embedding.spec.output_dims()
@@ -90,12 +92,15 @@ class RankingModel(tf.keras.Model):
 
   def empty_inputs(self, batch: int = 0) -> Dict[str, tf.Tensor]:
     """A batch of `batch` default inputs (empty strings, admitted): builds the weights."""
-    return {k: tf.zeros([batch], dtype) if dtype == tf.string
-            else tf.ones([batch], dtype)
-            for k, dtype in self.input_names_and_dtypes.items()}
+    def empty(name, dtype):
+      if name in self.sparse_features:
+        return tf.sparse.from_dense(tf.zeros([batch, 1], tf.string))
+      return tf.zeros([batch], dtype) if dtype == tf.string else tf.ones([batch], dtype)
+    return {k: empty(k, dtype) for k, dtype in self.input_names_and_dtypes.items()}
 
   def call(self, inputs: Mapping[str, tf.Tensor], training=None) -> tf.Tensor:
-    """[batch] string features (and admission flags) -> [batch, 1] P(rating >= 3)."""
+    """[batch] string features ([batch, None] sparse for multivalent ones) and admission
+    flags -> [batch, 1] P(label = 1)."""
     x = self.embedding(inputs, training=training, concatenated=True)
     if self.unseen_default is not None:
       # One select over the concatenation for all admission features.
@@ -142,7 +147,8 @@ class RankingModel(tf.keras.Model):
   def get_config(self) -> Dict:
     """The architecture (spec and layer sizes); weights travel separately."""
     return {"spec": self.spec.to_dict(), "layer_sizes": self.layer_sizes, "name": self.name,
-            "admission_features": self.admission_features, "id_dropout": self.id_dropout}
+            "admission_features": self.admission_features, "id_dropout": self.id_dropout,
+            "sparse_features": self.sparse_features}
 
   @classmethod
   def from_config(cls, config: Dict) -> "RankingModel":
@@ -150,7 +156,8 @@ class RankingModel(tf.keras.Model):
     return cls(spec=config["spec"], layer_sizes=config["layer_sizes"],
                name=config.get("name"),
                admission_features=config.get("admission_features", ()),
-               id_dropout=config.get("id_dropout", 0.0))
+               id_dropout=config.get("id_dropout", 0.0),
+               sparse_features=config.get("sparse_features", ()))
 
   def build_from_config(self, config: Dict) -> None:
     """Creates the weights when Keras loads a `.keras` file.
@@ -163,7 +170,7 @@ class RankingModel(tf.keras.Model):
 
 
 def build_model(config: TrainingConfig, spec: embeddings.EmbeddingSpec,
-                under_tpu: bool = False) -> RankingModel:
+                under_tpu: bool = False, sparse_features: Sequence[str] = ()) -> RankingModel:
   """Builds and compiles the model in the current strategy scope.
 
   Args:
@@ -171,6 +178,7 @@ def build_model(config: TrainingConfig, spec: embeddings.EmbeddingSpec,
     spec: embedding spec (see `embedding_spec`).
     under_tpu: whether the current strategy is a TPUStrategy; then the embedding tables are
       trained by a TPU-embedding translation of the same Adam.
+    sparse_features: the multivalent features (`RankingModel`).
 
   Returns:
     A compiled model (binary cross-entropy; AUC and LogLoss metrics).
@@ -185,7 +193,7 @@ def build_model(config: TrainingConfig, spec: embeddings.EmbeddingSpec,
         tfrs.layers.embedding.tpu_embedding_layer.translate_keras_optimizer(optimizer))
   model = RankingModel(spec, config.layer_sizes, embedding_optimizer=embedding_optimizer,
                        admission_features=config.admission_features,
-                       id_dropout=config.id_dropout)
+                       id_dropout=config.id_dropout, sparse_features=sparse_features)
   model.compile(
       optimizer=optimizer,
       loss=tf.keras.losses.BinaryCrossentropy(),

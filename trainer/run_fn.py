@@ -16,13 +16,18 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from trainer import export, features, model as model_lib, steps, strategy as strategy_lib
 from trainer import train
 from trainer import warm_start
+from trainer import config as config_lib
 from trainer.config import TrainingConfig
 
 
-def _vocabularies(tf_transform_output: tft.TFTransformOutput):
+def _vocabularies(tf_transform_output: tft.TFTransformOutput, names):
   return {f: [v.decode("utf-8") if isinstance(v, bytes) else v
               for v in tf_transform_output.vocabulary_by_name(features.vocabulary_name(f))]
-          for f in features.MODEL_FEATURES}
+          for f in names}
+
+
+def _multivalent(dataset):
+  return tuple(f.name for f in dataset.features_of_kind("multivalent"))
 
 
 # What to try when Transform's output cannot be read.
@@ -39,7 +44,8 @@ def run_fn(fn_args: FnArgs) -> None:
       files, the cause and what to try.
   """
   custom = fn_args.custom_config or {}
-  config = TrainingConfig.from_dict(custom.get("training"))
+  dataset = features.spec_from_custom_config(custom)
+  config = config_lib.resolve(TrainingConfig.from_dict(custom.get("training")), dataset)
   logging.info("Training config: %s (code %s)", config, custom.get("code_fingerprint"))
   tf.keras.utils.set_random_seed(config.seed)
   with steps.step("reading the Transform graph", [fn_args.transform_graph_path],
@@ -48,13 +54,14 @@ def run_fn(fn_args: FnArgs) -> None:
     feature_spec = tf_transform_output.transformed_feature_spec()
 
   strategy, description = strategy_lib.choose_strategy(custom.get("tpu"))
-  vocabularies = _vocabularies(tf_transform_output) \
+  vocabularies = _vocabularies(tf_transform_output, config.features) \
       if config.model_type == "collisionless" else None
   spec = model_lib.embedding_spec(config, vocabularies)
   if fn_args.base_model:
     config = config.for_warm_start()  # compiled with the fine-tune's learning rate
   with strategy.scope():
-    model = model_lib.build_model(config, spec, under_tpu=strategy_lib.is_tpu(strategy))
+    model = model_lib.build_model(config, spec, under_tpu=strategy_lib.is_tpu(strategy),
+                                  sparse_features=_multivalent(dataset))
     warm = None
     if fn_args.base_model:
       # The pipeline passes the model in production here (unless warm_start is off).
@@ -95,7 +102,8 @@ def run_fn(fn_args: FnArgs) -> None:
                    fn_args.model_run_dir],
                   "check the free space and the permissions of the last two; "
                   + REWRITE_TRANSFORM_OUTPUT):
-    export.export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)
+    export.export_serving_model(model, tf_transform_output, fn_args.serving_model_dir,
+                                dataset)
     warm_start.write_model_config(fn_args.serving_model_dir, model.get_config())
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(f"{fn_args.model_run_dir}/training_result.json", "w") as f:

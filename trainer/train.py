@@ -110,10 +110,9 @@ def make_dataset(file_patterns: Sequence[str], feature_spec: Mapping[str, tf.io.
     The dataset; features are [batch] string tensors (admission flags [batch] int64), the
     label a [batch] float tensor.
   """
-  # The admission flags are read when Transform wrote them (models without admission
-  # ignore them).
-  flags = [k for k in feature_spec if k.endswith(features.ADMITTED_SUFFIX)]
-  spec = {k: feature_spec[k] for k in (*features.MODEL_FEATURES, *flags, features.LABEL)}
+  # Everything Transform wrote: the features, the admission flags (models without admission
+  # ignore them) and the label.
+  spec = dict(feature_spec)
   files = _files(file_patterns)
   if cache is None:
     cache = sum(tf.io.gfile.stat(f).length for f in files) <= CACHE_MAX_BYTES
@@ -129,7 +128,9 @@ def make_dataset(file_patterns: Sequence[str], feature_spec: Mapping[str, tf.io.
   def parse(serialized):
     parsed = tf.io.parse_example(serialized, spec)
     label = tf.cast(tf.reshape(parsed.pop(features.LABEL), [-1]), tf.float32)
-    return {k: tf.reshape(v, [-1]) for k, v in parsed.items()}, label
+    # Single-valued features as [batch]; multivalent ones stay [batch, None] sparse.
+    return {k: v if isinstance(v, tf.SparseTensor) else tf.reshape(v, [-1])
+            for k, v in parsed.items()}, label
 
   ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
   if cache:

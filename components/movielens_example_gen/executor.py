@@ -23,7 +23,6 @@ from tfx.components.example_gen import base_example_gen_executor
 from tfx.types import artifact_utils, standard_component_specs
 
 from components.movielens_example_gen import batch_reader, reader, timestamps
-from trainer import features
 from uet_upstream import tfx as upstream_tfx
 
 # Custom property of the Examples artifact: how many malformed rows were quarantined.
@@ -39,27 +38,27 @@ def to_example(rating: reader.Rating, user: reader.User) -> tf.train.Example:
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
 
   return tf.train.Example(features=tf.train.Features(feature={
-      features.USER_ID: b(rating.user_id),
-      features.MOVIE_ID: b(rating.movie_id),
-      features.RATING: i(rating.rating),
-      features.TIMESTAMP: i(rating.timestamp),
-      features.USER_AGE: i(user.age),
-      features.USER_GENDER: b(user.gender),
-      features.USER_OCCUPATION: b(user.occupation),
-      features.USER_ZIP_CODE: b(user.zip_code),
+      "user_id": b(rating.user_id),
+      "movie_id": b(rating.movie_id),
+      "rating": i(rating.rating),
+      "timestamp": i(rating.timestamp),
+      "user_age": i(user.age),
+      "user_gender": b(user.gender),
+      "user_occupation": b(user.occupation),
+      "user_zip_code": b(user.zip_code),
   }))
 
 
 # Raw columns of the batch path (batch_reader.join_users) -> feature names of the raw schema.
 _FEATURE_OF_COLUMN = {
-    "user_id": features.USER_ID,
-    "movie_id": features.MOVIE_ID,
-    "rating": features.RATING,
-    "timestamp": features.TIMESTAMP,
-    "age": features.USER_AGE,
-    "gender": features.USER_GENDER,
-    "occupation": features.USER_OCCUPATION,
-    "zip_code": features.USER_ZIP_CODE,
+    "user_id": "user_id",
+    "movie_id": "movie_id",
+    "rating": "rating",
+    "timestamp": "timestamp",
+    "age": "user_age",
+    "gender": "user_gender",
+    "occupation": "user_occupation",
+    "zip_code": "user_zip_code",
 }
 
 

@@ -21,8 +21,10 @@ def ValidationGate(
     anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
     statistics: InputArtifact[standard_artifacts.ExampleStatistics],
     schema: InputArtifact[standard_artifacts.Schema],
-    drift_rating_js: Parameter[float],
+    drift_label_js: Parameter[float],
     drift_categorical_linf: Parameter[float],
+    drift_js_columns: Parameter[str],
+    drift_linf_columns: Parameter[str],
     validated_dir: Parameter[str],
     baseline_statistics: InputArtifact[
         standard_artifacts.ExampleStatistics] = None,
@@ -32,9 +34,11 @@ def ValidationGate(
   Args:
     anomalies: ExampleValidator's anomalies of this run's span.
     statistics: StatisticsGen's statistics of this run's span.
-    schema: the curated raw schema.
-    drift_rating_js: Jensen-Shannon divergence threshold on `rating`.
-    drift_categorical_linf: L-infinity threshold on the categorical demographics.
+    schema: the raw schema.
+    drift_label_js: Jensen-Shannon divergence threshold on the label column.
+    drift_categorical_linf: L-infinity threshold on the categorical columns.
+    drift_js_columns: the label column (comma-separated columns).
+    drift_linf_columns: the categorical features' columns (comma-separated).
     validated_dir: where the gate records the statistics it passes (DriftBaseline reads
       them in later runs).
     baseline_statistics: statistics of the last span that passed this gate; none, or one
@@ -45,8 +49,10 @@ def ValidationGate(
   raw_schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema.uri))
   executor.check(anomalies, statistics=statistics, baseline=baseline_statistics,
                  schema=raw_schema,
-                 thresholds=executor.DriftThresholds(rating_js=drift_rating_js,
-                                                     categorical_linf=drift_categorical_linf))
+                 thresholds=executor.DriftThresholds(
+                     label_js=drift_label_js, categorical_linf=drift_categorical_linf,
+                     js_columns=tuple(c for c in drift_js_columns.split(",") if c),
+                     linf_columns=tuple(c for c in drift_linf_columns.split(",") if c)))
   baseline_lib.record_validated(validated_dir, statistics)
 
 

@@ -4,14 +4,15 @@ TFX 1.16's ExampleValidator records anomalies but never fails, so a pipeline wou
 data that broke its schema; nor does it compare a span with the previous one. The gate fails
 the run before Transform instead, naming every anomaly: the schema anomalies ExampleValidator
 found, plus distribution drift that TFDV's drift comparators find between this run's
-statistics and those of the last run that passed the gate (Jensen-Shannon divergence on
-`rating`, L-infinity distance on the categorical demographics).
+statistics and those of the last run that passed the gate (Jensen-Shannon divergence on the
+raw label column, L-infinity distance on the categorical features' columns; the dataset
+spec names both).
 """
 
 import copy
 import dataclasses
 import os
-from typing import List, NamedTuple, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
@@ -19,15 +20,7 @@ from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.types import artifact, artifact_utils
 from tfx.utils import io_utils
 
-from trainer import features
-
 SCHEMA_DIFF_FILE = "SchemaDiff.pb"
-
-# Drift is measured on the label and on the low-cardinality demographics. Ids and zip codes
-# are left out: a new time window legitimately brings other users and movies, and the
-# L-infinity distance of an id feature only measures the share of its single busiest value.
-DRIFT_JS_FEATURES = (features.RATING,)
-DRIFT_LINF_FEATURES = (features.USER_GENDER, features.USER_OCCUPATION)
 
 # The anomaly kinds TFDV reports for a comparison with previous statistics.
 _DRIFT_TYPES = frozenset([
@@ -48,13 +41,22 @@ class Anomaly(NamedTuple):
 class DriftThresholds:
   """When a span has drifted from the last validated one (TFDV drift comparators).
 
+  Drift is measured on the label and on closed domains. Id features are left out: a new
+  time window legitimately brings other users and items, and the L-infinity distance of an
+  id feature only measures the share of its single busiest value.
+
   Attributes:
-    rating_js: Jensen-Shannon divergence of `rating`'s distribution above which the run stops.
+    label_js: Jensen-Shannon divergence of the label column's distribution above which the
+      run stops.
     categorical_linf: L-infinity distance (largest change of one value's share) of each
-      categorical demographic above which the run stops.
+      categorical column above which the run stops.
+    js_columns: the columns compared by Jensen-Shannon divergence (the raw label).
+    linf_columns: the columns compared by L-infinity distance (the categorical features').
   """
-  rating_js: float = 0.1
+  label_js: float = 0.1
   categorical_linf: float = 0.3
+  js_columns: Tuple[str, ...] = ()
+  linf_columns: Tuple[str, ...] = ()
 
 
 class DataValidationError(RuntimeError):
@@ -110,9 +112,9 @@ def drift_schema(schema: schema_pb2.Schema, thresholds: DriftThresholds) -> sche
   """`schema` with TFDV drift comparators on the drift features."""
   result = copy.deepcopy(schema)
   for feature in result.feature:
-    if feature.name in DRIFT_JS_FEATURES:
-      feature.drift_comparator.jensen_shannon_divergence.threshold = thresholds.rating_js
-    elif feature.name in DRIFT_LINF_FEATURES:
+    if feature.name in thresholds.js_columns:
+      feature.drift_comparator.jensen_shannon_divergence.threshold = thresholds.label_js
+    elif feature.name in thresholds.linf_columns:
       feature.drift_comparator.infinity_norm.threshold = thresholds.categorical_linf
   return result
 
@@ -149,7 +151,7 @@ def drift_anomalies(statistics: artifact.Artifact, baseline: Optional[artifact.A
 def format_anomalies(anomalies: Sequence[Anomaly], baseline_uri: str = "") -> str:
   """The error message: what failed, every anomaly, and what to do about it."""
   lines = [f"Data validation failed: {len(anomalies)} anomal"
-           f"{'y' if len(anomalies) == 1 else 'ies'} against schema/schema.pbtxt"
+           f"{'y' if len(anomalies) == 1 else 'ies'} against the raw schema"
            f"{' and the last validated statistics' if baseline_uri else ''}. "
            "Fix the input data (or, if the change is intended, the schema), then re-run:"]
   for a in anomalies:
@@ -158,7 +160,7 @@ def format_anomalies(anomalies: Sequence[Anomaly], baseline_uri: str = "") -> st
     lines.append(
         f"Drift is measured against the statistics of the last run that passed this gate "
         f"({baseline_uri}). If the shift is real and intended, re-run once with a higher "
-        "threshold (--drift-rating-js / --drift-categorical-linf, or drift_rating_js / "
+        "threshold (--drift-label-js / --drift-categorical-linf, or drift_label_js / "
         "drift_categorical_linf in the config; 1.0 disables); this span then becomes the "
         "baseline.")
   return "\n".join(lines)
