@@ -146,9 +146,9 @@ def read_header(path: str, options: spec_lib.CsvOptions,
     text = raw.decode(options.encoding, errors="strict" if options.header else "replace")
   except UnicodeDecodeError as e:
     encoding = _encoding_name(options.encoding)
-    raise HeaderError(f"{where}: the header is not valid {encoding} (byte "
-                      f"{raw[e.start:e.start + 1]!r} at column {e.start + 1}); re-encode the "
-                      f"file as {encoding} or declare its encoding (csv.encoding)") from None
+    raise HeaderError(f"{where}: the header is not valid {encoding} (byte {e.start + 1} of "
+                      f"the line is {raw[e.start:e.start + 1]!r}); re-encode the file as "
+                      f"{encoding} or declare its encoding (csv.encoding)") from None
   try:
     fields = _parse_line(text, options)
   except csv.Error as e:

@@ -89,7 +89,7 @@ def test_rating_joined_with_user_demographics(tmp_path):
     ("1\t242\t\t881250949\n", "u.data:1: rating is missing (an empty field); every row needs "
                               "a label (label.missing: quarantine)"),
     ("1\t242\tNA\t881250949\n", "u.data:1: rating 'NA' is not an integer"),
-    (b"1\t24\xff2\t3\t881250949\n", "u.data:1: not valid UTF-8 (byte b'\\xff' at column 5); "
+    (b"1\t24\xff2\t3\t881250949\n", "u.data:1: not valid UTF-8 (byte 5 of the line is b'\\xff'); "
                                      "re-encode the file as UTF-8"),
     ("", "u.data: no rows; the file is empty"),
     ("\n\n", "u.data: no rows; the file is empty"),

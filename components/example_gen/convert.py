@@ -324,7 +324,8 @@ def _to_string_list(values: pa.Array, rows: Rows, column: str, separator: str) -
 # ---------------------------------------------------------------------------------------
 # The time column.
 
-_ZONE = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+# A zone after a time of day (after `_FRACTION` dropped the fraction): Z, +02, +0200, -02:00.
+_ZONE = r"[0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _FRACTION = r"([0-9]{2}:[0-9]{2}:[0-9]{2})[.,][0-9]+"
 
 
@@ -379,7 +380,8 @@ def _to_time(values: pa.Array, rows: Rows, column: str, time_format: str) -> _Re
   if as_int.bad is not None and not (pa.types.is_integer(t) or pa.types.is_floating(t)):
     # Exports write integers with a fraction (pandas: an int column with gaps is float).
     as_float = _to_float(values, rows, column, what)
-    rescued = as_int.bad & ~(as_float.bad if as_float.bad is not None else False)
+    float_bad = as_float.bad if as_float.bad is not None else np.zeros(len(values), bool)
+    rescued = as_int.bad & ~float_bad
     if rescued.any():
       floats = np.floor(np.nan_to_num(as_float.values.to_numpy(zero_copy_only=False)))
       ints = np.nan_to_num(as_int.values.to_numpy(zero_copy_only=False)).astype(np.int64)

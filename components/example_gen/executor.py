@@ -13,6 +13,7 @@ any size. TFRecord files are read with TensorFlow and decoded with tfx_bsl.
 """
 
 import functools
+import io
 import json
 import os
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -42,11 +43,43 @@ RECORD_BATCH = 50_000
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
+class _GFileStream(io.RawIOBase):
+  """A read-only, seekable stream over `tf.io.gfile` that pyarrow (which needs `closed`,
+  `seekable` and `readinto`) and Python's buffered readers can read from."""
+
+  def __init__(self, path: str):
+    super().__init__()
+    self._f = tf.io.gfile.GFile(path, "rb")
+
+  def readable(self) -> bool:
+    return True
+
+  def seekable(self) -> bool:
+    return True
+
+  def readinto(self, buffer) -> int:
+    data = self._f.read(len(buffer))
+    buffer[:len(data)] = data
+    return len(data)
+
+  def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+    self._f.seek(offset, whence)
+    return self._f.tell()
+
+  def tell(self) -> int:
+    return self._f.tell()
+
+  def close(self) -> None:
+    if not self.closed:
+      self._f.close()
+    super().close()
+
+
 class GFileSystem:
   """`reader.LocalFileSystem`'s operations over tf.io.gfile: local paths and gs://."""
 
   def open(self, path: str):
-    return tf.io.gfile.GFile(path, "rb")
+    return io.BufferedReader(_GFileStream(path), buffer_size=1 << 20)
 
   def exists(self, path: str) -> bool:
     return tf.io.gfile.exists(path)

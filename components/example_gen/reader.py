@@ -357,7 +357,7 @@ def _decode_lines(data: bytes, first_line: int, layout: TextLayout,
     except UnicodeDecodeError as e:
       bad.append(BadRow(layout.path, number,
                         f"{layout.path}:{number}: not valid {encoding_name(encoding)} (byte "
-                        f"{content[e.start:e.start + 1]!r} at column {e.start + 1}); "
+                        f"{e.start + 1} of the line is {content[e.start:e.start + 1]!r}); "
                         f"re-encode the file as {encoding_name(encoding)} or declare its "
                         "encoding (csv.encoding)",
                         content.decode(encoding, errors="replace")))
