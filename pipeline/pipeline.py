@@ -1,6 +1,6 @@
 """`create_pipeline(config)`: the one pipeline graph every runner uses.
 
-MovieLens files -> ExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
+Dataset files -> ExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
 ValidationGate -> Transform -> Trainer x2 (unified candidate, hash baseline) -> Evaluator
 (candidate vs baseline) -> Pusher (only when blessed).
 
@@ -28,8 +28,7 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2, range_config_pb2
 from tfx.types import standard_artifacts
 
-from components.movielens_example_gen.component import MovieLensExampleGen, make_input_config
-from components.movielens_example_gen.reader import RATINGS_FILE
+from components.example_gen.component import DatasetExampleGen, make_input_config
 from components.atomic_pusher.component import AtomicPusher
 from components.production_model import component as production_model
 from components.validation_gate.component import DriftBaseline, ValidationGate
@@ -41,6 +40,7 @@ from pipeline.ids import (  # noqa: F401  pylint: disable=unused-import
     COLLISIONLESS_TRAINER, DRIFT_BASELINE, EVALUATOR, EXAMPLE_GEN, EXAMPLE_VALIDATOR,
     PRODUCTION_EVALUATOR, PRODUCTION_MODEL, PRODUCTION_MODEL_NAME, PUSHER, SCHEMA_GEN,
     SPAN_WINDOW, STATISTICS_GEN, TRANSFORM, VALIDATION_GATE)
+from dataspec import spec as spec_lib
 from trainer import features
 from trainer.config import TrainingConfig
 
@@ -136,9 +136,12 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
   Returns:
     A `tfx_pipeline.Pipeline` without a metadata connection; runners add theirs.
   """
-  example_gen = MovieLensExampleGen(
+  # The MovieLens preset: PipelineConfig holds no dataset spec.
+  spec = spec_lib.load("movielens")
+  example_gen = DatasetExampleGen(
       input_base=config.data_dir,
-      input_config=make_input_config(config.span_pattern or RATINGS_FILE),
+      spec_json=spec.to_json(),
+      input_config=make_input_config(config.span_pattern or spec.source.path),
       max_bad_rows=config.max_bad_rows,
       quarantine_path=config.quarantine_path if config.max_bad_rows else "",
   ).with_id(EXAMPLE_GEN)

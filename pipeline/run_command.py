@@ -9,6 +9,8 @@ import os
 import sys
 from typing import Optional, Tuple
 
+from dataspec import files
+from dataspec import spec as spec_lib
 from pipeline import config as config_lib, data, ids, lock, up_to_date
 from pipeline.cli import (EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA, EXIT_OK,
                           EXIT_USAGE)
@@ -61,7 +63,7 @@ def plan_run(args: argparse.Namespace) -> Tuple[config_lib.PipelineConfig, bool,
 
   Raises:
     ValueError: a bad flag or config value.
-    data.DatasetError: a --data-dir that is not a MovieLens directory.
+    dataspec.spec.SpecError: a --data-dir whose files do not match the dataset spec.
   """
   values = config_lib.load_file(args.config) if args.config else {}
   output_dir = os.path.abspath(args.output_dir or values.get("output_dir") or "output")
@@ -70,14 +72,14 @@ def plan_run(args: argparse.Namespace) -> Tuple[config_lib.PipelineConfig, bool,
   mirror = args.mirror or mirror
   fetch = not data_dir
   if data_dir:
-    data_dir = data.check_movielens_dir(data_dir)
+    found = files.check(spec_lib.load("movielens"), data_dir)
+    data_dir = found.data_dir
+    if found.spans and not values.get("span_pattern"):
+      values["span_pattern"] = found.pattern
   else:
     data_dir = os.path.join(output_dir, "data", "ml-100k")
     if mirror and not os.path.isdir(mirror):
       raise data.DatasetError(f"--mirror {mirror}: not a directory")
-  from components.movielens_example_gen import spans  # pylint: disable=g-import-not-at-top
-  if not fetch and spans.list_spans(data_dir) and not values.get("span_pattern"):
-    values["span_pattern"] = spans.SPAN_PATTERN
   training, evaluation = config_lib.sections_with_flags(
       values, epochs=args.epochs, min_auc_gain=args.min_auc_gain, auc_floor=args.auc_floor)
   config = config_lib.from_mapping(

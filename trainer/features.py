@@ -3,7 +3,8 @@
 Everything that names a feature imports it from here, so a rename is one edit.
 """
 
-# Raw features, exactly as the MovieLens ExampleGen writes them and the schema declares them.
+# Raw features, exactly as the ExampleGen writes them for the MovieLens preset and the schema
+# declares them.
 USER_ID = "user_id"
 MOVIE_ID = "movie_id"
 RATING = "rating"

@@ -90,9 +90,6 @@ class GFileSystem:
   def size(self, path: str) -> int:
     return tf.io.gfile.stat(path).length
 
-  def listdir(self, path: str) -> List[str]:
-    return tf.io.gfile.listdir(path)
-
   def glob(self, pattern: str) -> List[str]:
     return sorted(tf.io.gfile.glob(pattern))
 

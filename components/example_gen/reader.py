@@ -5,7 +5,8 @@ Formats: delimited text (CSV, TSV, pipe-separated; with a header or with the col
 given by the spec; any ASCII-compatible encoding; RFC 4180 quoting or none) and Parquet.
 TFRecord files of `tf.Example` are read by the executor (TensorFlow) and decoded with
 tfx_bsl; `rows_from_examples` turns the decoded batch into rows like the others. No
-TensorFlow or Beam here, so `dataspec.files`, `uet spans` and the tools use the same code.
+TensorFlow or Beam here, so `uet spans` and the tools read with the same code; headers are
+read by `dataspec.files.read_header`, which the plan-time checks share.
 
 Units of work, each small enough that memory stays flat at any file size:
 
@@ -97,9 +98,6 @@ class LocalFileSystem:
 
   def size(self, path: str) -> int:
     return os.path.getsize(path)
-
-  def listdir(self, path: str) -> List[str]:
-    return os.listdir(path)
 
   def glob(self, pattern: str) -> List[str]:
     return sorted(glob_lib.glob(pattern))
