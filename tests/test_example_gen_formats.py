@@ -495,3 +495,39 @@ def test_executor_on_the_chicago_taxi_sample(tmp_path):
   assert one.features.feature["fare"].WhichOneof("kind") == "float_list"
   assert one.features.feature["trip_start_hour"].WhichOneof("kind") == "bytes_list"
   assert one.features.feature["big_tipper"].WhichOneof("kind") == "int64_list"
+
+
+def test_stray_quotes_are_read_line_by_line_and_named(tmp_path):
+  # A quote inside an unquoted field is data (as pyarrow and Python's csv read it); a field
+  # that opens a quote and never closes it is a bad row. Either way every row keeps its line.
+  write(tmp_path, "events.csv", HEADER + "u0,i,1,1,a,red,1,1600000000\n"
+        'u1,i"x,1,1,a,red,1,1600000000\n'
+        'u2,"i,1,1,a,red,1,1600000000\n'
+        "u3,i,zz,1,a,red,1,1600000000\n"
+        "u4,i,1,1,a,red,1,1600000000\n")
+  bad: List[reader.BadRow] = []
+  examples = read(make_spec(), tmp_path, max_bad_rows=2, bad_rows=bad)
+  assert [values(e)["user"] for e in examples] == [["u0"], ["u1"], ["u4"]]
+  assert values(examples[1])["item"] == ['i"x']
+  assert [b.line for b in bad] == [4, 5]
+  assert bad[0].reason.startswith(f"{tmp_path}/events.csv:4: cannot parse the row (")
+  assert bad[0].reason.endswith("or declare csv.quoting: false")
+  assert bad[1].reason.startswith(f"{tmp_path}/events.csv:5: price 'zz' is not a number")
+  spec = make_spec(source__csv={"quoting": False})
+  assert [values(e)["item"] for e in read(spec, tmp_path, max_bad_rows=1)] == [
+      ["i"], ['i"x'], ['"i'], ["i"]]
+
+
+def test_parquet_bytes_that_are_not_utf8_and_nan(tmp_path):
+  _parquet_events(tmp_path / "events.parquet",
+                  item=pa.array([b"i1", b"\xff", b"i3"], pa.binary()),
+                  price=pa.array([1.0, 2.0, float("nan")]))
+  spec = make_spec(source={"format": "parquet", "path": "events.parquet"},
+                   label={"column": "clicked", "binary": True, "type": "int"})
+  bad: List[reader.BadRow] = []
+  assert len(read(spec, tmp_path, max_bad_rows=2, bad_rows=bad)) == 1
+  assert [b.reason.replace(str(tmp_path), "D") for b in bad] == [
+      "D/events.parquet: row 2: item b'\\xff' is not valid UTF-8; write it as UTF-8 text, or "
+      "remove the row",
+      "D/events.parquet: row 3: price nan is not a finite number (type float); write a number "
+      "or a missing value (null), or remove the row"]

@@ -149,7 +149,7 @@ def _text(values: pa.Array, rows: Rows) -> pa.Array:
   return values
 
 
-def _from_binary(values: pa.Array) -> _Result:
+def _from_binary(values: pa.Array, column: str) -> _Result:
   """Bytes that must be UTF-8 text (Parquet binary, tf.Example bytes_list)."""
   try:
     return _Result(values.cast(_STRING))
@@ -165,7 +165,8 @@ def _from_binary(values: pa.Array) -> _Result:
       bad[i] = True
       text.append(None)
   return _Result(pa.array(text, _STRING), bad,
-                 lambda i: f"{_shown(items[i])} is not valid UTF-8; write text as UTF-8")
+                 lambda i: f"{column} {_shown(items[i])} is not valid UTF-8; write it as UTF-8 "
+                           "text, or remove the row")
 
 
 def _single_values(values: pa.Array, column: str) -> _Result:
@@ -189,7 +190,7 @@ def _to_string(values: pa.Array, rows: Rows, column: str) -> _Result:
   if pa.types.is_string(t) or pa.types.is_large_string(t):
     return _Result(_text(values, rows))
   if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-    result = _from_binary(values)
+    result = _from_binary(values, column)
     result.values = _text(result.values, rows)
     return result
   if pa.types.is_floating(t):
@@ -200,7 +201,8 @@ def _to_string(values: pa.Array, rows: Rows, column: str) -> _Result:
     text = pc.if_else(pa.array(whole), as_int, values.cast(_STRING))
     bad = _present(values) & ~finite
     return _Result(text, bad if bad.any() else None,
-                   lambda i: f"{column} {values[i].as_py()} is not a finite number")
+                   lambda i: f"{column} {values[i].as_py()} is not a finite number; write a "
+                             "number or a missing value (null), or remove the row")
   return _Result(values.cast(_STRING))
 
 
@@ -263,7 +265,8 @@ def _to_float(values: pa.Array, rows: Rows, column: str, what: str) -> _Result:
     finite = _mask(pc.is_finite(numbers))
     bad = _present(numbers) & ~finite
     return _Result(_null_where(numbers, bad), bad if bad.any() else None,
-                   lambda i: f"{column} {values[i].as_py()} is not a finite number {what}")
+                   lambda i: f"{column} {values[i].as_py()} is not a finite number {what}; "
+                             "write a number or a missing value (null), or remove the row")
   base = _to_string(values, rows, column)
   text = base.values
   try:
