@@ -283,3 +283,42 @@ def test_executor_quarantines_and_counts_on_the_artifact(tmp_path):
 def test_executor_on_full_movielens_splits_as_before(tmp_path):
   written = run_executor(require_ml100k(), tmp_path / "out")
   assert {s: len(written[s]) for s in ("train", "eval")} == ML100K_SPLIT
+
+
+def _span_pipeline(feed, root):
+  """A pipeline of the ExampleGen alone on a `span-{SPAN}/u.data` feed (TFX resolves the
+  newest span, as in `uet run`)."""
+  from tfx.orchestration import metadata, pipeline as tfx_pipeline  # pylint: disable=g-import-not-at-top
+  gen = component.DatasetExampleGen(
+      input_base=str(feed), spec_json=MOVIELENS.to_json(),
+      input_config=component.make_input_config("span-{SPAN}/u.data"))
+  return tfx_pipeline.Pipeline(
+      pipeline_name="example-gen-only", pipeline_root=str(root / "root"), components=[gen],
+      metadata_connection_config=metadata.sqlite_metadata_connection_config(
+          str(root / "metadata.sqlite")), enable_cache=False)
+
+
+def test_local_dag_runner_ingests_the_newest_span_and_bounds_its_times(tmp_path, ml100k):
+  from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # pylint: disable=g-import-not-at-top
+  import ml_metadata as mlmd  # pylint: disable=g-import-not-at-top
+  lines = (ml100k / "u.data").read_text().splitlines()[:600]
+  lines.sort(key=lambda line: int(line.split("\t")[3]))
+  feed = _write(tmp_path / "feed", "", users=(ml100k / "u.user").read_text())
+  (feed / "u.data").unlink()
+  _write(feed / "span-1", "\n".join(lines[:300]) + "\n", users=None)
+  _write(feed / "span-2", "\n".join(lines[300:]) + "\n", users=None)
+  LocalDagRunner().run(_span_pipeline(feed, tmp_path))
+  store = mlmd.MetadataStore(_span_pipeline(feed, tmp_path).metadata_connection_config)
+  [examples] = store.get_artifacts_by_type("Examples")
+  assert examples.custom_properties["span"].int_value == 2
+  assert examples.custom_properties[executor.QUARANTINED_ROWS_PROPERTY].int_value == 0
+  written = sum(1 for split in ("train", "eval") for _ in tf.data.TFRecordDataset(
+      tf.io.gfile.glob(os.path.join(examples.uri, f"Split-{split}", "*")),
+      compression_type="GZIP"))
+  assert written == 300
+  # Span 3 carries a rating older than span 1's first: the run fails naming it.
+  first = int(lines[0].split("\t")[3])
+  _write(feed / "span-3", f"1\t2\t3\t{first - 1}\n", users=None)
+  with pytest.raises(DataError, match=rf"span-3/u.data:1: timestamp {first - 1} .* is before "
+                                      r"the feed's first span"):
+    LocalDagRunner().run(_span_pipeline(feed, tmp_path))
