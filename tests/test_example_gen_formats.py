@@ -251,6 +251,15 @@ def test_tfrecord_records_of_the_wrong_type_are_named(tmp_path):
   write(tmp_path, "empty.tfrecord", b"")
   message = error(make_spec(source={"format": "tfrecord", "path": "empty.tfrecord"}), tmp_path)
   assert message == f"{tmp_path}/empty.tfrecord: no records; the file is empty"
+  with tf.io.TFRecordWriter(str(tmp_path / "junk.tfrecord")) as w:
+    w.write(_tf_example(user="u1", clicked=1, ts=1600000000))
+    w.write(b"\xff\xfe not a proto")
+  message = error(make_spec(source={"format": "tfrecord", "path": "junk.tfrecord"}), tmp_path)
+  assert message.startswith(f"{tmp_path}/junk.tfrecord: record 2: not a tf.Example (")
+  write(tmp_path, "text.tfrecord", "user,clicked\n")
+  message = error(make_spec(source={"format": "tfrecord", "path": "text.tfrecord"}), tmp_path)
+  assert message.startswith(f"{tmp_path}/text.tfrecord: record 1 onwards: not a readable "
+                            "TFRecord file (")
 
 
 # --- Side tables ---

@@ -28,7 +28,7 @@ from tfx.components.example_gen import utils as example_gen_utils
 from tfx.types import artifact_utils, standard_component_specs
 
 from components.example_gen import encoder, source
-from components.example_gen.reader import BadRow
+from components.example_gen.reader import BadRow, DataError
 from dataspec import spec as spec_lib
 
 # Keys of the options in the component's `custom_config` (a Struct packed into an Any).
@@ -123,14 +123,23 @@ def record_batches(path: str, batch_size: int = RECORD_BATCH
       try:
         batches = [(first, decoder.DecodeBatch(records), records)]
       except RuntimeError:   # a feature with different types in different records
-        batches = [(first + i, decoder.DecodeBatch([r]), [r]) for i, r in enumerate(records)]
+        batches = [(first + i, _decode_one(decoder, r, path, first + i), [r])
+                   for i, r in enumerate(records)]
       for number, batch, raw in batches:
         yield number, batch, lambda i, raw=raw: _example_text(raw[i])
       first += len(records)
   except tf.errors.DataLossError as e:
-    raise source.DataError(f"{path}: record {first} onwards: not a readable TFRecord file "
-                           f"({e.message.splitlines()[0]}); write TFRecords of tf.Example, "
-                           "gzipped or not") from None
+    raise DataError(f"{path}: record {first} onwards: not a readable TFRecord file "
+                    f"({e.message.splitlines()[0]}); write TFRecords of tf.Example, gzipped "
+                    "or not") from None
+
+
+def _decode_one(decoder, record: bytes, path: str, number: int) -> pa.RecordBatch:
+  try:
+    return decoder.DecodeBatch([record])
+  except RuntimeError as e:
+    raise DataError(f"{path}: record {number}: not a tf.Example ({e}); write TFRecords of "
+                    "tf.Example") from None
 
 
 def ingest_for(spec: spec_lib.DatasetSpec, input_base: str, pattern: str,
@@ -172,7 +181,7 @@ def read_examples(spec: spec_lib.DatasetSpec, input_base: str,
     now: the time of ingestion (default: the clock).
 
   Raises:
-    source.DataError: naming the file, the line (or row) and the column.
+    DataError: naming the file, the line (or row) and the column.
   """
   ingest = ingest_for(spec, input_base, pattern or spec.source.path, span_pattern, span, now)
   scanned = source.scan(ingest, max_bad_rows)
