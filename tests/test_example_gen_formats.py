@@ -188,6 +188,15 @@ def test_parquet_with_a_list_column_nulls_and_row_groups(tmp_path):
   assert set(third) == {"user", "item", "price", "clicked", "ts"}
 
 
+def test_a_parquet_row_group_is_read_in_batches_that_keep_row_numbers(tmp_path):
+  pq.write_table(pa.table({"user": [f"u{i}" for i in range(5)]}), tmp_path / "e.parquet")
+  [unit] = reader.parquet_units(str(tmp_path / "e.parquet"))
+  batches = list(reader.read_parquet_unit(unit, ["user"], batch_rows=2))
+  assert [b.numbers.tolist() for b in batches] == [[1, 2], [3, 4], [5]]
+  assert batches[2].text(0) == "user='u4'" and batches[2].where(0) == (
+      f"{tmp_path}/e.parquet: row 5")
+
+
 def test_parquet_bad_values_name_file_row_and_column(tmp_path):
   _parquet_events(tmp_path / "events.parquet", price=pa.array(["1.5", "cheap", "3"]),
                   qty=pa.array([1.0, 2.5, 3.0]))

@@ -513,7 +513,7 @@ class SideData:
 def _side_units(path: str, table: spec_lib.SideTable, columns: Sequence[str], fs):
   if table.format == "parquet":
     for unit in reader.parquet_units(path, fs):
-      yield reader.read_parquet_unit(unit, columns, fs)
+      yield from reader.read_parquet_unit(unit, columns, fs)
     return
   layout = reader.text_layout(path, table.csv, fs)
   missing = [c for c in columns if c not in layout.columns]

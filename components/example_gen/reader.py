@@ -12,7 +12,8 @@ Units of work, each small enough that memory stays flat at any file size:
 
 * a text file is cut into `TextBlock`s of about `BLOCK_BYTES`, each a byte range that
   starts and ends on a record boundary, with the physical line number of its first line;
-* a Parquet file is read by row group (`ParquetUnit`).
+* a Parquet file is cut by row group (`ParquetUnit`), read in batches of
+  `PARQUET_BATCH_ROWS` rows.
 
 Each unit is read into `Rows`: the columns as the file holds them (text columns as
 strings, exactly as written between the delimiters), the location of every row (the
@@ -45,6 +46,8 @@ from dataspec import spec as spec_lib
 # Bytes per text block: big enough that per-block overhead vanishes, small enough that
 # memory stays flat.
 BLOCK_BYTES = 16 << 20
+# Rows per batch read from a Parquet row group.
+PARQUET_BATCH_ROWS = 1 << 18
 # Where a text block may end when quotes never balance (a stray quote): a line end after this
 # many bytes, so one bad quote cannot make a block the size of the file.
 MAX_BLOCK_BYTES = 4 * BLOCK_BYTES
@@ -484,20 +487,26 @@ class ParquetUnit:
   num_rows: int
 
 
-def parquet_file(path: str, fs=LOCAL):
-  """The `pyarrow.parquet.ParquetFile` of `path`. DataError when missing or not Parquet."""
+def parquet_metadata(path: str, fs=LOCAL):
+  """The footer (`pyarrow.parquet.FileMetaData`) of a Parquet file. DataError when it is
+  missing or not Parquet."""
   import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
   if not fs.exists(path) or fs.isdir(path):
     raise DataError(f"{path}: file not found")
   try:
-    return pq.ParquetFile(fs.open(path))
+    with fs.open(path) as f:
+      return pq.ParquetFile(f).metadata
   except (pa.ArrowInvalid, OSError) as e:
     raise DataError(f"{path}: not a Parquet file ({e}); declare the source's format") from None
 
 
+def parquet_schema(path: str, fs=LOCAL) -> pa.Schema:
+  return parquet_metadata(path, fs).schema.to_arrow_schema()
+
+
 def parquet_units(path: str, fs=LOCAL) -> List[ParquetUnit]:
   """The row groups of a Parquet file. DataError when it has no rows."""
-  metadata = parquet_file(path, fs).metadata
+  metadata = parquet_metadata(path, fs)
   units, first = [], 1
   for i in range(metadata.num_row_groups):
     n = metadata.row_group(i).num_rows
@@ -513,17 +522,26 @@ def _row_text(table: pa.Table, i: int) -> str:
   return "\t".join(f"{name}={table.column(name)[i].as_py()!r}" for name in table.column_names)
 
 
-def read_parquet_unit(unit: ParquetUnit, columns: Sequence[str], fs=LOCAL) -> Rows:
-  """One row group's `columns`, as typed in the file."""
-  table = parquet_file(unit.path, fs).read_row_group(unit.row_group, columns=list(columns))
-  numbers = np.arange(unit.first_row, unit.first_row + table.num_rows, dtype=np.int64)
-  return Rows(table, numbers, unit.path, "row", lambda i: _row_text(table, i), [])
+def read_parquet_unit(unit: ParquetUnit, columns: Sequence[str], fs=LOCAL,
+                      batch_rows: int = PARQUET_BATCH_ROWS) -> Iterator[Rows]:
+  """One row group's `columns`, as typed in the file, in batches of at most `batch_rows`
+  rows (a row group may be large)."""
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  first = unit.first_row
+  with fs.open(unit.path) as f:
+    for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows,
+                                                row_groups=[unit.row_group],
+                                                columns=list(columns)):
+      table = pa.Table.from_batches([batch])
+      numbers = np.arange(first, first + table.num_rows, dtype=np.int64)
+      yield Rows(table, numbers, unit.path, "row", lambda i, t=table: _row_text(t, i), [])
+      first += table.num_rows
 
 
 def check_parquet_schemas(previous_path: str, current_path: str, fs=LOCAL) -> None:
   """Raises DataError naming both files and the columns that differ, if they do."""
-  changes = files.parquet_schema_changes(parquet_file(previous_path, fs).schema_arrow,
-                                         parquet_file(current_path, fs).schema_arrow)
+  changes = files.parquet_schema_changes(parquet_schema(previous_path, fs),
+                                         parquet_schema(current_path, fs))
   if changes:
     raise DataError(f"{current_path}: its Parquet schema differs from {previous_path}'s: "
                     f"{'; '.join(changes)}. Write every file of the feed with the same "

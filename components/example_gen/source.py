@@ -122,7 +122,7 @@ class Ingest:
     elif fmt == "parquet":
       units = reader.parquet_units(path, self.fs)
       if columns is None:
-        have = reader.parquet_file(path, self.fs).schema_arrow.names
+        have = reader.parquet_schema(path, self.fs).names
         problem = files_lib.missing_columns(self.spec, path, have)
         if problem:
           raise DataError(problem)
@@ -153,7 +153,7 @@ class Ingest:
       yield reader.read_text_block(unit.layout, unit.block, columns, self.fs)
       return
     if unit.row_group is not None:
-      yield reader.read_parquet_unit(unit.row_group, columns, self.fs)
+      yield from reader.read_parquet_unit(unit.row_group, columns, self.fs)
       return
     empty = True
     for first, batch, text in self._record_batches(unit.path):

@@ -213,7 +213,7 @@ def _parquet_rows(spec: spec_lib.DatasetSpec, paths: List[str],
   tables, times = [], []
   for path in paths:
     for unit in reader.parquet_units(path):
-      rows = reader.read_parquet_unit(unit, [spec.time.column])
-      times.append(_times(spec, rows, now))
+      for rows in reader.read_parquet_unit(unit, [spec.time.column]):
+        times.append(_times(spec, rows, now))
     tables.append(pq.read_table(path))
   return pa.concat_tables(tables), np.concatenate(times)
