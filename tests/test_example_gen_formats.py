@@ -549,3 +549,11 @@ def test_parquet_bytes_that_are_not_utf8_and_nan(tmp_path):
       "remove the row",
       "D/events.parquet: row 3: price nan is not a finite number (type float); write a number "
       "or a missing value (null), or remove the row"]
+
+
+def test_a_side_table_without_a_column_it_should_bring(tmp_path):
+  _side_files(tmp_path)
+  pq.write_table(pa.table({"user": ["u1", "u2"]}), tmp_path / "users.parquet")
+  assert error(make_spec(**SIDE_SPEC), tmp_path) == (
+      f"{tmp_path}/users.parquet: no column 'qty' (the side table joined on user); it has "
+      "user. Fix the spec's side table or the file")

@@ -511,15 +511,22 @@ class SideData:
 
 
 def _side_units(path: str, table: spec_lib.SideTable, columns: Sequence[str], fs):
+  """The rows of a side table's file; DataError when it lacks one of `columns`."""
   if table.format == "parquet":
-    for unit in reader.parquet_units(path, fs):
+    units = reader.parquet_units(path, fs)
+    have = reader.parquet_schema(path, fs).names
+  else:
+    layout = reader.text_layout(path, table.csv, fs)
+    have = layout.columns
+  missing = [c for c in columns if c not in have]
+  if missing:
+    raise DataError(f"{path}: no column {', '.join(map(repr, missing))} (the side table "
+                    f"joined on {table.key}); it has {', '.join(have)}. Fix the spec's "
+                    "side table or the file")
+  if table.format == "parquet":
+    for unit in units:
       yield from reader.read_parquet_unit(unit, columns, fs)
     return
-  layout = reader.text_layout(path, table.csv, fs)
-  missing = [c for c in columns if c not in layout.columns]
-  if missing:
-    raise DataError(f"{path}: no column {', '.join(map(repr, missing))} (side table joined "
-                    f"on {table.key}); it has {', '.join(layout.columns)}")
   for block in reader.text_blocks(layout, fs):
     yield reader.read_text_block(layout, block, columns, fs)
 
