@@ -40,8 +40,9 @@ from typing import Dict, List, Optional, Sequence  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from components.movielens_example_gen import reader, spans as spans_lib  # noqa: E402
-from tools import movielens, simulate  # noqa: E402
+from components.example_gen import spans as spans_lib  # noqa: E402
+from dataspec import spec as spec_lib  # noqa: E402
+from tools import columns, simulate  # noqa: E402
 from trainer import admission, features, model as model_lib  # noqa: E402
 from trainer.config import TrainingConfig  # noqa: E402
 
@@ -163,10 +164,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parser.parse_args(argv)
   started = time.perf_counter()
   tmp = tempfile.mkdtemp(prefix="cold_start_")
-  all_spans = spans_lib.write_time_spans(movielens.check_data_dir(args.data_dir),
+  spec = spec_lib.load("movielens")
+  all_spans = spans_lib.write_time_spans(spec, columns.check_data_dir(spec, args.data_dir),
                                          os.path.join(tmp, "spans"), num_spans=args.spans)
-  users = reader.read_users(os.path.join(tmp, "spans", reader.USERS_FILE))
-  loaded = [simulate.load_span(s.path, users) for s in all_spans]
+  loaded = [simulate.load_span(spec, s.path) for s in all_spans]
   frozen_vocab = {f: sorted({v.decode() for v in values})
                   for f, values in loaded[0]["features"].items()}
   variants = {n: v for n, v in VARIANTS.items() if not args.only or n in args.only}

@@ -40,7 +40,8 @@ from typing import Any, Dict, List, Optional, Sequence  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tools import movielens  # noqa: E402
+from dataspec import spec as spec_lib  # noqa: E402
+from tools import columns as columns_lib  # noqa: E402
 from trainer import admission, features, model as model_lib, train  # noqa: E402
 from trainer.config import TUTORIAL_EMBEDDING_BUDGET, TrainingConfig  # noqa: E402
 
@@ -99,7 +100,7 @@ def load_split(data_dir: str) -> Split:
   Returns:
     The split.
   """
-  columns, labels = movielens.model_features(data_dir)
+  columns, labels = columns_lib.model_features(spec_lib.load("movielens"), data_dir)
   if len(labels) < TRAIN_SIZE + TEST_SIZE:
     raise SystemExit(f"{data_dir} has {len(labels)} ratings; the protocol needs "
                      f"{TRAIN_SIZE + TEST_SIZE:,} (MovieLens-100K)")
@@ -113,7 +114,7 @@ def load_split(data_dir: str) -> Split:
 
   train_x, train_y = materialize(shuffled.take(TRAIN_SIZE))
   test_x, test_y = materialize(shuffled.skip(TRAIN_SIZE).take(TEST_SIZE))
-  return Split(train_x, train_y, test_x, test_y, movielens.vocabularies(columns))
+  return Split(train_x, train_y, test_x, test_y, columns_lib.vocabularies(columns))
 
 
 def with_admission(split: Split, config: TrainingConfig) -> Split:
@@ -372,8 +373,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if args.runs < 1 or args.sweep_runs < 1:
     parser.error("--runs and --sweep-runs must be at least 1")
   try:
-    data_dir = movielens.check_data_dir(args.data_dir)
-  except FileNotFoundError as e:
+    data_dir = columns_lib.check_data_dir(spec_lib.load("movielens"), args.data_dir)
+  except spec_lib.SpecError as e:
     parser.error(str(e))
 
   started = time.perf_counter()

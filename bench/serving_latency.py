@@ -35,10 +35,10 @@ import tensorflow_transform.beam as tft_beam  # noqa: E402
 from tensorflow_transform.tf_metadata import metadata_io, schema_utils  # noqa: E402
 from tfx.utils import io_utils  # noqa: E402
 
-from components.movielens_example_gen import executor  # noqa: E402
-from components.movielens_example_gen import reader  # noqa: E402
+from components.example_gen import executor  # noqa: E402
+from dataspec import spec as spec_lib  # noqa: E402
 from schema import SCHEMA_FILE  # noqa: E402
-from tools import movielens  # noqa: E402
+from tools import columns  # noqa: E402
 from trainer import export, features, model as model_lib, preprocessing  # noqa: E402
 from trainer.config import TrainingConfig, budget_rule_layout  # noqa: E402
 
@@ -84,14 +84,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("--rows", type=int, default=20_000, help="ratings to transform/train")
   parser.add_argument("--requests", type=int, default=2_000, help="timed requests per model")
   args = parser.parse_args(argv)
-  data_dir = movielens.check_data_dir(args.data_dir)
-  users = reader.read_users(os.path.join(data_dir, reader.USERS_FILE))
-  examples = []
-  for i, (rating, user) in enumerate(
-      reader.read_ratings(os.path.join(data_dir, reader.RATINGS_FILE), users)):
-    if i >= args.rows:
-      break
-    examples.append(executor.to_example(rating, user))
+  spec = spec_lib.load("movielens")
+  data_dir = columns.check_data_dir(spec, args.data_dir)
+  examples = [tf.train.Example.FromString(e)
+              for e in executor.read_examples(spec, data_dir)[:args.rows]]
   rows = [{k: list(f.bytes_list.value) or list(f.int64_list.value)
            for k, f in e.features.feature.items()} for e in examples]
   serialized = tf.constant([e.SerializeToString() for e in examples])

@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import quality  # noqa: E402  (bench/quality.py: split, runs, formatting)
-from tools import movielens  # noqa: E402
+from dataspec import spec as spec_lib  # noqa: E402
+from tools import columns  # noqa: E402
 from trainer import embedding_layer, embeddings, features  # noqa: E402
 from trainer.config import TUTORIAL_EMBEDDING_BUDGET, TrainingConfig  # noqa: E402
 
@@ -159,7 +160,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parser.parse_args(argv)
 
   started = time.perf_counter()
-  split = quality.load_split(movielens.check_data_dir(args.data_dir))
+  split = quality.load_split(columns.check_data_dir(spec_lib.load("movielens"),
+                                                            args.data_dir))
   reference = quality.run_config(split, TrainingConfig(model_type="collisionless"),
                                  args.runs)
   ref_auc, _ = reference.mean_std(reference.aucs)

@@ -52,8 +52,10 @@ import yaml
 from ml_metadata.proto import metadata_store_pb2
 
 from components import paths
+from dataspec import files
+from dataspec import spec as spec_lib
 from kubeflow import cel
-from pipeline import data, disk, lock, metadata_backup
+from pipeline import disk, lock, metadata_backup
 
 # The placeholder KFP replaces by the whole ExecutorInput; the only one TFX's tasks use.
 EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
@@ -624,10 +626,10 @@ def run(path: str, pipeline_root: Optional[str] = None,
 
 
 def _check_data_dir(value: Any) -> None:
-  """A local `data_dir` must be a MovieLens directory, as for `uet run --data-dir`."""
+  """A local `data_dir` must hold the dataset's files, as for `uet run --data-dir`."""
   if not isinstance(value, str) or not value or not paths.is_local(value):
     return  # on the cloud's storage: the ExampleGen task reads it
   try:
-    data.check_movielens_dir(value, given_as=DATA_DIR_PARAMETER)
-  except data.DatasetError as e:
+    files.check(spec_lib.load("movielens"), value, given_as=DATA_DIR_PARAMETER)
+  except spec_lib.SpecError as e:
     raise RunSpecError(str(e)) from None

@@ -1,8 +1,9 @@
-"""Finds the ratings to train on: a user's directory, or the official MovieLens-100K release.
+"""The MovieLens preset's download: a verified copy of the official MovieLens-100K release.
 
 The official release is copied from a local mirror directory when one is given (CI and
 offline machines), else downloaded from GroupLens; either way the MD5 of `u.data`, `u.user`
-and `u.item` must match the published release before anything reads it.
+and `u.item` must match the published release before anything reads it. A user's own
+data directory is checked against its dataset spec by `dataspec.files.check`.
 """
 
 import hashlib
@@ -12,8 +13,6 @@ import shutil
 import urllib.request
 import zipfile
 from typing import Dict, Optional
-
-from components.movielens_example_gen import reader, spans
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 # MD5 of the official MovieLens-100K files (GroupLens release; also ../shared/.../MD5SUMS).
@@ -47,27 +46,6 @@ def verify_ml100k(directory: str) -> None:
       raise DatasetError(f"{path}: MD5 {actual} does not match the official release "
                          f"({expected}); the file is corrupt or not MovieLens-100K. Delete it "
                          "and fetch the dataset again")
-
-
-def check_movielens_dir(directory: str, given_as: str = "--data-dir") -> str:
-  """A user's directory must hold the ratings and user files; returns its absolute path.
-
-  Either layout: `u.data` + `u.user`, or spans (`span-N/u.data` + `u.user`, see `uet spans`).
-
-  Args:
-    directory: the directory.
-    given_as: how the user gave it (a flag, a pipeline parameter), for the message.
-  """
-  directory = os.path.abspath(directory)
-  if not os.path.isdir(directory):
-    raise DatasetError(f"{given_as} {directory}: not a directory")
-  if spans.list_spans(directory) and os.path.isfile(os.path.join(directory, reader.USERS_FILE)):
-    return directory
-  for name in (reader.RATINGS_FILE, reader.USERS_FILE):
-    if not os.path.isfile(os.path.join(directory, name)):
-      raise DatasetError(f"{os.path.join(directory, name)}: missing; a MovieLens directory "
-                         f"needs {reader.RATINGS_FILE} (ratings) and {reader.USERS_FILE} (users)")
-  return directory
 
 
 def fetch_ml100k(target: str, mirror: Optional[str] = None,

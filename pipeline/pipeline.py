@@ -1,6 +1,6 @@
 """`create_pipeline(config)`: the one pipeline graph every runner uses.
 
-MovieLens files -> ExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
+Dataset files -> ExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
 ValidationGate -> Transform -> Trainer x2 (unified candidate, hash baseline) -> Evaluator
 (candidate vs baseline) -> Pusher (only when blessed).
 
@@ -27,8 +27,7 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2, range_config_pb2
 from tfx.types import standard_artifacts
 
-from components.movielens_example_gen.component import MovieLensExampleGen, make_input_config
-from components.movielens_example_gen.reader import RATINGS_FILE
+from components.example_gen.component import DatasetExampleGen, make_input_config
 from components.atomic_pusher.component import AtomicPusher
 from components.evaluator.component import Evaluator
 from components.production_model.component import ProductionModel
@@ -149,9 +148,10 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
   Returns:
     A `tfx_pipeline.Pipeline` without a metadata connection; runners add theirs.
   """
-  example_gen = MovieLensExampleGen(
+  example_gen = DatasetExampleGen(
       input_base=config.data_dir,
-      input_config=make_input_config(config.span_pattern or RATINGS_FILE),
+      spec_json=features.dataset_config(config.dataset),
+      input_config=make_input_config(config.span_pattern or config.dataset.source.path),
       max_bad_rows=config.max_bad_rows,
       quarantine_path=config.quarantine_path if config.max_bad_rows else "",
   ).with_id(ids.EXAMPLE_GEN)

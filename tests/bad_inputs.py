@@ -87,14 +87,15 @@ CASES = [
          ratings=set_field(5, 2, "4.5")),
     Case("future", ids.EXAMPLE_GEN,
          ("{data}/u.data:12: timestamp 99999999999 (5138-11-16 09:46:39 UTC) is after the "
-          "time of ingestion (", "fix the clock or the field upstream, or drop the rating"),
+          "time of ingestion (", "fix the clock or the field upstream, or drop the row"),
          ratings=set_field(12, 3, "99999999999")),
     Case("unknown_user", ids.EXAMPLE_GEN,
-         ("u.data:8: user_id '9999' is not in u.user; add the user's demographics or drop "
-          "the rating",),
+         ("u.data:8: user_id '9999' is not in u.user (the side table joined on user_id); add "
+          "a row for it there, or remove this row",),
          ratings=set_field(8, 0, "9999")),
-    Case("empty", ids.EXAMPLE_GEN, ("u.data: no valid ratings; the file is empty",),
-         ratings=lambda lines: []),
+    # An empty file is refused at plan time, before any component runs.
+    Case("empty", None, ("{data}/u.data: the file is empty (source.path of dataset spec ",),
+         ratings=lambda lines: [], exit_code=EXIT_USAGE),
     Case("non_utf8_age", ids.EXAMPLE_GEN,
          ("u.user:1: not valid UTF-8", "re-encode the file as UTF-8"),
          users=_user_field(4, b"85\xff11")),
@@ -102,8 +103,8 @@ CASES = [
          ("u.user:1: not valid UTF-8", "re-encode the file as UTF-8"),
          users=_user_field(3, b"techn\xe9cian")),
     Case("no_users", None,
-         ("{data}/u.user: missing; a MovieLens directory needs u.data (ratings) and u.user "
-          "(users)",),
+         ("{data}/u.user: missing; source.side_tables[0] of dataset spec ",
+          "names it: put the file in {data}, or fix source.side_tables[0].path"),
          users=lambda data: None, exit_code=EXIT_USAGE),
     # Values the schema forbids: the ValidationGate stops the run. One out-of-range value
     # is the schema anomaly it is, not drift (schema: rating int_domain is_categorical).

@@ -3,7 +3,6 @@
 import contextlib
 import hashlib
 import io
-import itertools
 import json
 import os
 import pathlib
@@ -142,11 +141,15 @@ def executable() -> str:
 
 
 def raw_examples(ratings_file: str, users_file: str, n: int) -> list:
-  """The first `n` ratings as raw tf.Examples (label included), as ExampleGen writes them."""
-  from components.movielens_example_gen import executor, reader  # pylint: disable=g-import-not-at-top
-  users = reader.read_users(users_file)
-  return [executor.to_example(rating, user) for rating, user in
-          itertools.islice(reader.read_ratings(ratings_file, users), n)]
+  """The first `n` ratings as raw tf.Examples (label included), as ExampleGen writes them
+  (MovieLens preset; `users_file` is the side table beside the ratings or at the root)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from components.example_gen import executor  # pylint: disable=g-import-not-at-top
+  from dataspec import spec as spec_lib  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(users_file)
+  serialized = executor.read_examples(spec_lib.load("movielens"), root,
+                                      pattern=os.path.relpath(ratings_file, root))
+  return [tf.train.Example.FromString(e) for e in serialized[:n]]
 
 
 def serving_requests(ratings_file: str, users_file: str, n: int) -> List[bytes]:

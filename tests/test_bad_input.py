@@ -128,7 +128,7 @@ def test_more_bad_rows_than_allowed_fails(production):
   stderr = run_failing(production, data, "--max-bad-rows", "2")
   assert_component_failed(production, stderr, ids.EXAMPLE_GEN)
   assert f"{data}/u.data:8: expected 4 tab-separated fields" in stderr
-  assert "(more than --max-bad-rows=2 malformed rows)" in stderr
+  assert "(more than --max-bad-rows=2 bad rows)" in stderr
 
 
 # --- Malformed files (ExampleGen fails fast with file:line and what is wrong), a missing

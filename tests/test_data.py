@@ -5,6 +5,9 @@ import shutil
 
 import pytest
 
+from dataspec import files
+from dataspec import spec as spec_lib
+from dataspec.spec import SpecError
 from pipeline import data
 
 
@@ -40,10 +43,11 @@ def test_missing_file_in_mirror_is_named(tmp_path, ml100k):
 
 
 def test_user_directory_needs_ratings_and_users(tmp_path):
+  movielens = spec_lib.load("movielens")
   (tmp_path / "u.data").write_text("1\t1\t5\t881250949\n")
-  with pytest.raises(data.DatasetError, match=r"u.user: missing"):
-    data.check_movielens_dir(str(tmp_path))
+  with pytest.raises(SpecError, match=r"u.user: missing"):
+    files.check(movielens, str(tmp_path))
   (tmp_path / "u.user").write_text("1|24|M|technician|85711\n")
-  assert data.check_movielens_dir(str(tmp_path)) == str(tmp_path)
-  with pytest.raises(data.DatasetError, match="not a directory"):
-    data.check_movielens_dir(str(tmp_path / "nope"))
+  assert files.check(movielens, str(tmp_path)).data_dir == str(tmp_path)
+  with pytest.raises(SpecError, match="not a directory"):
+    files.check(movielens, str(tmp_path / "nope"))

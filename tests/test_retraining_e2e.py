@@ -6,12 +6,14 @@ import shutil
 
 import pytest
 
-from components.movielens_example_gen import reader, spans as spans_lib
+from components.example_gen import spans as spans_lib
+from dataspec import spec as spec_lib
 from pipeline import config as config_lib, local_runner
 from pipeline import ids
 from tools import simulate
 
 pytestmark = pytest.mark.pipeline
+MOVIELENS = spec_lib.load("movielens")
 
 
 def _feed_span(all_spans_dir, feed, number, every=10):
@@ -26,7 +28,7 @@ def _feed_span(all_spans_dir, feed, number, every=10):
 @pytest.fixture(scope="module")
 def schedule(tmp_path_factory, ml100k):
   root = tmp_path_factory.mktemp("retrain")
-  spans_lib.write_time_spans(str(ml100k), str(root / "all"), num_spans=6)
+  spans_lib.write_time_spans(MOVIELENS, str(ml100k), str(root / "all"), num_spans=6)
   feed = root / "feed"
   feed.mkdir()
   shutil.copy(root / "all" / "u.user", feed / "u.user")
@@ -34,7 +36,7 @@ def schedule(tmp_path_factory, ml100k):
       {"training": {"epochs": 2, "batch_size": 512},
        "evaluation": {"min_auc_gain": -1.0, "auc_floor": 0.0}},
       data_dir=str(feed), output_dir=str(root / "out"),
-      span_pattern=spans_lib.SPAN_PATTERN, window_spans=2)
+      span_pattern=spans_lib.span_pattern(MOVIELENS), window_spans=2)
   return root, feed, config
 
 
@@ -77,8 +79,8 @@ def test_schedule_of_spans(schedule):
   assert blocked["components"][ids.EXAMPLE_GEN] == "complete"  # new span ingested
   # Trained on the window of 2 spans, not on the newest span alone: span 1's training rows
   # plus span 2's (ExampleGen's own split rule, as `uet simulate` applies it).
-  users = reader.read_users(str(feed / "u.user"))
-  span2_train = int(simulate.load_span(spans_lib.span_dir(str(feed), 2), users)["is_train"].sum())
+  span2_train = int(simulate.load_span(MOVIELENS,
+                                      spans_lib.span_dir(str(feed), 2))["is_train"].sum())
   assert blocked["candidate_train_examples"] == first["candidate_train_examples"] + span2_train
   # Warm-started from the model in production: ProductionModel's copy of span 1's push,
   # fine-tuned at half the learning rate of the first, cold run.

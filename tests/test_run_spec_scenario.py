@@ -20,7 +20,8 @@ import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 
 from components.atomic_pusher import executor as pusher_executor
-from components.movielens_example_gen import spans as spans_lib
+from components.example_gen import spans as spans_lib
+from dataspec import spec as spec_lib
 from kubeflow import run_spec
 from pipeline import config as config_lib, ids, local_runner
 from tests import runs
@@ -31,12 +32,14 @@ pytestmark = pytest.mark.pipeline
 SMALL = {"training": {"epochs": 1, "batch_size": 512},
          "evaluation": {"min_auc_gain": -1.0, "auc_floor": 0.0}}
 IMPOSSIBLE_GAIN = 1.0  # no candidate beats the baseline by a whole unit of AUC
+MOVIELENS = spec_lib.load("movielens")
+SPAN_PATTERN = spans_lib.span_pattern(MOVIELENS)
 
 
 @pytest.fixture(scope="module")
 def all_spans(tmp_path_factory, ml100k):
   root = tmp_path_factory.mktemp("spans")
-  spans_lib.write_time_spans(str(ml100k), str(root), num_spans=6)
+  spans_lib.write_time_spans(MOVIELENS, str(ml100k), str(root), num_spans=6)
   return root
 
 
@@ -125,7 +128,7 @@ class LocalRuns:
     self.history = []
     self.config = config_lib.from_mapping(
         SMALL, data_dir=str(feed), output_dir=str(root / "out"),
-        span_pattern=spans_lib.SPAN_PATTERN)
+        span_pattern=SPAN_PATTERN)
 
   @property
   def serving_dir(self):
@@ -157,7 +160,7 @@ class SpecRuns:
     self.path = str(root / "pipeline.json")
     # The feed has no span yet when the pipeline is compiled: name the layout.
     config_file = runs.write_config(root / "config.json",
-                                    dict(SMALL, span_pattern=spans_lib.SPAN_PATTERN))
+                                    dict(SMALL, span_pattern=SPAN_PATTERN))
     assert cli.main(["compile", "--target", "vertex", "--pipeline-root", self.output_dir,
                      "--data-dir", str(feed), "--config", config_file, "--image", "local",
                      "--output", self.path]) == 0

@@ -4,13 +4,13 @@ import numpy as np
 
 from tools import simulate
 from tests.conftest import write_movielens_slice
-from tests.test_movielens_example_gen import _run_executor
+from tests.test_example_gen import run_executor
 
 
 def test_train_rows_follow_the_example_gens_own_split(tmp_path):
   # The in-process reference models must train on exactly the rows the pipeline trains on.
   data = write_movielens_slice(tmp_path / "ml", 1500)
-  splits = _run_executor(data, tmp_path / "out")
+  splits = run_executor(data, tmp_path / "out")
   assert splits["train"] and splits["eval"]
   assert all(simulate._split_is_train(r) for r in splits["train"])
   assert not any(simulate._split_is_train(r) for r in splits["eval"])

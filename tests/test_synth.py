@@ -10,11 +10,13 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 import schema as schema_package
-from components.movielens_example_gen import batch_reader, reader, spans
+from components.example_gen import spans
+from dataspec import spec as spec_lib
 from pipeline import exit_codes
-from tools import cli, synth
+from tools import cli, columns, synth
 
 N = 20_000
+MOVIELENS = spec_lib.load("movielens")
 
 
 @pytest.fixture(scope="module")
@@ -39,31 +41,29 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path, synthetic):
   assert (other / "u.data").read_bytes() != (synthetic / "u.data").read_bytes()
 
 
-def test_parses_with_the_pipeline_readers_both_paths(synthetic):
-  users = reader.read_users(str(synthetic / "u.user"))
-  ratings = list(reader.read_ratings(str(synthetic / "u.data"), users))
-  assert len(ratings) == N
-  assert len(users) == synth.default_users(N)
-  # The ExampleGen's fast path accepts it as clean.
-  assert batch_reader.scan_ratings(str(synthetic / "u.data"), users) == N
+def test_parses_with_the_pipeline_reader(synthetic):
+  raw = columns.read_columns(MOVIELENS, str(synthetic))
+  assert len(raw["rating"]) == N
+  assert len((synthetic / "u.user").read_text().splitlines()) == synth.default_users(N)
 
 
 def test_values_are_valid_under_the_curated_schema(synthetic):
   schema = _schema()
   domains = {d.name: set(d.value) for d in schema.string_domain}
   int_domains = {f.name: f.int_domain for f in schema.feature if f.HasField("int_domain")}
-  users = reader.read_users(str(synthetic / "u.user"))
-  for user in users.values():
-    assert user.gender in domains["user_gender"]
-    assert user.occupation in domains["user_occupation"]
-    assert int_domains["user_age"].min <= user.age <= int_domains["user_age"].max
-    assert len(user.zip_code) == 5 and user.zip_code.isdigit()
-  for rating, _ in reader.read_ratings(str(synthetic / "u.data"), users):
-    assert int_domains["rating"].min <= rating.rating <= int_domains["rating"].max
-    assert rating.timestamp >= int_domains["timestamp"].min
+  users = [line.split("|") for line in (synthetic / "u.user").read_text().splitlines()]
+  for _, age, gender, occupation, zip_code in users:
+    assert gender in domains["user_gender"]
+    assert occupation in domains["user_occupation"]
+    assert int_domains["user_age"].min <= int(age) <= int_domains["user_age"].max
+    assert len(zip_code) == 5 and zip_code.isdigit()
+  raw = columns.read_columns(MOVIELENS, str(synthetic))
+  assert int_domains["rating"].min <= raw["rating"].min()
+  assert raw["rating"].max() <= int_domains["rating"].max
+  assert raw["timestamp"].min() >= int_domains["timestamp"].min
   # Several occupations and both genders occur, not one constant value.
-  assert len({u.occupation for u in users.values()}) > 10
-  assert {u.gender for u in users.values()} == domains["user_gender"]
+  assert len({u[3] for u in users}) > 10
+  assert {u[2] for u in users} == domains["user_gender"]
 
 
 def test_timestamps_in_order_and_ids_arrive_over_time(synthetic):
@@ -87,9 +87,10 @@ def test_popularity_is_heavy_tailed(synthetic):
 
 
 def test_uet_spans_accepts_the_output(tmp_path, synthetic):
-  written = spans.write_time_spans(str(synthetic), str(tmp_path / "spans"), num_spans=3)
+  written = spans.write_time_spans(MOVIELENS, str(synthetic), str(tmp_path / "spans"),
+                                   num_spans=3)
   assert [s.number for s in written] == [1, 2, 3]
-  assert sum(s.num_ratings for s in written) == N
+  assert sum(s.num_rows for s in written) == N
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -169,19 +169,21 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
   Returns:
     The exit code: 0, or 2 for a missing data directory or an unusable budget.
   """
-  from tools import movielens  # pylint: disable=g-import-not-at-top
+  from dataspec import spec as spec_lib  # pylint: disable=g-import-not-at-top
+  from tools import columns  # pylint: disable=g-import-not-at-top
   from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
   from trainer.config import TrainingConfig  # pylint: disable=g-import-not-at-top
+  spec = spec_lib.load("movielens")
   try:
-    data_dir = movielens.check_data_dir(args.data_dir)
+    data_dir = columns.check_data_dir(spec, args.data_dir)
     base = TrainingConfig(embedding_budget=args.budget)
     specs = {kind: model_lib.embedding_spec(base.replace(model_type=kind))
              for kind in ("hash", "unified")}
-  except (FileNotFoundError, ValueError) as e:
+  except ValueError as e:
     print(f"uet collisions: error: {e}", file=sys.stderr)
     return EXIT_USAGE
-  columns, _ = movielens.model_features(data_dir)
-  vocabularies = movielens.vocabularies(columns)
+  model_inputs, _ = columns.model_features(spec, data_dir)
+  vocabularies = columns.vocabularies(model_inputs)
   stats = {kind: collision_stats(spec, vocabularies) for kind, spec in specs.items()}
   print(format_report(specs, stats, args.budget, data_dir), file=out or sys.stdout)
   return EXIT_OK

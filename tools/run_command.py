@@ -16,6 +16,7 @@ import os
 import sys
 from typing import Any, Dict, Optional, TextIO, Tuple
 
+from dataspec import files
 from dataspec import spec as spec_lib
 from pipeline import config as config_lib, data, ids, lock, up_to_date
 from pipeline.exit_codes import (EXIT_CANCELLED, EXIT_FAILED, EXIT_LOCKED, EXIT_METADATA,
@@ -67,12 +68,14 @@ def plan_run(args: argparse.Namespace) -> Tuple[config_lib.PipelineConfig, bool,
   """The run's config from the config file and the flags, checked, without writing anything.
 
   Returns:
-    (config, fetch, mirror): with `fetch`, the official MovieLens-100K is to be copied from
-    `mirror` (or downloaded) into `config.data_dir` once the output directory is locked.
+    (config, fetch, mirror): with `fetch`, the default dataset's official release
+    (MovieLens-100K) is to be copied from `mirror` (or downloaded) into `config.data_dir`
+    once the output directory is locked.
 
   Raises:
-    ValueError: a bad flag, config value or dataset spec (`SpecError`).
-    data.DatasetError: a --data-dir that is not a MovieLens directory.
+    ValueError: a bad flag, config value or dataset spec (`SpecError`), or a --data-dir
+      whose files do not match the dataset spec.
+    data.DatasetError: the default dataset's download or mirror is unusable.
   """
   values = config_lib.load_file(args.config) if args.config else {}
   output_dir = os.path.abspath(args.output_dir or values.get("output_dir") or "output")
@@ -89,14 +92,14 @@ def plan_run(args: argparse.Namespace) -> Tuple[config_lib.PipelineConfig, bool,
     raise data.DatasetError(f"dataset {dataset.name} ({dataset.origin}) names no data "
                             "directory (source.data_dir): pass --data-dir")
   if data_dir:
-    data_dir = data.check_movielens_dir(data_dir)
+    found = files.check(dataset, data_dir)
+    data_dir = found.data_dir
+    if found.spans and not values.get("span_pattern"):
+      values["span_pattern"] = found.pattern
   else:
     data_dir = os.path.join(output_dir, "data", "ml-100k")
     if mirror and not os.path.isdir(mirror):
       raise data.DatasetError(f"--mirror {mirror}: not a directory")
-  from components.movielens_example_gen import spans  # pylint: disable=g-import-not-at-top
-  if not fetch and spans.list_spans(data_dir) and not values.get("span_pattern"):
-    values["span_pattern"] = spans.SPAN_PATTERN
   training, evaluation = config_lib.sections_with_flags(
       values, epochs=args.epochs, min_auc_gain=args.min_auc_gain, auc_floor=args.auc_floor)
   config = config_lib.from_mapping(

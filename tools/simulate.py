@@ -58,20 +58,24 @@ def _split_is_train(serialized: bytes) -> bool:
   return int(hashlib.sha256(serialized).hexdigest(), 16) % 10 < 8
 
 
-def load_span(span_path: str, users) -> Dict[str, Any]:
-  """A span's ratings as model features, labels, serving requests and the train mask."""
+def load_span(spec, span_path: str) -> Dict[str, Any]:
+  """A span's rows as model features, labels, serving requests and the train mask.
+
+  Args:
+    spec: the dataset spec.
+    span_path: the span's directory (`span-N`); its side tables are beside its source file
+      or in the feed's root, as the ExampleGen finds them.
+  """
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from components.movielens_example_gen import executor, reader  # pylint: disable=g-import-not-at-top
-  from tools import movielens  # pylint: disable=g-import-not-at-top
-  from trainer import features  # pylint: disable=g-import-not-at-top
-  rows = list(reader.read_ratings(os.path.join(span_path, reader.RATINGS_FILE), users))
-  requests, is_train = [], []
-  for rating, user in rows:
-    example = executor.to_example(rating, user)
-    is_train.append(_split_is_train(example.SerializeToString(deterministic=True)))
-    del example.features.feature[features.RATING]
-    requests.append(example.SerializeToString())
-  model_inputs, label = movielens.model_inputs(movielens.raw_columns(rows))
+  from components.example_gen import encoder, spans as spans_lib  # pylint: disable=g-import-not-at-top
+  from tools import columns  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.abspath(span_path))
+  table = columns.read_table(spec, root, os.path.join(os.path.basename(span_path),
+                                                      spans_lib.span_file(spec)))
+  is_train = [_split_is_train(e) for e in encoder.serialize_examples(table)]
+  # What a client sends to `serving_default`: the raw example without its label.
+  requests = encoder.serialize_examples(table.drop([spec.label.column]))
+  model_inputs, label = columns.model_inputs(columns.to_numpy(table))
   return {"features": model_inputs, "label": label, "requests": requests,
           "is_train": np.asarray(is_train)}
 
@@ -259,7 +263,8 @@ def write_report(rows: List[Dict[str, Any]], output_dir: str,
 
 def run(args: argparse.Namespace) -> int:
   """Runs the replay; exit code 0 when every period completed."""
-  from components.movielens_example_gen import reader, spans as spans_lib  # pylint: disable=g-import-not-at-top
+  from components.example_gen import spans as spans_lib  # pylint: disable=g-import-not-at-top
+  from dataspec import files, spec as spec_lib  # pylint: disable=g-import-not-at-top
   from pipeline import config as config_lib, data, lock  # pylint: disable=g-import-not-at-top
   if args.spans < 2:
     print("uet simulate: error: --spans must be >= 2 (train on one, score the next)",
@@ -267,13 +272,14 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_USAGE
   output_dir = os.path.abspath(args.output_dir)
   os.makedirs(output_dir, exist_ok=True)
+  spec = spec_lib.load("movielens")
   try:
     if args.data_dir:
-      source = data.check_movielens_dir(args.data_dir)
+      source = files.check(spec, args.data_dir).data_dir
     else:
       source = data.fetch_ml100k(os.path.join(output_dir, "data", "ml-100k"),
                                  mirror=args.mirror)
-    all_spans = spans_lib.write_time_spans(source, os.path.join(output_dir, "spans"),
+    all_spans = spans_lib.write_time_spans(spec, source, os.path.join(output_dir, "spans"),
                                            num_spans=args.spans)
   except (ValueError, data.DatasetError) as e:
     print(f"uet simulate: error: {e}", file=sys.stderr)
@@ -282,18 +288,18 @@ def run(args: argparse.Namespace) -> int:
     print("uet simulate: error: the ratings fall into fewer than 2 spans", file=sys.stderr)
     return EXIT_USAGE
 
-  users = reader.read_users(os.path.join(output_dir, "spans", reader.USERS_FILE))
-  loaded = [load_span(s.path, users) for s in all_spans]
+  loaded = [load_span(spec, s.path) for s in all_spans]
   feed = os.path.join(output_dir, "feed")
   pipeline_out = os.path.join(output_dir, "pipeline")
   shutil.rmtree(feed, ignore_errors=True)
   shutil.rmtree(pipeline_out, ignore_errors=True)
   os.makedirs(feed)
-  shutil.copy2(os.path.join(output_dir, "spans", reader.USERS_FILE), feed)
+  for table in spec.source.side_tables:
+    shutil.copy2(os.path.join(output_dir, "spans", table.path), feed)
   config = config_lib.from_mapping(
       {"training": {"epochs": args.epochs},
        "evaluation": {"min_auc_gain": args.min_auc_gain, "auc_floor": args.auc_floor}},
-      data_dir=feed, output_dir=pipeline_out, span_pattern=spans_lib.SPAN_PATTERN,
+      data_dir=feed, output_dir=pipeline_out, span_pattern=spans_lib.span_pattern(spec),
       window_spans=args.window)
   frozen_vocab = {f: sorted({v.decode() for v in values})
                   for f, values in loaded[0]["features"].items()}
@@ -304,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> int:
   """The periods of the replay; the caller holds the pipeline output directory's lock."""
-  from components.movielens_example_gen import spans as spans_lib  # pylint: disable=g-import-not-at-top
+  from components.example_gen import spans as spans_lib  # pylint: disable=g-import-not-at-top
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top
   from tools import run_command  # pylint: disable=g-import-not-at-top
   from trainer import admission, features  # pylint: disable=g-import-not-at-top

@@ -162,7 +162,9 @@ def write(out_dir: str, num_ratings: int, num_users: Optional[int] = None,
   """
   import pyarrow as pa  # pylint: disable=g-import-not-at-top
   from pyarrow import csv as pa_csv  # pylint: disable=g-import-not-at-top
-  from components.movielens_example_gen import reader  # pylint: disable=g-import-not-at-top
+  from dataspec import spec as spec_lib  # pylint: disable=g-import-not-at-top
+  movielens = spec_lib.load("movielens")   # the layout written: its source and side table
+  ratings_file, users_file = movielens.source.path, movielens.source.side_tables[0].path
 
   num_users = default_users(num_ratings) if num_users is None else num_users
   num_movies = default_movies(num_ratings) if num_movies is None else num_movies
@@ -176,13 +178,13 @@ def write(out_dir: str, num_ratings: int, num_users: Optional[int] = None,
   os.makedirs(out_dir, exist_ok=True)
   world = _World(num_ratings, num_users, num_movies, seed)
 
-  with open(os.path.join(out_dir, reader.USERS_FILE), "w", encoding="utf-8") as f:
+  with open(os.path.join(out_dir, users_file), "w", encoding="utf-8") as f:
     for i in range(num_users):
       f.write(f"{i + 1}|{world.ages[i]}|{world.genders[i]}|{world.occupations[i]}|"
               f"{world.zip_codes[i]:05d}\n")
 
   options = pa_csv.WriteOptions(include_header=False, delimiter="\t")
-  with open(os.path.join(out_dir, reader.RATINGS_FILE), "wb") as f:
+  with open(os.path.join(out_dir, ratings_file), "wb") as f:
     for start in range(0, num_ratings, CHUNK):
       chunk = _rating_chunk(world, start, min(start + CHUNK, num_ratings), num_ratings, seed)
       pa_csv.write_csv(pa.table(chunk), f, write_options=options)
