@@ -20,8 +20,8 @@ below.
     defaults:                 # per kind: the feature keys below
       numeric: {missing_rate: 0.05}
     features:
-      user_id: {cardinality: {fraction: 0.1, min: 100, max: 1000000}, zipf: 0.8}
-      price: {distribution: lognormal, median: 20, sigma: 1, decimals: 2, signal: 0.4}
+      visitor: {cardinality: {fraction: 0.1, min: 100, max: 1000000}, zipf: 0.8}
+      amount: {distribution: lognormal, median: 20, sigma: 1, decimals: 2, signal: 0.4}
 
 Feature keys, by kind (id / categorical / multivalent / numeric):
 

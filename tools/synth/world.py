@@ -102,16 +102,22 @@ def _sample(cumulative: np.ndarray, available, n: int, rng: np.random.Generator)
   return np.minimum(picks, np.asarray(available) - 1)
 
 
-def _distinct_per_row(flat: np.ndarray, counts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-  """Drops repeats of a value within a row (a row's first occurrence stays, in order)."""
+def _distinct_values(cumulative: np.ndarray, size: int, counts: np.ndarray,
+                     rng: np.random.Generator) -> np.ndarray:
+  """Values of rows of `counts` values each (at most `size`), no value twice in a row:
+  drawn by popularity, repeats redrawn. Returns them flattened, row by row."""
+  counts = np.minimum(counts, size)
   rows = np.repeat(np.arange(len(counts)), counts)
-  order = np.lexsort((flat, rows))
-  repeat = (rows[order][1:] == rows[order][:-1]) & (flat[order][1:] == flat[order][:-1])
-  if not repeat.any():
-    return flat, counts
-  keep = np.ones(len(flat), bool)
-  keep[order[1:][repeat]] = False
-  return flat[keep], np.bincount(rows[keep], minlength=len(counts)).astype(counts.dtype)
+  flat = _sample(cumulative, size, len(rows), rng)
+  for _ in range(1000):
+    order = np.lexsort((flat, rows))
+    repeat = np.zeros(len(flat), bool)
+    repeat[order[1:]] = (rows[order][1:] == rows[order][:-1]) & (
+        flat[order][1:] == flat[order][:-1])
+    if not repeat.any():
+      break
+    flat[repeat] = _sample(cumulative, size, int(repeat.sum()), rng)
+  return flat
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -209,12 +215,12 @@ class Column:
       counts = rng.integers(s.min_values, s.max_values + 1, n)
       if missing is not None:
         counts[missing] = 0
-      flat = _sample(self.cumulative, self.size, int(counts.sum()), rng)
-      flat, counts = _distinct_per_row(flat, counts)
+      counts = np.minimum(counts, self.size)
+      flat = _distinct_values(self.cumulative, self.size, counts, rng)
       if self.effect is not None:
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        sums = np.add.reduceat(self.effect[flat], starts) if len(flat) else np.zeros(n)
-        effect = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+        sums = np.bincount(np.repeat(np.arange(n), counts), weights=self.effect[flat],
+                           minlength=n)
+        effect = sums / np.maximum(counts, 1)
       draw = Draw(index=flat, counts=counts, missing=missing)
     else:
       available = self.size
@@ -364,8 +370,8 @@ class Label:
   def _continuous(self, positive: np.ndarray, rank: np.ndarray) -> np.ndarray:
     """Float labels: a distance of 0.1 to 2 from the threshold, on the right side."""
     op, t = self.op, self.threshold
-    up = np.round(t + 0.1 + 1.9 * rank, 6)
-    down = np.round(t - 0.1 - 1.9 * (1 - rank), 6)
+    up = np.round(t + 0.1 + 1.9 * rank, 2)
+    down = np.round(t - 0.1 - 1.9 * (1 - rank), 2)
     if op in (">", ">="):
       values = np.where(positive, up, down)
     elif op in ("<", "<="):
