@@ -354,6 +354,32 @@ def test_parquet_parts_with_list_columns_iso_times_and_a_csv_side_table(tmp_path
   assert written.cardinalities["item"] == len(items) == max(10, rows // 100)
 
 
+def test_csv_quotes_what_needs_it_in_the_declared_encoding(tmp_path):
+  # Multivalent values joined by the delimiter itself: each such field must be quoted.
+  values = {"name": "quoted", "source": {"format": "csv", "path": "rows.csv",
+                                         "csv": {"encoding": "utf-16"}},
+            "label": {"column": "y", "binary": True},
+            "features": {"who": {"kind": "id", "missing": "error"},
+                         "tags": {"kind": "multivalent", "separator": ","}}}
+  profile = {"features": {"tags": {"min_values": 2, "max_values": 3, "missing_rate": 0.2}}}
+  spec, out, _ = _write(tmp_path, values, profile, 3000)
+  raw = (out / "rows.csv").read_bytes()
+  assert raw.startswith(b"\xff\xfe") and raw.count(b"\xff\xfe") == 1  # one BOM, UTF-16
+  header, lines = _read_csv(out / "rows.csv", spec)
+  assert header == ["who", "tags", "y"] and len(lines) == 3000
+  tags = [line[1].split(",") for line in lines if line[1]]
+  assert 0.15 < 1 - len(tags) / 3000 < 0.25
+  assert all(2 <= len(t) <= 3 for t in tags)  # the quotes kept each list in one field
+  unquoted = {**values, "source": {**values["source"],
+                                   "csv": {"encoding": "utf-16", "quoting": False}}}
+  with pytest.raises(world_lib.SynthError, match="column tags's values can contain"):
+    _write(tmp_path, unquoted, profile, 10, name="unquoted")
+  assert not glob.glob(str(tmp_path / "unquoted*"))  # nothing half-written is left
+  tfrecord = {**values, "source": {"format": "tfrecord", "path": "rows.tfrecord"}}
+  with pytest.raises(world_lib.SynthError, match="uet synth writes csv and parquet sources"):
+    _write(tmp_path, tfrecord, profile, 10, name="tfrecord")
+
+
 LABEL_RULES = [
     ({"binary": True}, "int"),
     ({"binary": True, "type": "string"}, "string"),
@@ -373,7 +399,7 @@ def _maps_to(label: spec_lib.Label, value) -> bool:
   if label.binary:
     return str(value).lower() in ("1", "true")
   if label.positive_values:
-    text = value if isinstance(value, str) else spec_lib._number_text(value)  # pylint: disable=protected-access
+    text = value if isinstance(value, str) else f"{value:g}"
     if label.negative_values:
       assert text in label.positive_values + label.negative_values
     return text in label.positive_values
@@ -404,7 +430,8 @@ def test_threshold_labels_use_the_schema_domain_and_lean_with_the_signal():
   positive = np.array(chunk["_positive"].to_pylist())
   assert ((ratings >= 3) == positive).all()
   # Within a side, likelier rows get higher ratings: 5s go to rows of larger logits.
-  logits = np.concatenate([world._draw_block(b)[2] for b in range(world.blocks)])  # pylint: disable=protected-access
+  logits = np.concatenate([world._draw_block(b)[2]  # pylint: disable=protected-access
+                           for b in range(world.blocks)])
   assert logits[ratings == 5].mean() > logits[ratings == 3].mean() + 0.3
 
 

@@ -168,8 +168,8 @@ class _Section(spec_lib._Section):  # pylint: disable=protected-access
   def rate(self, key: str, below_one: bool = True) -> Optional[float]:
     value = self.number(key)
     if value is not None and not (0 <= value < 1 if below_one else 0 < value <= 1):
-      raise self.error(f"must be {'at least 0 and below 1' if below_one else 'above 0 and at most 1'}"
-                       f", got {value:g}", key)
+      bounds = "at least 0 and below 1" if below_one else "above 0 and at most 1"
+      raise self.error(f"must be {bounds}, got {value:g}", key)
     return value
 
   def non_negative(self, key: str) -> Optional[float]:
@@ -344,10 +344,10 @@ def _feature_values(section: _Section, kind: str, name: Optional[str],
   if "cardinality" in allowed:
     cardinality = _cardinality(section)
     if cardinality is not None:
-      if name is not None and kind != "id" and _spec_domain_size(spec.feature(name)):
-        raise section.error(f"the spec gives {name}'s domain ({_spec_domain_size(spec.feature(name))} "
-                            "values, from domain_size or the schema); remove cardinality",
-                            "cardinality")
+      size = _spec_domain_size(spec.feature(name)) if name is not None else None
+      if size:
+        raise section.error(f"the spec gives {name}'s domain ({size} values, from domain_size "
+                            "or the schema); remove cardinality", "cardinality")
       out["cardinality"] = cardinality
   for key in ("zipf", "signal", "std", "sigma"):
     if key in allowed:

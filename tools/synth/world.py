@@ -311,8 +311,10 @@ class Label:
       if not self.negative:
         taken = set(label.positive_values)
         if label.type == "string":
-          self.negative = [next(w for w in ("negative", "none", "no", "other", "n0")
-                                if w not in taken)]
+          word = "negative"
+          while word in taken:
+            word += "_"
+          self.negative = [word]
         else:
           self.negative = [next(self._typed(str(i), where) for i in range(len(taken) + 1)
                                 if not self._matches_positive(i))]
@@ -363,8 +365,9 @@ class Label:
     else:
       pos = np.array(self.positive, dtype=object if self.label.type == "string" else None)
       neg = np.array(self.negative, dtype=object if self.label.type == "string" else None)
-      values = np.where(positive, pos[np.minimum((rank * len(pos)).astype(np.int64), len(pos) - 1)],
-                        neg[np.minimum((rank * len(neg)).astype(np.int64), len(neg) - 1)])
+      def pick(side):  # by rank, least positive first
+        return side[np.minimum((rank * len(side)).astype(np.int64), len(side) - 1)]
+      values = np.where(positive, pick(pos), pick(neg))
     return pa.array(values, self.arrow_type, mask=missing)
 
   def _continuous(self, positive: np.ndarray, rank: np.ndarray) -> np.ndarray:
@@ -382,8 +385,11 @@ class Label:
       values = np.where(positive, np.where(rank < 0.5, down, up), t)
     # Rounding must not carry a value across the threshold.
     wrong = _compare(values, op, t) != positive
-    values[wrong & positive] = t + 1.0 if op in (">", ">=", "!=") else t - 1.0
-    values[wrong & ~positive] = t - 1.0 if op in (">", ">=") else (t + 1.0 if op != "!=" else t)
+    above, below = t + 1.0, t - 1.0
+    values[wrong & positive] = {">": above, ">=": above, "<": below, "<=": below, "==": t,
+                                "!=": above}[op]
+    values[wrong & ~positive] = {">": below, ">=": below, "<": above, "<=": above,
+                                 "==": above, "!=": t}[op]
     return values
 
 
