@@ -16,8 +16,9 @@ the planted signal) comes from a synthesis profile (`tools.synth.profile`): `--p
 the `<spec>.synth.yaml` beside the spec (the presets ship theirs), else built-in defaults.
 How values, the signal and the label are made: `tools.synth.world`; how files are written:
 `tools.synth.writers`. The same seed gives byte-identical files whatever the chunk size;
-rows are generated and written `CHUNK` at a time, so memory does not grow with N. numpy and
-pyarrow load when the command runs, so `uet` itself starts fast.
+rows are generated and written `CHUNK` at a time, so memory is the per-id tables (which grow
+with the ids' cardinalities, up to the profile's caps) plus one chunk, not the rows. numpy
+and pyarrow load when the command runs, so `uet` itself starts fast.
 """
 
 import argparse
@@ -175,8 +176,8 @@ def add_parser(sub) -> None:
       description="Writes the files a dataset spec names, in its formats, with ids of "
       "heavy-tailed popularity arriving over time, timestamps in order, missing values where "
       "the spec allows them and a label with a planted, learnable signal. The same seed gives "
-      "the same files; memory does not grow with --rows. --ratings N is the MovieLens layout "
-      "(--dataset movielens --rows N).")
+      "the same files; memory grows with the number of ids, not with --rows. --ratings N is "
+      "the MovieLens layout (--dataset movielens --rows N).")
   p.add_argument("--dataset", help="a preset (" + ", ".join(spec_lib.preset_names()) +
                  ") or a dataset spec file (.yaml/.json); default: movielens")
   p.add_argument("--rows", type=int, help="rows of the source")
