@@ -860,7 +860,8 @@ def read_file(path: str) -> Tuple[Dict[str, Any], str]:
 
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "presets")
 # Preset name -> its file in PRESETS_DIR. `movielens` is the default dataset.
-PRESETS = {"movielens": "movielens_100k.yaml", "taxi": "chicago_taxi.yaml"}
+PRESETS = {"movielens": "movielens_100k.yaml", "taxi": "chicago_taxi.yaml",
+           "wide": "wide.yaml"}
 DEFAULT_PRESET = "movielens"
 
 

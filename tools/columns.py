@@ -2,12 +2,12 @@
 
 The pipeline never uses this module: it reads the same files through the ExampleGen and
 Transform. Here the rows go through the ExampleGen's own reader and conversion
-(`components.example_gen.source`) and Transform's own definitions (`transform_features`,
-the label rule), so the benchmarks and `uet collisions` see exactly the features the
-Trainer sees.
+(`components.example_gen.source`) and Transform's own definitions (`transform_columns`,
+the label rule), so the benchmarks and `uet collisions` see the features the Trainer sees
+(quantile buckets from numpy's exact quantiles, where Transform's are approximate).
 """
 
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -76,28 +76,65 @@ def read_columns(spec: spec_lib.DatasetSpec, data_dir: str,
   return to_numpy(read_table(spec, data_dir, pattern))
 
 
-def model_inputs(raw: Mapping[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
-  """The model features (bytes arrays) and binary labels of raw MovieLens columns.
+def to_tensors(spec: spec_lib.DatasetSpec, raw: Mapping[str, np.ndarray]) -> Dict[str, Any]:
+  """Raw numpy columns (`read_columns`) as the raw tensors Transform receives: a column
+  without gaps dense ([rows]), one with missing values or several values per row sparse
+  ([rows, None]: no value where missing)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  out = {}
+  for column in spec.raw_columns:
+    values = raw[column]
+    if values.dtype != object and not (values.dtype.kind == "f" and np.isnan(values).any()):
+      out[column] = tf.constant(values)
+      continue
+    indices, flat = [], []
+    for i, v in enumerate(values):
+      if v is None or (isinstance(v, float) and np.isnan(v)):
+        continue
+      for j, x in enumerate(v if isinstance(v, list) else [v]):
+        indices.append([i, j])
+        flat.append(x)
+    width = max([j + 1 for _, j in indices], default=1)
+    dtype = tf.string if values.dtype == object else tf.float32
+    out[column] = tf.SparseTensor(
+        tf.constant(indices, tf.int64, shape=[len(indices), 2]),
+        tf.constant(flat, dtype, shape=[len(flat)]), [len(values), width])
+  return out
 
-  Uses Transform's own `transform_features` and label rule, so values match the pipeline's
-  transformed examples byte for byte.
+
+def model_inputs(spec: spec_lib.DatasetSpec, raw: Mapping[str, np.ndarray],
+                 boundaries: Optional[Mapping[str, np.ndarray]] = None
+                 ) -> Tuple[Dict[str, Any], np.ndarray, Dict[str, np.ndarray]]:
+  """The model features and binary labels of raw columns, by Transform's own definitions
+  (`preprocessing.transform_columns` and the label rule).
+
+  Args:
+    spec: the dataset spec.
+    raw: raw column -> values (`read_columns`).
+    boundaries: the quantile boundaries of numeric features, from the training rows;
+      None computes them from `raw` (`preprocessing.quantile_boundaries`).
 
   Returns:
-    (features dict in `features.MODEL_FEATURES` order, [num_rows] float32 labels).
+    (feature -> [rows] bytes array in model order (multivalent: a [rows, None] sparse
+    tensor), [rows] float32 labels, the boundaries used).
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from trainer import features, preprocessing  # pylint: disable=g-import-not-at-top
-  tensors = {k: tf.constant(v) for k, v in raw.items()}
-  transformed = preprocessing.transform_features(tensors)
-  label = preprocessing.binarize_rating(tensors[features.RAW_LABEL]).numpy()
-  return ({f: transformed[f].numpy() for f in features.MODEL_FEATURES},
-          label.astype(np.float32))
+  from trainer import preprocessing  # pylint: disable=g-import-not-at-top
+  if boundaries is None:
+    boundaries = preprocessing.quantile_boundaries(spec, raw)
+  tensors = to_tensors(spec, raw)
+  transformed = preprocessing.transform_columns(tensors, spec, boundaries)
+  labels = preprocessing.label(spec.label, tensors[spec.label.column]).numpy()
+  inputs = {f: v if f in {m.name for m in spec.features_of_kind("multivalent")}
+            else v.numpy() for f, v in transformed.items()}
+  return inputs, labels.astype(np.float32), dict(boundaries)
 
 
 def model_features(spec: spec_lib.DatasetSpec,
-                   data_dir: str) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
-  """The model features and the binary label of every row of `data_dir`."""
-  return model_inputs(read_columns(spec, data_dir))
+                   data_dir: str) -> Tuple[Dict[str, Any], np.ndarray]:
+  """The model features and the binary label of every row of `data_dir` (numeric buckets
+  from all its rows)."""
+  inputs, labels, _ = model_inputs(spec, read_columns(spec, data_dir))
+  return inputs, labels
 
 
 def vocabularies(columns: Mapping[str, np.ndarray]) -> Dict[str, List[str]]:

@@ -75,7 +75,7 @@ def load_span(spec, span_path: str) -> Dict[str, Any]:
   is_train = [_split_is_train(e) for e in encoder.serialize_examples(table)]
   # What a client sends to `serving_default`: the raw example without its label.
   requests = encoder.serialize_examples(table.drop([spec.label.column]))
-  model_inputs, label = columns.model_inputs(columns.to_numpy(table))
+  model_inputs, label, _ = columns.model_inputs(spec, columns.to_numpy(table))
   return {"features": model_inputs, "label": label, "requests": requests,
           "is_train": np.asarray(is_train)}
 
