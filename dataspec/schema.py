@@ -4,11 +4,12 @@
 (`missing: error`, the label, the time), single- or multi-valued, and the label's absence
 from serving requests. The pipeline uses it when the spec names no curated schema.
 
-`refine(schema, inferred, spec)` adds what statistics show, for a person to review and
-freeze (`uet schema`): the value domains of categorical features (so that a value never
-seen before is an anomaly) and the ranges of numeric ones. Id features keep no domain: new
-users and items are expected.
+`refine(schema, statistics, spec)` adds what statistics show, for a person to review and
+freeze (`uet schema`): the value domains of categorical features, so that a value never
+seen before is an anomaly. Id features keep no domain: new users and items are expected.
 """
+
+from typing import List, Tuple
 
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -53,33 +54,46 @@ def derive(spec: spec_lib.DatasetSpec) -> schema_pb2.Schema:
   return schema
 
 
-def refine(schema: schema_pb2.Schema, inferred: schema_pb2.Schema,
-           spec: spec_lib.DatasetSpec) -> schema_pb2.Schema:
-  """`schema` (from `derive`) with the domains of `inferred` (TFDV's `infer_schema` of the
-  statistics) for categorical and numeric columns; id and multivalent columns get none."""
+# The most values a categorical feature's domain takes from statistics (`refine`).
+MAX_DOMAIN_VALUES = 1000
+
+
+def refine(schema: schema_pb2.Schema, statistics, spec: spec_lib.DatasetSpec,
+           max_values: int = MAX_DOMAIN_VALUES) -> Tuple[schema_pb2.Schema, List[str]]:
+  """`schema` (from `derive`) with the value domain of each categorical column, as the
+  statistics show it (every value, when there are at most `max_values`).
+
+  Args:
+    schema: the derived schema.
+    statistics: a DatasetFeatureStatistics (one dataset of TFDV's statistics), computed
+      with at least `max_values` top values per feature.
+    spec: the dataset spec.
+    max_values: the most values a domain takes.
+
+  Returns:
+    (the refined schema, notes for the reader: columns left without a domain and why).
+  """
   result = schema_pb2.Schema()
   result.CopyFrom(schema)
-  by_name = {f.name: f for f in inferred.feature}
-  domains = {d.name: d for d in inferred.string_domain}
-  kinds = {}
-  for f in spec.features:
-    kinds.setdefault(f.column, set()).add(f.kind)
+  categorical = {f.column for f in spec.features_of_kind("categorical")}
+  by_name = {".".join(f.path.step) or f.name: f for f in statistics.features}
+  notes = []
   for feature in result.feature:
-    found = by_name.get(feature.name)
-    column_kinds = kinds.get(feature.name, set())
-    if found is None or not column_kinds or column_kinds - {"categorical", "numeric"}:
+    if feature.name not in categorical or feature.type != schema_pb2.BYTES:
       continue
-    if "categorical" in column_kinds and feature.type == schema_pb2.BYTES:
-      values = None
-      if found.HasField("domain") and found.domain in domains:
-        values = domains[found.domain].value
-      elif found.HasField("string_domain"):
-        values = found.string_domain.value
-      if values:
-        domain = result.string_domain.add(name=feature.name)
-        domain.value.extend(sorted(values))
-        feature.domain = feature.name
-  return result
+    stats = by_name.get(feature.name)
+    if stats is None or not stats.HasField("string_stats"):
+      notes.append(f"{feature.name}: no statistics; no domain")
+      continue
+    values = sorted(v.value for v in stats.string_stats.top_values)
+    if stats.string_stats.unique > max_values or len(values) < stats.string_stats.unique:
+      notes.append(f"{feature.name}: {stats.string_stats.unique} distinct values, more than "
+                   f"{max_values}: no domain (an open vocabulary is kind id)")
+      continue
+    domain = result.string_domain.add(name=feature.name)
+    domain.value.extend(values)
+    feature.domain = feature.name
+  return result, notes
 
 
 def to_text(schema: schema_pb2.Schema, header: str = "") -> str:

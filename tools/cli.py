@@ -22,6 +22,7 @@ SUBCOMMAND_MODULES = (
     "pipeline.metadata_backup",  # uet restore-metadata
     "tools.report.cli",      # uet runs, uet report
     "tools.synth",           # uet synth
+    "tools.schema",          # uet schema
 )
 
 
