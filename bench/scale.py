@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional
 
 import psutil
 
+from pipeline import ids
 from pipeline.progress import STARTED_LINE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,8 +51,8 @@ BEAM_MODES = {
                           "--direct_num_workers=2"],
 }
 # Order of the components in the tables (the pipeline's order).
-COMPONENTS = ("MovieLensExampleGen", "StatisticsGen", "Transform", "BaselineTrainer",
-              "CandidateTrainer", "Evaluator", "ProductionEvaluator")
+COMPONENTS = (ids.EXAMPLE_GEN, ids.STATISTICS_GEN, ids.TRANSFORM, ids.BASELINE_TRAINER,
+              ids.CANDIDATE_TRAINER, ids.EVALUATOR, ids.PRODUCTION_EVALUATOR)
 
 
 class TreeRssSampler:

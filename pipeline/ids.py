@@ -5,7 +5,7 @@ components up by these without importing the module that builds the graph.
 """
 
 # Stable component ids: runners, tests and the summary look components up by these.
-EXAMPLE_GEN = "MovieLensExampleGen"
+EXAMPLE_GEN = "ExampleGen"
 STATISTICS_GEN = "StatisticsGen"
 SCHEMA_GEN = "SchemaGen"
 EXAMPLE_VALIDATOR = "ExampleValidator"
