@@ -128,5 +128,5 @@ def test_report_format_is_stable_on_synthetic_stats():
   spec = embeddings.hash_spec({"size": 1}, 4)
   stats = {"hash": [collisions.FeatureCollisions("size", 3, 1, 1, 3, 0, 3)]}
   text = collisions.format_report({"hash": spec}, stats, 4, "test")
-  assert "  size                     3        1       1   100.0%     0.0%     100.0%" in text
+  assert "  size                         3        1       1   100.0%     0.0%     100.0%" in text
   assert text.endswith("Indistinguishable values (identical): hash 100.0%")

@@ -2,7 +2,9 @@
 
 import numpy as np
 
+from dataspec import spec as spec_lib
 from tools import simulate
+from tests.specs import MOVIELENS
 from tests.conftest import write_movielens_slice
 from tests.test_example_gen import run_executor
 
@@ -16,13 +18,19 @@ def test_train_rows_follow_the_example_gens_own_split(tmp_path):
   assert not any(simulate._split_is_train(r) for r in splits["eval"])
 
 
-def test_unseen_and_returning_users():
+def test_unseen_and_returning_ids():
   nxt = {"user_id": np.array([b"1", b"2", b"3", b"1"]),
          "movie_id": np.array([b"a", b"b", b"a", b"c"])}
-  share = simulate.unseen_share(nxt, seen_users={b"1"}, seen_movies={b"a", b"b"})
-  assert share == {"user": 0.5, "movie": 0.25, "user_or_movie": 0.75}
-  np.testing.assert_array_equal(simulate.returning_users(nxt, {b"1"}),
+  share = simulate.unseen_share(nxt, {"user_id": {b"1"}, "movie_id": {b"a", b"b"}})
+  assert share == {"user_id": 0.5, "movie_id": 0.25, simulate.ANY_ID: 0.75}
+  np.testing.assert_array_equal(simulate.returning_rows(nxt, "user_id", {b"1"}),
                                 [True, False, False, True])
+
+
+def test_returning_is_measured_on_the_user_id_of_any_spec():
+  assert simulate.returning_feature(MOVIELENS) == "user_id"
+  taxi = spec_lib.load("taxi")
+  assert simulate.returning_feature(taxi) in taxi.id_features
 
 
 def test_auc_orders_scores():
@@ -42,7 +50,7 @@ def _rows_and_scores():
   scores["hash"] = shifted
   rows = [{"period": t, "auc": {m: simulate.auc(labels[t - 1], scores[m][t - 1])
                                 for m in simulate.MODELS},
-           "unseen": {"user": 0.5, "movie": 0.0, "user_or_movie": 0.5},
+           "unseen": {"user_id": 0.5, "movie_id": 0.0, simulate.ANY_ID: 0.5},
            "embedding_parameters": {m: 100 * t for m in simulate.MODELS}}
           for t in (1, 2, 3)]
   return rows, scores, labels
@@ -68,4 +76,4 @@ def test_summary_is_keyed_by_model_with_unseen_shares():
   assert refit["embedding_parameters_per_period"] == [100, 200, 300]
   assert len(refit["auc_per_period"]) == 3 and refit["auc_pooled"] > 0.99
   assert [u["period"] for u in result["unseen_share_per_period"]] == [1, 2, 3]
-  assert result["unseen_share_per_period"][0]["user"] == 0.5
+  assert result["unseen_share_per_period"][0]["user_id"] == 0.5

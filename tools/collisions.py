@@ -1,8 +1,9 @@
 """`uet collisions`: how many feature values share embedding rows, hash vs unified.
 
-  uet collisions --data-dir D [--budget N]
+  uet collisions [--dataset SPEC] [--data-dir D] [--budget N]
 
-Reads every model feature's vocabulary from a MovieLens directory, sizes the hash baseline
+Reads every model feature's vocabulary from a dataset's source (a preset or a spec file;
+default MovieLens-100K), sizes the hash baseline
 and the unified embedding from the same parameter budget exactly as the Trainer does
 (`trainer.model.embedding_spec`), hashes every value with the layers' own hashing code
 (`embedding_layer.hashed_ids`) and prints, per feature, the share of values whose rows are
@@ -142,16 +143,16 @@ def format_report(specs: Mapping[str, Any], stats: Mapping[str, Sequence[Feature
       "  other     = a value of another feature",
       "  identical = ALL its rows equal another value's: same embedding, indistinguishable",
   ]
-  header = (f"  {'feature':<18}{'values':>8}{'lookups':>9}{'rows':>8}"
+  header = (f"  {'feature':<22}{'values':>8}{'lookups':>9}{'rows':>8}"
             f"{'same':>9}{'other':>9}{'identical':>11}")
   for name, spec in specs.items():
     lines += ["", f"{_describe(spec)}; {spec.num_parameters:,} parameters", header]
     for s in stats[name]:
-      lines.append(f"  {s.feature:<18}{s.values:>8,}{s.lookups:>9}{s.rows:>8,}"
+      lines.append(f"  {s.feature:<22}{s.values:>8,}{s.lookups:>9}{s.rows:>8,}"
                    f"{_pct(s.share(s.same)):>9}{_pct(s.share(s.other)):>9}"
                    f"{_pct(s.share(s.identical)):>11}")
     t = _totals(stats[name])
-    lines.append(f"  {'all features':<18}{sum(s.values for s in stats[name]):>8,}{'':>17}"
+    lines.append(f"  {'all features':<22}{sum(s.values for s in stats[name]):>8,}{'':>17}"
                  f"{_pct(t['same']):>9}{_pct(t['other']):>9}{_pct(t['identical']):>11}")
   lines.append("")
   lines.append("Indistinguishable values (identical): " + ", ".join(
@@ -163,26 +164,31 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
   """Runs `uet collisions`.
 
   Args:
-    args: parsed flags (`data_dir`, `budget`).
+    args: parsed flags (`dataset`, `data_dir`, `budget`).
     out: where the report goes (default: standard output).
 
   Returns:
-    The exit code: 0, or 2 for a missing data directory or an unusable budget.
+    The exit code: 0, or 2 for a bad spec, a missing data directory or an unusable budget.
   """
   from dataspec import spec as spec_lib  # pylint: disable=g-import-not-at-top
   from tools import columns  # pylint: disable=g-import-not-at-top
   from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
   from trainer.config import TrainingConfig  # pylint: disable=g-import-not-at-top
-  spec = spec_lib.load("movielens")
+  from trainer.config import resolve  # pylint: disable=g-import-not-at-top
   try:
-    data_dir = columns.check_data_dir(spec, args.data_dir)
+    dataset = spec_lib.load(args.dataset)
+    data_dir = spec_lib.resolve_data_dir(dataset, args.data_dir)
+    if not data_dir:
+      raise ValueError(f"dataset {dataset.name} ({dataset.origin}) names no data directory "
+                       "(source.data_dir): pass --data-dir")
+    data_dir = columns.check_data_dir(dataset, data_dir)
     base = TrainingConfig(embedding_budget=args.budget)
-    specs = {kind: model_lib.embedding_spec(base.replace(model_type=kind))
+    specs = {kind: model_lib.embedding_spec(resolve(base.replace(model_type=kind), dataset))
              for kind in ("hash", "unified")}
-  except ValueError as e:
+  except ValueError as e:  # SpecError is a ValueError
     print(f"uet collisions: error: {e}", file=sys.stderr)
     return EXIT_USAGE
-  model_inputs, _ = columns.model_features(spec, data_dir)
+  model_inputs, _ = columns.model_features(dataset, data_dir)
   vocabularies = columns.vocabularies(model_inputs)
   stats = {kind: collision_stats(spec, vocabularies) for kind, spec in specs.items()}
   print(format_report(specs, stats, args.budget, data_dir), file=out or sys.stdout)
@@ -196,8 +202,10 @@ def add_parser(subparsers: Any) -> None:
       description="Reads each feature's vocabulary and reports, for the hash baseline and "
       "the unified embedding sized from the same budget, the share of values that share an "
       "embedding row with another value (same feature, other features, or all rows).")
-  p.add_argument("--data-dir", required=True,
-                 help="MovieLens-100K-layout directory (u.data, u.user)")
+  p.add_argument("--dataset", help="a preset name (movielens, taxi, wide) or a spec file "
+                 "(default: movielens)")
+  p.add_argument("--data-dir", help="the data directory (default: the spec's "
+                 "source.data_dir)")
   p.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
                  help=f"embedding parameters of each model (default {DEFAULT_BUDGET:,}, the "
                  "tutorial's)")

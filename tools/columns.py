@@ -138,7 +138,9 @@ def model_features(spec: spec_lib.DatasetSpec,
 
 
 def vocabularies(columns: Mapping[str, np.ndarray]) -> Dict[str, List[str]]:
-  """The sorted distinct values of every feature column, decoded to str."""
-  return {f: [v.decode("utf-8") if isinstance(v, bytes) else str(v)
-              for v in np.unique(np.asarray(values))]
-          for f, values in columns.items()}
+  """The sorted distinct values of every feature column, decoded to str (a multivalent
+  feature's sparse tensor: the distinct values it holds)."""
+  def distinct(values):
+    values = values.values.numpy() if hasattr(values, "indices") else np.asarray(values)
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.unique(values)]
+  return {f: distinct(values) for f, values in columns.items()}

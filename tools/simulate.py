@@ -1,6 +1,7 @@
-"""`uet simulate`: replay MovieLens-100K in time order, as a weekly schedule would.
+"""`uet simulate`: replay a dataset in time order, as a weekly schedule would.
 
-The ratings are cut into N time-window spans. For each period t = 1 .. N-1 the real pipeline
+The rows of a dataset with a time column (a preset or a spec file; default MovieLens-100K)
+are cut into N time-window spans. For each period t = 1 .. N-1 the real pipeline
 runs on a feed directory that holds spans 1..t (ingesting span t, training on the newest
 `window` spans, warm-starting the candidate from the model in production), and then every
 model is scored on period t+1: data from the future that no model has seen. Beside the
@@ -14,7 +15,8 @@ here on exactly the same training rows:
   * collisionless, vocabulary re-fitted on every window: what teams run today, at a
     parameter count that moves with the vocabulary (reported per period).
 
-It reports the share of next-period ratings whose user or movie never appeared in training,
+It reports the share of next-period rows with an id (each `id` feature of the spec) that
+never appeared in training,
 whether the candidate was pushed, and for every model the AUC per period and pooled over all
 periods (every period's predictions in one AUC). OUTPUT/simulation.json holds all of it.
 """
@@ -33,14 +35,17 @@ from pipeline.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 def add_parser(sub) -> None:
   """Registers `uet simulate`."""
-  p = sub.add_parser("simulate", help="replay MovieLens in time order: warm vs cold vs "
+  p = sub.add_parser("simulate", help="replay a dataset in time order: warm vs cold vs "
                      "hash vs frozen- and re-fitted-vocabulary models on the next period, "
                      "per period and pooled",
                      description=__doc__.split("\n\n")[1])
+  p.add_argument("--dataset", help="a preset name (movielens, taxi, wide) or a spec file with "
+                 "a time column (default: movielens)")
   p.add_argument("--spans", type=int, default=6, help="number of equal time windows (6)")
-  p.add_argument("--data-dir", help="MovieLens directory (default: the official release, "
-                 "from --mirror or GroupLens)")
-  p.add_argument("--mirror", help="local copy of ml-100k (without --data-dir)")
+  p.add_argument("--data-dir", help="the data directory (default: the spec's "
+                 "source.data_dir; for MovieLens the official release, from --mirror or "
+                 "GroupLens)")
+  p.add_argument("--mirror", help="local copy of ml-100k (MovieLens without --data-dir)")
   p.add_argument("--output-dir", default="simulation", help="where everything goes")
   p.add_argument("--window", type=int, default=2, help="spans each period trains on (2)")
   p.add_argument("--epochs", type=int, default=5, help="epochs per period (5)")
@@ -150,21 +155,30 @@ def score_saved_model(model_dir: str, requests: List[bytes]):
   return np.concatenate(out)
 
 
-def unseen_share(next_feats, seen_users, seen_movies) -> Dict[str, float]:
-  """Shares of next-period ratings whose user / movie / either never appeared before."""
-  from trainer import features  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  new_user = np.array([u not in seen_users for u in next_feats[features.USER_ID]])
-  new_movie = np.array([m not in seen_movies for m in next_feats[features.MOVIE_ID]])
-  return {"user": float(new_user.mean()), "movie": float(new_movie.mean()),
-          "user_or_movie": float((new_user | new_movie).mean())}
+ANY_ID = "any_id"
 
 
-def returning_users(next_feats, seen_users):
-  """Mask of next-period ratings by users who rated in some earlier period."""
-  from trainer import features  # pylint: disable=g-import-not-at-top
+def unseen_share(next_feats, seen: Dict[str, set]) -> Dict[str, float]:
+  """Per id feature of `seen`, the share of next-period rows whose value never appeared
+  before; under `ANY_ID`, the share of rows with at least one such value."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  return np.array([u in seen_users for u in next_feats[features.USER_ID]])
+  new = {f: np.array([v not in values for v in next_feats[f]]) for f, values in seen.items()}
+  shares = {f: float(mask.mean()) for f, mask in new.items()}
+  shares[ANY_ID] = float(np.logical_or.reduce(list(new.values())).mean()) if new else 0.0
+  return shares
+
+
+def returning_rows(next_feats, feature: str, seen_values):
+  """Mask of next-period rows whose `feature` value (the returning user) appeared before."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  return np.array([v in seen_values for v in next_feats[feature]])
+
+
+def returning_feature(spec) -> str:
+  """The id feature "returning" is measured on: the first with role user, else the first
+  id feature."""
+  ids = spec.features_of_kind("id")
+  return next((f.name for f in ids if f.role == "user"), ids[0].name)
 
 
 def pooled_auc(rows: List[Dict[str, Any]], scores: Dict[str, List[Any]], labels: List[Any],
@@ -196,18 +210,18 @@ def simulation_summary(rows: List[Dict[str, Any]], scores: Dict[str, List[Any]],
 
 
 def write_report(rows: List[Dict[str, Any]], output_dir: str,
-                 result: Dict[str, Any]) -> str:
+                 result: Dict[str, Any], title: str = "", returning: str = "") -> str:
   """Markdown table + PNG plot + JSON of the results; returns the markdown."""
   names = [m for m in MODELS if m in result["models"]]
-  header = ("| period | trains on spans | train rows | next-period rows | unseen user or "
-            "movie | unified warm | unified cold | hash | collisionless (frozen vocab) | "
+  header = ("| period | trains on spans | train rows | next-period rows | unseen id | "
+            "unified warm | unified cold | hash | collisionless (frozen vocab) | "
             "collisionless (re-fitted vocab) | pushed |")
   lines = [header, "|" + "---|" * 11]
   for r in rows:
+    per_feature = ", ".join(f"{f} {v:.1%}" for f, v in r["unseen"].items() if f != ANY_ID)
     lines.append(
         f"| {r['period']} | {r['train_spans']} | {r['train_rows']} | {r['next_rows']} | "
-        f"{r['unseen']['user_or_movie']:.1%} (users {r['unseen']['user']:.1%}, movies "
-        f"{r['unseen']['movie']:.1%}) | " +
+        f"{r['unseen'][ANY_ID]:.1%} ({per_feature}) | " +
         " | ".join(f"{r['auc'][m]:.4f}" for m in names) +
         f" | {'yes' if r['pushed'] else 'no'} |")
   models = result["models"]
@@ -222,13 +236,13 @@ def write_report(rows: List[Dict[str, Any]], output_dir: str,
   for i, r in enumerate(rows):
     lines.append(f"| {r['period']} | " + " | ".join(
         f"{models[m]['embedding_parameters_per_period'][i]:,}" for m in names) + " |")
-  lines += ["", "AUC on the next period's ratings by *returning* users only (users who rated "
-            "in an earlier period):", "",
-            "| period | returning-user rows | " + " | ".join(names) + " |",
+  lines += ["", f"AUC on the next period's rows of *returning* {returning} values only "
+            "(values seen in an earlier period):", "",
+            "| period | returning rows | " + " | ".join(names) + " |",
             "|" + "---|" * (len(names) + 2)]
   for r in rows:
-    a = r["auc_returning_users"]
-    lines.append(f"| {r['period']} | {r['returning_user_rows']} | " +
+    a = r["auc_returning"]
+    lines.append(f"| {r['period']} | {r['returning_rows']} | " +
                  " | ".join(f"{a[m]:.4f}" for m in names) + " |")
   markdown = "\n".join(lines) + "\n"
   with open(os.path.join(output_dir, "simulation.md"), "w") as f:
@@ -246,15 +260,15 @@ def write_report(rows: List[Dict[str, Any]], output_dir: str,
                      ("collisionless_refit", "collisionless, vocab re-fitted every window")):
     ax.plot(periods, [r["auc"][key] for r in rows], marker="o", label=label)
   ax2 = ax.twinx()
-  ax2.bar(periods, [r["unseen"]["user_or_movie"] for r in rows], alpha=0.15, color="gray",
-          label="unseen user or movie (share)")
+  ax2.bar(periods, [r["unseen"][ANY_ID] for r in rows], alpha=0.15, color="gray",
+          label="unseen id (share)")
   ax2.set_ylim(0, 1)
-  ax2.set_ylabel("share of next-period ratings with an unseen id")
+  ax2.set_ylabel("share of next-period rows with an unseen id")
   ax.set_xlabel("period t (trained up to t, scored on t+1)")
   ax.set_ylabel("AUC on period t+1")
   ax.set_xticks(periods)
   ax.legend(loc="lower right", fontsize=8)
-  ax.set_title("MovieLens-100K replayed in time order")
+  ax.set_title(f"{title} replayed in time order")
   fig.tight_layout()
   fig.savefig(os.path.join(output_dir, "simulation.png"), dpi=120)
   plt.close(fig)
@@ -272,20 +286,28 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_USAGE
   output_dir = os.path.abspath(args.output_dir)
   os.makedirs(output_dir, exist_ok=True)
-  spec = spec_lib.load("movielens")
   try:
-    if args.data_dir:
-      source = files.check(spec, args.data_dir).data_dir
-    else:
+    spec = spec_lib.load(args.dataset)
+    if spec.time is None or not spec.id_features:
+      raise ValueError(f"dataset {spec.name} ({spec.origin}) declares no time column or no "
+                       "id feature: the replay cuts spans by time and measures unseen ids; "
+                       "add `time:` and an `id` feature to the spec")
+    data_dir = spec_lib.resolve_data_dir(spec, args.data_dir)
+    if data_dir:
+      source = files.check(spec, data_dir).data_dir
+    elif spec.origin == spec_lib.preset_path(spec_lib.DEFAULT_PRESET):
       source = data.fetch_ml100k(os.path.join(output_dir, "data", "ml-100k"),
                                  mirror=args.mirror)
+    else:
+      raise ValueError(f"dataset {spec.name} ({spec.origin}) names no data directory "
+                       "(source.data_dir): pass --data-dir")
     all_spans = spans_lib.write_time_spans(spec, source, os.path.join(output_dir, "spans"),
                                            num_spans=args.spans)
   except (ValueError, data.DatasetError) as e:
     print(f"uet simulate: error: {e}", file=sys.stderr)
     return EXIT_USAGE
   if len(all_spans) < 2:
-    print("uet simulate: error: the ratings fall into fewer than 2 spans", file=sys.stderr)
+    print("uet simulate: error: the rows fall into fewer than 2 spans", file=sys.stderr)
     return EXIT_USAGE
 
   loaded = [load_span(spec, s.path) for s in all_spans]
@@ -297,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
   for table in spec.source.side_tables:
     shutil.copy2(os.path.join(output_dir, "spans", table.path), feed)
   config = config_lib.from_mapping(
-      {"training": {"epochs": args.epochs},
+      {"dataset": spec, "training": {"epochs": args.epochs},
        "evaluation": {"min_auc_gain": args.min_auc_gain, "auc_floor": args.auc_floor}},
       data_dir=feed, output_dir=pipeline_out, span_pattern=spans_lib.span_pattern(spec),
       window_spans=args.window)
@@ -308,12 +330,14 @@ def run(args: argparse.Namespace) -> int:
     return _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir)
 
 
-def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> int:
+def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> int:  # pylint: disable=too-many-locals
   """The periods of the replay; the caller holds the pipeline output directory's lock."""
   from components.example_gen import spans as spans_lib  # pylint: disable=g-import-not-at-top
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top
   from tools import run_command  # pylint: disable=g-import-not-at-top
-  from trainer import admission, features  # pylint: disable=g-import-not-at-top
+  from trainer import admission  # pylint: disable=g-import-not-at-top
+  spec = config.dataset
+  returning_by = returning_feature(spec)
   rows = []
   scores_by_model: Dict[str, List[Any]] = {m: [] for m in MODELS}
   labels = []
@@ -330,8 +354,7 @@ def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> 
     window = loaded[max(0, t - args.window):t]
     feats, label = _concat(window, train_only=True)
     nxt = loaded[t]
-    seen_users = {u for p in loaded[:t] for u in p["features"][features.USER_ID]}
-    seen_movies = {m for p in loaded[:t] for m in p["features"][features.MOVIE_ID]}
+    seen = {f: {v for p in loaded[:t] for v in p["features"][f]} for f in spec.id_features}
     # The cold model sees the admission flags Transform gives the pipeline's models: a
     # filter of the window's training ids.
     admitted = config.candidate.admission_features
@@ -352,17 +375,17 @@ def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> 
     for m, v in scores.items():
       scores_by_model[m].append(v)
     labels.append(nxt["label"])
-    returning = returning_users(nxt["features"], seen_users)
+    returning = returning_rows(nxt["features"], returning_by, seen[returning_by])
     row = {
         "period": t,
         "train_spans": f"{max(1, t - args.window + 1)}-{t}",
         "train_rows": int(len(label)),
         "next_rows": int(len(nxt["label"])),
-        "unseen": unseen_share(nxt["features"], seen_users, seen_movies),
+        "unseen": unseen_share(nxt["features"], seen),
         "auc": {k: auc(nxt["label"], v) for k, v in scores.items()},
-        # Where memory of earlier periods can matter: users who rated before.
-        "returning_user_rows": int(returning.sum()),
-        "auc_returning_users": {k: auc(nxt["label"][returning], v[returning])
+        # Where memory of earlier periods can matter: users who came before.
+        "returning_rows": int(returning.sum()),
+        "auc_returning": {k: auc(nxt["label"][returning], v[returning])
                                 for k, v in scores.items()},
         "warm_started": bool(summary.get("warm_started_from")),
         "pushed": bool(summary["pushed_model_dir"]),
@@ -375,11 +398,11 @@ def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> 
     }
     rows.append(row)
     print(f"period {t}: " + ", ".join(f"{k} {v:.4f}" for k, v in row["auc"].items()) +
-          f"; unseen {row['unseen']['user_or_movie']:.1%}; pushed {row['pushed']}",
+          f"; unseen id {row['unseen'][ANY_ID]:.1%}; pushed {row['pushed']}",
           file=sys.stderr)
   result = simulation_summary(rows, scores_by_model, labels)
   result["seconds"] = time.perf_counter() - start
-  markdown = write_report(rows, output_dir, result)
+  markdown = write_report(rows, output_dir, result, title=spec.name, returning=returning_by)
   print(markdown)
   print(f"simulation: {time.perf_counter() - start:.0f} s; table {output_dir}/simulation.md, "
         f"plot {output_dir}/simulation.png")
