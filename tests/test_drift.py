@@ -2,6 +2,7 @@
 validated span's, and DriftBaseline, which picks that baseline from the gate's records."""
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -17,11 +18,16 @@ from components.validation_gate import executor as gate
 from components import decisions
 from components.validation_gate import baseline as baseline_lib
 from pipeline import ids, pipeline as pipeline_lib
-from schema import SCHEMA_FILE
+from dataspec import spec as spec_lib
 from tests.conftest import require_ml100k, write_movielens_slice
 from tools import run_command
 
-SCHEMA = io_utils.SchemaReader().read(SCHEMA_FILE)
+MOVIELENS = spec_lib.load("movielens")
+SCHEMA = io_utils.SchemaReader().read(MOVIELENS.schema)
+# What the pipeline compares for the MovieLens preset: the label, and its categorical columns.
+THRESHOLDS = gate.DriftThresholds(
+    js_columns=(MOVIELENS.label.column,),
+    linf_columns=tuple(f.column for f in MOVIELENS.features_of_kind("categorical")))
 USER_COLUMNS = ["user_id", "user_age", "user_gender", "user_occupation", "user_zip_code"]
 
 
@@ -57,7 +63,7 @@ def _stats_artifact(tmp_path, name, frame):
 def test_same_distribution_does_not_drift(tmp_path, ratings):
   previous = _stats_artifact(tmp_path, "a", ratings.iloc[::25][:3000])
   other_slice = _stats_artifact(tmp_path, "b", ratings.iloc[1::25][:3000])
-  assert gate.drift_anomalies(other_slice, previous, SCHEMA, gate.DriftThresholds()) == []
+  assert gate.drift_anomalies(other_slice, previous, SCHEMA, THRESHOLDS) == []
 
 
 def test_consecutive_months_stay_under_the_default_thresholds(tmp_path, ratings):
@@ -66,21 +72,21 @@ def test_consecutive_months_stay_under_the_default_thresholds(tmp_path, ratings)
   for i, (a, b) in enumerate(zip(months, months[1:])):
     previous = _stats_artifact(tmp_path, f"m{i}", ratings[month == a])
     current = _stats_artifact(tmp_path, f"m{i + 1}n", ratings[month == b])
-    assert gate.drift_anomalies(current, previous, SCHEMA, gate.DriftThresholds()) == [], (a, b)
+    assert gate.drift_anomalies(current, previous, SCHEMA, THRESHOLDS) == [], (a, b)
 
 
 def test_all_five_span_drifts_on_rating(tmp_path, ratings):
   normal = ratings.iloc[::25][:3000]
   previous = _stats_artifact(tmp_path, "a", normal)
   current = _stats_artifact(tmp_path, "b", normal.assign(rating=5))
-  found = gate.drift_anomalies(current, previous, SCHEMA, gate.DriftThresholds())
+  found = gate.drift_anomalies(current, previous, SCHEMA, THRESHOLDS)
   assert {(a.split, a.feature, a.kind) for a in found} == {
       ("train vs previous", "rating", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"),
       ("eval vs previous", "rating", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH")}
   assert "above the threshold 0.1" in found[0].description
   # The threshold is the knob: at 1.0 (its maximum) the check never trips.
   assert gate.drift_anomalies(current, previous, SCHEMA,
-                              gate.DriftThresholds(rating_js=1.0)) == []
+                              dataclasses.replace(THRESHOLDS, label_js=1.0)) == []
 
 
 def test_rating_statistics_count_the_five_values(tmp_path, ratings):
@@ -97,7 +103,7 @@ def test_one_rating_of_six_among_20000_is_a_schema_anomaly_not_drift(tmp_path, r
   planted.loc[7, "rating"] = 6
   current = _stats_artifact(tmp_path, "b", planted)
   # Value by value, one 6 in 20,000 moves the distribution by nothing worth a drift alarm.
-  assert gate.drift_anomalies(current, previous, SCHEMA, gate.DriftThresholds()) == []
+  assert gate.drift_anomalies(current, previous, SCHEMA, THRESHOLDS) == []
   # It is what it is: a value outside the schema's domain.
   anomalies = tfdv.validate_statistics(gate.load_split_statistics(current, "train"), SCHEMA,
                                        environment="TRAINING")
@@ -113,7 +119,7 @@ def test_one_rating_of_six_among_20000_is_a_schema_anomaly_not_drift(tmp_path, r
       frame.reset_index(drop=True), stats_options=tfdv.StatsOptions(schema=numeric))
       for frame in (ratings.iloc[::5][:20000], planted)]
   found = tfdv.validate_statistics(
-      as_numbers[1], gate.drift_schema(numeric, gate.DriftThresholds()),
+      as_numbers[1], gate.drift_schema(numeric, THRESHOLDS),
       environment="TRAINING", previous_statistics=as_numbers[0])
   assert anomalies_pb2.AnomalyInfo.COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH in [
       r.type for r in found.anomaly_info["rating"].reason]
@@ -123,7 +129,7 @@ def test_categorical_shift_drifts_on_l_infinity(tmp_path, ratings):
   normal = ratings.iloc[::25][:3000]
   previous = _stats_artifact(tmp_path, "a", normal)
   current = _stats_artifact(tmp_path, "b", normal.assign(user_occupation="student"))
-  found = gate.drift_anomalies(current, previous, SCHEMA, gate.DriftThresholds())
+  found = gate.drift_anomalies(current, previous, SCHEMA, THRESHOLDS)
   assert {(a.feature, a.kind) for a in found} == {
       ("user_occupation", "COMPARATOR_L_INFTY_HIGH")}
 
@@ -131,17 +137,19 @@ def test_categorical_shift_drifts_on_l_infinity(tmp_path, ratings):
 def test_no_baseline_skips_drift_and_check_lists_drift_with_the_fix(tmp_path, ratings):
   normal = ratings.iloc[::25][:3000]
   current = _stats_artifact(tmp_path, "b", normal.assign(rating=5))
-  assert gate.drift_anomalies(current, None, SCHEMA, gate.DriftThresholds()) == []
+  assert gate.drift_anomalies(current, None, SCHEMA, THRESHOLDS) == []
   anomalies = standard_artifacts.ExampleAnomalies()
   anomalies.uri = str(tmp_path / "anomalies")
   anomalies.split_names = artifact_utils.encode_split_names([])
-  gate.check(anomalies, statistics=current, baseline=None, schema=SCHEMA)  # first run
+  gate.check(anomalies, statistics=current, baseline=None, schema=SCHEMA,
+             thresholds=THRESHOLDS)  # first run
   previous = _stats_artifact(tmp_path, "a", normal)
   with pytest.raises(gate.DataValidationError) as e:
-    gate.check(anomalies, statistics=current, baseline=previous, schema=SCHEMA)
+    gate.check(anomalies, statistics=current, baseline=previous, schema=SCHEMA,
+               thresholds=THRESHOLDS)
   message = str(e.value)
   assert "feature=rating kind=COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" in message
-  assert previous.uri in message and "--drift-rating-js" in message
+  assert previous.uri in message and "--drift-label-js" in message
 
 
 # --- DriftBaseline: the gate's records of what passed. ---
@@ -238,12 +246,15 @@ def test_drift_thresholds_come_from_flags_and_the_config_file(tmp_path):
   config_file.write_text(json.dumps({"drift_categorical_linf": 0.5}))
   config, _, _ = run_command.plan_run(parser.parse_args([
       "run", "--data-dir", str(data), "--output-dir", str(tmp_path / "out"),
-      "--config", str(config_file), "--drift-rating-js", "0.2"]))
-  assert (config.drift_rating_js, config.drift_categorical_linf) == (0.2, 0.5)
+      "--config", str(config_file), "--drift-label-js", "0.2"]))
+  assert (config.drift_label_js, config.drift_categorical_linf) == (0.2, 0.5)
   nodes = {n.id: n for n in pipeline_lib.create_pipeline(config).components}
   gate_node = nodes[ids.VALIDATION_GATE]
-  assert gate_node.exec_properties["drift_rating_js"] == 0.2
+  assert gate_node.exec_properties["drift_label_js"] == 0.2
   assert gate_node.exec_properties["drift_categorical_linf"] == 0.5
+  # The columns compared come from the dataset spec: its label and categorical features.
+  assert gate_node.exec_properties["drift_js_columns"] == "rating"
+  assert gate_node.exec_properties["drift_linf_columns"] == "user_gender,user_occupation"
   assert "baseline_statistics" in gate_node.inputs
-  with pytest.raises(ValueError, match="drift_rating_js must be in"):
-    config.replace(drift_rating_js=0.0)
+  with pytest.raises(ValueError, match="drift_label_js must be in"):
+    config.replace(drift_label_js=0.0)

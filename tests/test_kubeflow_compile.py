@@ -19,11 +19,10 @@ from tfx.proto import range_config_pb2
 from tfx.utils import import_utils
 
 from kubeflow import runner
-from kubeflow.options import IMAGE_SCHEMA_FILE
 from pipeline import exit_codes
 from pipeline import ids, pipeline as pipeline_lib
 from pipeline.config import PipelineConfig
-from schema import SCHEMA_FILE
+from dataspec import spec as spec_lib
 from tools import cli
 from trainer.config import TrainingConfig
 
@@ -252,14 +251,15 @@ def test_a_local_pipeline_root_compiles_for_run_spec(tmp_path, capsys):
   job = json.loads((tmp_path / "p.json").read_text())
   tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
   assert job["pipelineSpec"]["defaultPipelineRoot"] == str(tmp_path / "root" / "tfx")
-  # The schema is read where it is (no image here), the data from the local directory.
-  assert _constant(tasks, ids.SCHEMA_GEN, "schema_file") == SCHEMA_FILE
+  # The data from the local directory.
   assert job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["data_dir"][
       "defaultValue"] == str(tmp_path / "data")
 
 
-def test_schema_is_read_from_the_image(tasks):
-  assert _constant(tasks, ids.SCHEMA_GEN, "schema_file") == IMAGE_SCHEMA_FILE
+def test_the_curated_schema_travels_in_the_compiled_spec(tasks):
+  # Its text, not a path: no file has to exist in the image or in Cloud Storage.
+  with open(spec_lib.load("movielens").schema) as f:
+    assert _constant(tasks, ids.SCHEMA_GEN, "curated_schema") == f.read()
 
 
 def test_every_task_runs_the_image(job):

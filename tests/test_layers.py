@@ -14,12 +14,12 @@ from tests.conftest import REPO
 # Package -> the packages of this project it may import (docs/design.md, "Layers").
 ALLOWED: Dict[str, Set[str]] = {
     "uet_upstream": set(),
-    "schema": set(),
-    "trainer": {"uet_upstream"},
-    "components": {"trainer", "uet_upstream"},
-    "pipeline": {"components", "trainer", "schema", "uet_upstream"},
-    "kubeflow": {"pipeline", "components", "trainer", "schema", "uet_upstream"},
-    "tools": {"kubeflow", "pipeline", "components", "trainer", "schema", "uet_upstream"},
+    "dataspec": set(),
+    "trainer": {"dataspec", "uet_upstream"},
+    "components": {"trainer", "dataspec", "uet_upstream"},
+    "pipeline": {"components", "trainer", "dataspec", "uet_upstream"},
+    "kubeflow": {"pipeline", "components", "trainer", "dataspec", "uet_upstream"},
+    "tools": {"kubeflow", "pipeline", "components", "trainer", "dataspec", "uet_upstream"},
 }
 
 

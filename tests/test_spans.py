@@ -9,7 +9,8 @@ import pytest
 from components.example_gen import spans
 from components.example_gen.reader import DataError
 from dataspec import spec as spec_lib
-from pipeline import cli
+from pipeline import exit_codes
+from tools import cli
 from tests.test_example_gen_formats import HEADER, make_spec, write
 
 MOVIELENS = spec_lib.load("movielens")
@@ -92,9 +93,9 @@ def test_a_parquet_source_with_iso_times(tmp_path):
 
 def test_uet_spans_cli(tmp_path, ml100k, capsys):
   assert cli.main(["spans", "--data-dir", str(ml100k), "--out", str(tmp_path / "s"),
-                   "--spans", "2"]) == cli.EXIT_OK
+                   "--spans", "2"]) == exit_codes.EXIT_OK
   out = capsys.readouterr().out.splitlines()
   assert len(out) == 2 and out[0].startswith("span 1: 1997-09-20 .. ")
   assert cli.main(["spans", "--data-dir", str(tmp_path / "nope"), "--out",
-                   str(tmp_path / "t"), "--spans", "2"]) == cli.EXIT_USAGE
+                   str(tmp_path / "t"), "--spans", "2"]) == exit_codes.EXIT_USAGE
   assert f"{tmp_path / 'nope'}: not a directory" in capsys.readouterr().err

@@ -132,7 +132,7 @@ def test_uet_spans_accepts_the_output(tmp_path, synthetic):
   written = spans.write_time_spans(MOVIELENS, str(synthetic), str(tmp_path / "spans"),
                                    num_spans=3)
   assert [s.number for s in written] == [1, 2, 3]
-  assert sum(s.num_ratings for s in written) == N
+  assert sum(s.num_rows for s in written) == N
 
 
 def test_users_and_movies_flags_set_the_user_and_item_cardinalities(tmp_path):

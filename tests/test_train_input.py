@@ -130,9 +130,9 @@ def _write_varied(path, num, seed=0):
   with tf.io.TFRecordWriter(str(path), options="GZIP") as w:
     for i in range(num):
       feature = {f: tf.train.Feature(bytes_list=tf.train.BytesList(value=[token()]))
-                 for f in (*features.MODEL_FEATURES, *EXTRA_FEATURES)}
+                 for f in (*FEATURES, *EXTRA_FEATURES)}
       ids.append(token(b"%d:" % i))
-      feature[features.MOVIE_ID] = tf.train.Feature(bytes_list=tf.train.BytesList(
+      feature["movie_id"] = tf.train.Feature(bytes_list=tf.train.BytesList(
           value=[ids[-1]]))
       feature[features.LABEL] = tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2]))
       w.write(tf.train.Example(features=tf.train.Features(feature=feature))
@@ -141,7 +141,7 @@ def _write_varied(path, num, seed=0):
 
 
 def _movie_ids(ds):
-  return [v for batch, _ in ds for v in batch[features.MOVIE_ID].numpy().tolist()]
+  return [v for batch, _ in ds for v in batch["movie_id"].numpy().tolist()]
 
 
 def _largest_dealt_part(path, buckets):

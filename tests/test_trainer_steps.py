@@ -17,8 +17,9 @@ import tensorflow_transform as tft
 from tensorflow_transform.tf_metadata import metadata_io
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from pipeline import local_runner
+from pipeline import local_runner, progress
 from trainer import features, run_fn as run_fn_lib, steps
+from tests.specs import FEATURES, MOVIELENS
 from trainer.config import TrainingConfig
 
 # Lines of TensorFlow's trace in an op error's message; none may reach the screen.
@@ -30,7 +31,7 @@ def _write(path, num):
   with tf.io.TFRecordWriter(str(path), options="GZIP") as w:
     for i in range(num):
       feature = {f: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"%d" % (i % 7)]))
-                 for f in features.MODEL_FEATURES}
+                 for f in FEATURES}
       feature[features.LABEL] = tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2]))
       w.write(tf.train.Example(features=tf.train.Features(feature=feature))
               .SerializeToString())
@@ -45,7 +46,7 @@ def _corrupt(path):
 
 def _fn_args(tmp_path, train_file, eval_file):
   """FnArgs as TFX's Trainer gives them, with the transformed schema Transform writes."""
-  spec = {f: tf.io.FixedLenFeature([1], tf.string) for f in features.MODEL_FEATURES}
+  spec = {f: tf.io.FixedLenFeature([1], tf.string) for f in FEATURES}
   spec[features.LABEL] = tf.io.FixedLenFeature([1], tf.int64)
   transform = tmp_path / "transform"
   metadata_io.write_metadata(tft.DatasetMetadata.from_feature_spec(spec),
@@ -55,7 +56,8 @@ def _fn_args(tmp_path, train_file, eval_file):
                 transform_graph_path=str(transform),
                 serving_model_dir=str(tmp_path / "serving"),
                 model_run_dir=str(tmp_path / "model_run"),
-                custom_config={"training": training.to_dict()})
+                custom_config={"training": training.to_dict(),
+                               features.DATASET_KEY: MOVIELENS.to_json()})
 
 
 @pytest.mark.parametrize("cut,step", [
@@ -94,7 +96,7 @@ def test_the_run_log_keeps_the_trace_the_screen_leaves_out(tmp_path):
       from trainer import train  # pylint: disable=g-import-not-at-top
       train.count_files([str(path)])
   log_file = tmp_path / "logs" / "run.log"
-  with local_runner._LogsToFile(str(log_file)):  # pylint: disable=protected-access
+  with progress.LogsToFile(str(log_file)):
     local_runner.log_failure(raised.value)
   log = log_file.read_text()
   assert str(raised.value) in log

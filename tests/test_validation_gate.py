@@ -9,7 +9,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
 from components.validation_gate import executor as gate
-from schema import SCHEMA_FILE
+from dataspec import spec as spec_lib
 
 
 def _rows(**changes):
@@ -22,7 +22,7 @@ def _rows(**changes):
 
 def _anomalies_artifact(tmp_path, frame):
   """Runs TFDV's validation against our schema and stores it as ExampleValidator does."""
-  schema = io_utils.SchemaReader().read(SCHEMA_FILE)
+  schema = io_utils.SchemaReader().read(spec_lib.load("movielens").schema)
   stats = tfdv.generate_statistics_from_dataframe(frame)
   anomalies = tfdv.validate_statistics(stats, schema, environment="TRAINING")
   artifact = standard_artifacts.ExampleAnomalies()

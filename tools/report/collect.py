@@ -285,9 +285,12 @@ def _validation_gate(store: mlmd.MetadataStore, nodes: Dict[str, results.NodeRun
   if gate_node is None:
     return Gate("Data validation", "not reached"), anomalies, [], None
   execution = executions[ids.VALIDATION_GATE]
+  columns = lambda name: tuple(  # noqa: E731
+      c for c in (_exec_property(execution, name) or "").split(",") if c)
   thresholds = gate_lib.DriftThresholds(
-      rating_js=_exec_property(execution, "drift_rating_js"),
-      categorical_linf=_exec_property(execution, "drift_categorical_linf"))
+      label_js=_exec_property(execution, "drift_label_js"),
+      categorical_linf=_exec_property(execution, "drift_categorical_linf"),
+      js_columns=columns("drift_js_columns"), linf_columns=columns("drift_linf_columns"))
   statistics = _input_artifacts(store, execution.id, "statistics")
   # On the first run DriftBaseline's output stands for nothing: there is no baseline.
   baseline = [a for a in _input_artifacts(store, execution.id, "baseline_statistics")

@@ -29,7 +29,7 @@ import sys
 from typing import Dict, Mapping, Optional, Union
 
 from dataspec import spec as spec_lib
-from pipeline.cli import EXIT_OK, EXIT_USAGE
+from pipeline.exit_codes import EXIT_OK, EXIT_USAGE
 from tools.synth import profile as profile_lib
 
 CHUNK = 262_144  # rows generated and written at a time (rounded up to whole blocks)
