@@ -66,6 +66,12 @@ def _check_export(tmp_path, spec, serialized, requests, schema, model_type="unif
   transformed = tf_transform_output.transform_raw_features(parsed)
   inputs = {k: transformed[k] if isinstance(transformed[k], tf.SparseTensor)
             else tf.reshape(transformed[k], [-1]) for k in model.input_names_and_dtypes}
+  # After training the Trainer fits the unseen-id defaults from every input, a sparse
+  # (multivalent) one included; the export serves the fitted defaults.
+  if config.admission_features:
+    moved = model.fit_unseen_defaults(
+        tf.data.Dataset.from_tensors((inputs, tf.zeros([len(serialized)]))))
+    assert set(moved) == set(config.admission_features)
   expected = tf.reshape(model(inputs), [-1]).numpy()
 
   export_dir = os.path.join(tmp_path, "model")

@@ -278,6 +278,14 @@ class UnseenDefault(tf.keras.layers.Layer):
     return config
 
 
+def _gather_rows(values, rows: Sequence[int]):
+  """`values`' rows `rows`: a dense batch, or a multivalent feature's [batch, None] sparse
+  one (kept sparse, as the embedding layer pools it)."""
+  if isinstance(values, tf.SparseTensor):
+    return tf.gather(tf.RaggedTensor.from_sparse(values), rows).to_sparse()
+  return tf.gather(values, rows)
+
+
 def rare_id_means(embedding: tf.keras.layers.Layer, dataset: tf.data.Dataset,
                   layout: Sequence[Sequence[Any]], feature_names: Sequence[str],
                   quantile: float = RARE_QUANTILE) -> Dict[str, np.ndarray]:
@@ -320,7 +328,7 @@ def rare_id_means(embedding: tf.keras.layers.Layer, dataset: tf.data.Dataset,
     # slice of the batch's array would keep the whole batch alive, and on a large dataset
     # nearly every batch brings a new id.
     row_of = {i: k for k, i in enumerate(rows)}
-    embedded = embedding({k: tf.gather(v, rows) for k, v in x.items()}, training=False,
+    embedded = embedding({k: _gather_rows(v, rows) for k, v in x.items()}, training=False,
                          concatenated=True).numpy()
     for f, new in new_ids.items():
       lo, d = columns[f]
