@@ -78,6 +78,24 @@ def test_input_larger_than_the_buffer_is_shuffled_across_all_of_it(tmp_path):
   assert (tmp_path / "scratch").is_dir()
 
 
+@pytest.mark.parametrize("global_seed", [0, 5])
+def test_the_bucket_order_ignores_tensorflows_global_seed(tmp_path, global_seed):
+  # The Trainer sets the global seed from the config (`seed: 0` is a valid config); the
+  # bucketed shuffle must build and give the order its own seed gives.
+  path = tmp_path / "part-0.gz"
+  _write(path, 500)
+  build = lambda d: train.make_dataset(  # noqa: E731
+      [str(path)], _spec(), batch_size=50, shuffle_buffer=100, seed=3,
+      scratch_dir=str(tmp_path / d))
+  tf.random.set_seed(None)
+  expected = _positions(build("unseeded"))
+  try:
+    tf.keras.utils.set_random_seed(global_seed)
+    assert _positions(build(f"seeded-{global_seed}")) == expected
+  finally:
+    tf.random.set_seed(None)
+
+
 def test_input_within_the_buffer_is_shuffled_in_memory(tmp_path):
   path = tmp_path / "part-0.gz"
   _write(path, 200)

@@ -182,9 +182,16 @@ def _shuffled(records: tf.data.Dataset, buffer: int, seed: Optional[int],
     def records_of(part):
       return tf.ensure_shape(tf.io.parse_tensor(part, tf.string), [None])
 
+    def shuffle(bucket):
+      # Stateless: the order depends on the bucket's seed alone, whatever TensorFlow's
+      # global seed is (a tensor seed given to `Dataset.shuffle` fails to trace when the
+      # global seed is 0).
+      return tf.random.experimental.stateless_shuffle(
+          bucket, tf.stack([bucket_seed, tf.constant(0, bucket_seed.dtype)]))
+
+    # A bucket holds at most `buffer` records: one batch of all of it, shuffled.
     return (tf.data.TFRecordDataset(path, compression_type=SCRATCH_OPTIONS.compression_type)
-            .map(records_of).unbatch()
-            .shuffle(buffer, seed=bucket_seed, reshuffle_each_iteration=False))
+            .map(records_of).unbatch().batch(buffer).map(shuffle).unbatch())
 
   return tf.data.Dataset.from_tensor_slices(
       ([paths[b] for b in order], bucket_seeds[order])).flat_map(shuffled_bucket)
