@@ -250,7 +250,7 @@ def _load(results: str) -> List[Dict[str, Any]]:
 def _save(runs: List[Dict[str, Any]], results: str) -> None:
   with open(os.path.join(results, "scale.json"), "w") as f:
     json.dump({"machine": f"{os.cpu_count()} cores (what else ran beside each run is noted "
-                          "in the README's Scale section)",
+                          "in docs/measured.md, Scale)",
                "runs": runs}, f, indent=2)
 
 
@@ -301,7 +301,7 @@ def report(runs: List[Dict[str, Any]]) -> str:
   by_size = _by_size(runs)
   lines = ["# Cost curve: `uet run` on synthetic ratings (`bench/scale.py`)", "",
            f"{os.cpu_count()} cores. Seconds depend on the machine and on what else ran "
-           "beside each run (noted per row in the README's Scale section); ratios carry "
+           "beside each run (noted per row in docs/measured.md, Scale); ratios carry "
            "over better than seconds. Each seed is one input (`uet synth --seed`).", "",
            "Every size, over its seeds:", "",
            "| ratings | seeds | passed | wall (s), median [min, max] of passed | peak RSS, "

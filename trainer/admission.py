@@ -17,7 +17,7 @@ MovieLens, `uet simulate`), so that is the common case, not the corner case. Her
     set to the mean embedding of the window's rarer ids (`rare_id_means`: those seen at
     most as often as the median id), since a new id is most like the ids seen least.
     Optionally (`id_dropout`) training also drops admitted ids to the default, which then
-    trains it as a weight; measured, both lost to the rare-id mean (README);
+    trains it as a weight; measured, both lost to the rare-id mean (docs/measured.md);
   * the filter's bytes and the default vectors are paid from the embedding budget
     (`trainer.config.BYTES_PER_PARAMETER` bytes per float32 parameter).
 
