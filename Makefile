@@ -14,9 +14,10 @@ run: setup
 	.venv/bin/uet run --output-dir $(OUTPUT) $(if $(MIRROR),--mirror $(MIRROR))
 
 # The run-report test needs Chromium: setup installs it when it can (see scripts/setup.sh).
+# Two workers, one file each at a time: a file's shared pipeline run stays in one worker.
 test:
 	@bash scripts/setup.sh --with-browser
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n 2 --dist loadfile
 
 bench-pipeline: setup
 	.venv/bin/python bench/pipeline_timing.py $(if $(MIRROR),--mirror $(MIRROR))
