@@ -110,7 +110,7 @@ def assert_component_failed(production: Production, stderr: str, component: str)
 def test_max_bad_rows_quarantines_reports_and_still_pushes(production):
   assert production.code == 0
   assert production.summary["quarantined_rows"] == 2
-  assert "quarantined: 2 malformed ratings rows (--max-bad-rows 2)" in production.stdout
+  assert "quarantined: 2 malformed rows (--max-bad-rows 2)" in production.stdout
   assert production.quarantine[0] == "file\tline\treason\trow"
   rows = [line.split("\t") for line in production.quarantine[1:]]
   assert [int(r[1]) for r in rows] == sorted(QUARANTINED)
