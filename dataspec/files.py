@@ -30,6 +30,9 @@ SPAN = "{SPAN}"
 SPAN_DIR_PATTERN = "span-" + SPAN
 UTF8_BOM = b"\xef\xbb\xbf"
 _HEADER_READ_BYTES = 1 << 16
+# What to do about an empty data file (plan time).
+EMPTY_FIX = ("write its rows there (an interrupted export leaves such files), or point the "
+             "spec at another file")
 
 
 class HeaderError(ValueError):
@@ -220,7 +223,7 @@ def _columns_of(path: str, fmt: str, options: spec_lib.CsvOptions, what: str) ->
   """The columns of a file (header, given names, or Parquet schema). SpecError when it is
   empty or unreadable, or a headerless file's first line has another field count."""
   if os.path.getsize(path) == 0:
-    raise SpecError(f"{path}: the file is empty ({what})")
+    raise SpecError(f"{path}: the file is empty ({what}): {EMPTY_FIX}")
   if fmt == "parquet":
     import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
     try:
@@ -229,7 +232,7 @@ def _columns_of(path: str, fmt: str, options: spec_lib.CsvOptions, what: str) ->
       raise SpecError(f"{path}: not a Parquet file ({e}); {what} declares format parquet") \
           from None
     if metadata.num_rows == 0:
-      raise SpecError(f"{path}: no rows; the file is empty ({what})")
+      raise SpecError(f"{path}: no rows; the file is empty ({what}): {EMPTY_FIX}")
     return list(metadata.schema.to_arrow_schema().names)
   try:
     header = read_header(path, options)
@@ -241,7 +244,8 @@ def _columns_of(path: str, fmt: str, options: spec_lib.CsvOptions, what: str) ->
                     f"names {len(options.columns)} ({', '.join(options.columns)}); fix "
                     f"csv.columns or csv.delimiter in the spec ({what})")
   if options.header and not header.has_rows:
-    raise SpecError(f"{path}: no rows after the header; the file is empty ({what})")
+    raise SpecError(f"{path}: no rows after the header; the file is empty ({what}): "
+                    f"{EMPTY_FIX}")
   return list(header.columns)
 
 
@@ -314,7 +318,7 @@ def check(spec: spec_lib.DatasetSpec, data_dir: Optional[str],
   if source.format == "tfrecord":
     for path in files:
       if os.path.getsize(path) == 0:
-        raise SpecError(f"{path}: the file is empty (source.path of {name})")
+        raise SpecError(f"{path}: the file is empty (source.path of {name}): {EMPTY_FIX}")
   else:
     have = _columns_of(files[0], source.format, source.csv, f"source.path of {name}")
     problem = missing_columns(spec, files[0], have)

@@ -313,20 +313,31 @@ class DatasetSpec:
     return _to_plain(self)
 
   def to_json(self) -> str:
-    """Canonical JSON (sorted keys): what travels in `custom_config` and is fingerprinted."""
-    return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+    """Canonical JSON (sorted keys) of what the spec declares: what travels in
+    `custom_config` and in a compiled pipeline, and so is part of the components' cache keys.
+
+    Where the spec was read on this machine is left out (`origin`, the curated schema's
+    file path `schema`, `source.data_dir`): the same spec gives the same JSON from any
+    checkout or machine. The components never read those paths: the data directory reaches
+    ExampleGen as its `input_base`, and the curated schema's text reaches SchemaGen as its
+    own property (`PipelineConfig.curated_schema`); the domain sizes taken from it are
+    already in the features. `from_json(to_json())` is the spec with those three unset.
+    """
+    d = self.to_dict()
+    d["origin"] = ""
+    d["schema"] = None
+    d["source"]["data_dir"] = None
+    return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
   @property
   def fingerprint(self) -> str:
-    """A hash of the spec's content (not of where it was loaded from)."""
-    d = self.to_dict()
-    d.pop("origin", None)
-    blob = json.dumps(d, sort_keys=True).encode("utf-8")
+    """A hash of the spec's content and its curated schema's text, not of where either was
+    loaded from."""
     schema_bytes = b""
     if self.schema and os.path.isfile(self.schema):
       with open(self.schema, "rb") as f:
         schema_bytes = f.read()
-    return hashlib.sha256(blob + b"\0" + schema_bytes).hexdigest()[:16]
+    return hashlib.sha256(self.to_json().encode("utf-8") + b"\0" + schema_bytes).hexdigest()[:16]
 
   def replace(self, **changes: Any) -> "DatasetSpec":
     return dataclasses.replace(self, **changes)

@@ -1,10 +1,10 @@
 """`uet compile` and `uet schedule`: the pipeline on Vertex AI / Kubeflow Pipelines.
 
-  uet compile --target vertex --pipeline-root gs://B/uet --data-dir gs://B/ml-100k \\
-      --image IMAGE --output pipeline.json
+  uet compile --target vertex --dataset SPEC --pipeline-root gs://B/uet \\
+      --data-dir gs://B/data --image IMAGE --output pipeline.json
   uet schedule --target vertex --pipeline pipeline.json --project P --region R \\
       --cron "TZ=UTC 0 3 * * 1" [--param min_auc_gain=0.02] [--dry-run]
-  uet run-spec pipeline.json [--pipeline-root DIR] [--parameter NAME=VALUE ...]
+  uet run-spec pipeline.json [--dataset SPEC] [--pipeline-root DIR] [--parameter NAME=VALUE ...]
 
 Only argparse is imported here; TFX, KFP and the Vertex SDK load inside the commands, so
 `uet --help` stays fast.
@@ -36,6 +36,8 @@ def _add_run_spec_parser(sub) -> None:
   p.add_argument("spec", metavar="FILE", help="the file `uet compile` wrote")
   p.add_argument("--pipeline-root", help="local directory for the run's artifacts (default: "
                  "the compiled root, which must then be local)")
+  p.add_argument("--dataset", help="the dataset (a preset or a spec file) the pipeline must "
+                 "have been compiled for; refused when it was compiled for another one")
   p.add_argument("--parameter", action="append", metavar="NAME=VALUE",
                  help="runtime parameter value (repeatable); the others keep the spec's "
                  "defaults")
@@ -54,16 +56,20 @@ def _add_compile_parser(sub) -> None:
   p.add_argument("--pipeline-root", help="gs:// root of everything the runs write: "
                  "artifacts under ROOT/tfx, pushed models under ROOT/serving (required "
                  "unless the --config file has output_dir)")
-  p.add_argument("--data-dir", help="default of the data_dir runtime parameter: a "
-                 "MovieLens-layout directory the containers can read, e.g. gs://B/ml-100k "
-                 "(required unless the --config file has data_dir)")
+  p.add_argument("--dataset", help="the dataset: a preset (movielens, taxi, wide) or a "
+                 "dataset spec file (.yaml/.json), as for uet run; default: movielens. The "
+                 "compiled pipeline carries the spec")
+  p.add_argument("--data-dir", help="default of the data_dir runtime parameter: the "
+                 "directory the dataset spec's paths are relative to, one the containers can "
+                 "read, e.g. gs://B/data (default: the --config file's data_dir, else the "
+                 "spec's source.data_dir)")
   p.add_argument("--image", required=True, help="container image built from "
                  "kubeflow/Dockerfile, e.g. us-central1-docker.pkg.dev/P/uet/uet:TAG")
   p.add_argument("--output", help="where to write: .json (PipelineJob) or .yaml "
                  "(PipelineSpec; required for kubeflow); default pipeline.json for vertex, "
                  "pipeline.yaml for kubeflow")
   p.add_argument("--config", help="JSON config file (keys of PipelineConfig, as for uet run)")
-  p.add_argument("--pipeline-name", help="pipeline name (default uet-movielens)")
+  p.add_argument("--pipeline-name", help="pipeline name (default uet-<the dataset's name>)")
   p.add_argument("--epochs", type=int, help="default of the epochs runtime parameter")
   p.add_argument("--min-auc-gain", type=float,
                  help="default of the min_auc_gain runtime parameter (0.01)")
@@ -124,6 +130,8 @@ def _add_schedule_parser(sub) -> None:
   p.add_argument("--namespace", help="kubeflow: namespace (multi-user deployments)")
   p.add_argument("--service-account", help="service account the runs use")
   p.add_argument("--pipeline-root", help="override the compiled pipeline root")
+  p.add_argument("--dataset", help="the dataset (a preset or a spec file) the pipeline must "
+                 "have been compiled for; refused when it was compiled for another one")
   p.add_argument("--dry-run", action="store_true", help="print the request, send nothing")
   p.set_defaults(func=cmd_schedule)
 
@@ -156,18 +164,34 @@ def build_compile_inputs(args: argparse.Namespace):
   """
   from kubeflow import options as options_lib  # pylint: disable=g-import-not-at-top
   from pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
+  from components import paths  # pylint: disable=g-import-not-at-top
+  from dataspec import files, spec as spec_lib  # pylint: disable=g-import-not-at-top
   values = config_lib.load_file(args.config) if args.config else {}
   values.pop("mirror", None)  # `uet run`'s local download option
   if not (args.pipeline_root or values.get("output_dir")):
     raise ValueError("--pipeline-root is required (gs://BUCKET/uet: where the runs write)")
-  if not (args.data_dir or values.get("data_dir")):
-    raise ValueError("--data-dir is required (the default of the data_dir runtime parameter, "
-                     "e.g. gs://BUCKET/ml-100k)")
+  # The dataset and its data directory resolve as for `uet run` (tools/run_command.py).
+  dataset = spec_lib.load(args.dataset or values.get("dataset"))
+  values["dataset"] = dataset
+  data_dir = (args.data_dir or values.get("data_dir")
+              or spec_lib.resolve_data_dir(dataset, None))
+  if not data_dir:
+    raise ValueError(f"dataset {dataset.name} names no data directory (source.data_dir): "
+                     "pass --data-dir, the default of the data_dir runtime parameter, e.g. "
+                     "gs://BUCKET/data")
+  if paths.is_local(data_dir) and paths.is_local(args.pipeline_root or values["output_dir"]):
+    # A pipeline for `uet run-spec` on this machine: its data directory is checked as
+    # `uet run` checks it, and a span layout found there becomes the compiled input
+    # pattern. (A cloud root with a local data directory is refused by the compiler.)
+    found = files.check(dataset, data_dir)
+    data_dir = found.data_dir
+    if found.spans and not values.get("span_pattern"):
+      values["span_pattern"] = found.pattern
   training, evaluation = config_lib.sections_with_flags(
       values, epochs=args.epochs, min_auc_gain=args.min_auc_gain, auc_floor=args.auc_floor)
   direct = args.beam_runner == options_lib.DIRECT
   config = config_lib.from_mapping(
-      values, data_dir=args.data_dir, output_dir=args.pipeline_root,
+      values, data_dir=data_dir, output_dir=args.pipeline_root,
       pipeline_name=args.pipeline_name, training=training, evaluation=evaluation,
       beam_args=tuple(args.beam_arg) if (args.beam_arg and direct) else None,
       enable_cache=False if args.no_cache else None, max_bad_rows=args.max_bad_rows,
@@ -220,8 +244,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
   """`uet schedule`: builds the request, prints it (--dry-run) or sends it."""
-  from kubeflow import cron as cron_lib, schedule  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from kubeflow import compiled, cron as cron_lib, schedule
+  # pylint: enable=g-import-not-at-top
   try:
+    if args.dataset:
+      compiled.check_dataset(schedule.load_compiled(args.pipeline)[0], args.pipeline,
+                             args.dataset)
     overrides: Dict[str, Any] = parse_assignments(args.param, "--param")
     if args.span is not None:
       overrides["range_config"] = schedule.span_range_config(args.span)
@@ -253,7 +282,8 @@ def cmd_run_spec(args: argparse.Namespace) -> int:
   except ValueError as e:
     return _error("run-spec", e)
   try:
-    result = run_spec.run(args.spec, pipeline_root=args.pipeline_root, overrides=overrides)
+    result = run_spec.run(args.spec, pipeline_root=args.pipeline_root, overrides=overrides,
+                          dataset=args.dataset)
   except run_spec.StoreDamaged as e:
     print(f"uet run-spec: error: {e}", file=sys.stderr)
     return EXIT_METADATA

@@ -2,9 +2,10 @@
 
 What changes between scheduled runs without recompiling:
 
-  data_dir      (string)  ExampleGen's `input_base`: the MovieLens-layout directory to read.
+  data_dir      (string)  ExampleGen's `input_base`: the directory the compiled dataset
+                          spec's source paths (and side tables) are relative to.
   range_config  (string)  ExampleGen's `range_config`, a RangeConfig JSON: which span to read
-                          when the ratings pattern has `{SPAN}`; "" reads the latest span.
+                          when the source pattern has `{SPAN}`; "" reads the latest span.
   min_auc_gain  (double)  AUC the candidate must gain over the hash baseline to be blessed.
   max_auc_regression (double) AUC the candidate may lose against the model in production.
   auc_floor     (double)  minimum candidate AUC to be blessed (every Evaluator).
@@ -44,12 +45,12 @@ class Parameter:
 
 
 DATA_DIR = Parameter(
-    "data_dir", str, "Directory in the MovieLens-100K layout (u.data, u.user) that "
-    "ExampleGen reads, e.g. gs://BUCKET/ml-100k.")
+    "data_dir", str, "Directory ExampleGen reads: the dataset spec's source.path and side "
+    "tables are relative to it, e.g. gs://BUCKET/data.")
 RANGE_CONFIG = Parameter(
     "range_config", str, 'Span ExampleGen reads, as a RangeConfig JSON, e.g. '
     '{"static_range": {"start_span_number": 3, "end_span_number": 3}}; empty: the latest '
-    "span. Needs a ratings pattern with {SPAN}.")
+    "span. Needs a source pattern with {SPAN}.")
 MIN_AUC_GAIN = Parameter(
     executors.MIN_AUC_GAIN_KEY, float, "AUC the unified candidate must gain over the hash "
     "baseline (absolute) to be blessed and pushed.")

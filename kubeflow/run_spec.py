@@ -54,7 +54,7 @@ from ml_metadata.proto import metadata_store_pb2
 from components import paths
 from dataspec import files
 from dataspec import spec as spec_lib
-from kubeflow import cel
+from kubeflow import cel, compiled
 from pipeline import disk, lock, metadata_backup
 
 # The placeholder KFP replaces by the whole ExecutorInput; the only one TFX's tasks use.
@@ -369,11 +369,12 @@ class _Runner:
   """One run of a compiled pipeline (the caller holds the pipeline root's lock)."""
 
   def __init__(self, job: Dict[str, Any], pipeline_root: str,
-               overrides: Mapping[str, str], stream: TextIO, python_dir: Optional[str]):
+               overrides: Mapping[str, str], stream: TextIO, python_dir: Optional[str],
+               dataset: Optional[spec_lib.DatasetSpec]):
     self.spec = job["pipelineSpec"]
     self.root = local_pipeline_root(job, pipeline_root)
     self.parameters = parameter_values(job, overrides)
-    _check_data_dir(self.parameters.get(DATA_DIR_PARAMETER))
+    _check_data_dir(self.parameters.get(DATA_DIR_PARAMETER), dataset)
     self.stream = stream
     self.python_dir = python_dir or os.path.dirname(sys.executable)
     name = self.spec.get("pipelineInfo", {}).get("name", "pipeline")
@@ -599,7 +600,7 @@ class _Runner:
 
 def run(path: str, pipeline_root: Optional[str] = None,
         overrides: Optional[Mapping[str, str]] = None, stream: Optional[TextIO] = None,
-        python_dir: Optional[str] = None) -> RunResult:
+        python_dir: Optional[str] = None, dataset: Optional[str] = None) -> RunResult:
   """Runs the compiled pipeline at `path` on this machine.
 
   Args:
@@ -608,28 +609,37 @@ def run(path: str, pipeline_root: Optional[str] = None,
     overrides: runtime parameter values, as strings.
     stream: where the progress lines go (default: standard error).
     python_dir: the directory whose `python` runs the tasks (default: this interpreter's).
+    dataset: `--dataset`: the preset or spec file the pipeline must have been compiled for
+      (None: no check).
 
   Returns:
     What ran, with the output artifacts of each task.
 
   Raises:
     RunSpecError: the spec cannot run here (before any task runs, or at the task that
-      cannot); StoreDamaged when that is the run-spec store.
+      cannot), e.g. it was compiled for another dataset than `dataset`, or a local data_dir
+      does not hold the compiled dataset's files; StoreDamaged when that is the run-spec
+      store.
     lock.RunLockedError: another run holds the pipeline root.
     TaskFailed: a task's process failed; no later task ran.
     RunCancelled: SIGTERM stopped the run; no later task ran.
   """
   job = load(path)
+  try:
+    spec = compiled.check_dataset(job["pipelineSpec"], path, dataset)
+  except ValueError as e:  # SpecError, DatasetMismatch
+    raise RunSpecError(str(e)) from None
   root = local_pipeline_root(job, pipeline_root)
   with lock.output_lock(root, holder="uet run-spec"):
-    return _Runner(job, root, overrides or {}, stream or sys.stderr, python_dir).run()
+    return _Runner(job, root, overrides or {}, stream or sys.stderr, python_dir, spec).run()
 
 
-def _check_data_dir(value: Any) -> None:
-  """A local `data_dir` must hold the dataset's files, as for `uet run --data-dir`."""
-  if not isinstance(value, str) or not value or not paths.is_local(value):
+def _check_data_dir(value: Any, dataset: Optional[spec_lib.DatasetSpec]) -> None:
+  """A local `data_dir` must hold the compiled dataset's files, as for `uet run --data-dir`
+  (a pipeline that carries no dataset spec is not checked)."""
+  if not isinstance(value, str) or not value or not paths.is_local(value) or dataset is None:
     return  # on the cloud's storage: the ExampleGen task reads it
   try:
-    files.check(spec_lib.load("movielens"), value, given_as=DATA_DIR_PARAMETER)
+    files.check(dataset, value, given_as=DATA_DIR_PARAMETER)
   except spec_lib.SpecError as e:
     raise RunSpecError(str(e)) from None

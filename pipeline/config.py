@@ -63,7 +63,7 @@ class PipelineConfig:
     evaluation: blessing thresholds.
     beam_args: Beam pipeline arguments for the Beam-powered components.
     enable_cache: reuse executions whose inputs, code and config are unchanged.
-    max_bad_rows: malformed ratings rows quarantined before failing (0: fail fast).
+    max_bad_rows: malformed rows quarantined before failing (0: fail fast).
     tpu: TPU name/address for the Trainers (None: detect).
     span_pattern: the source pattern relative to data_dir with `{SPAN}` (e.g.
       `span-{SPAN}/u.data`): each run ingests the newest span. None: the dataset's

@@ -14,6 +14,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx.utils import path_utils
 
+from components.example_gen import executor as example_gen_executor
 from pipeline import ids
 from pipeline import store as store_lib
 from uet_upstream import tfx as upstream_tfx
@@ -201,12 +202,23 @@ def pushed_model_dir(nodes: Dict[str, NodeRun]) -> Optional[str]:
   return None
 
 
-def quarantined_rows(nodes: Dict[str, NodeRun]) -> int:
-  """Malformed ratings rows the ExampleGen quarantined (0 when none, or it did not run)."""
+def _ingest_count(nodes: Dict[str, NodeRun], name: str) -> int:
   node = nodes.get(ids.EXAMPLE_GEN)
   examples = node.outputs.get("examples", []) if node else []
-  count = examples[0].custom_properties.get("quarantined_rows") if examples else None
+  count = examples[0].custom_properties.get(name) if examples else None
   return count.int_value if count else 0
+
+
+def quarantined_rows(nodes: Dict[str, NodeRun]) -> int:
+  """Malformed rows the ExampleGen quarantined under --max-bad-rows (0 when none, or it did
+  not run)."""
+  return _ingest_count(nodes, example_gen_executor.QUARANTINED_ROWS_PROPERTY)
+
+
+def dropped_rows(nodes: Dict[str, NodeRun]) -> int:
+  """Rows the ExampleGen dropped for lack of a label, as the spec's `label.missing: drop`
+  says (0 when none, or it did not run)."""
+  return _ingest_count(nodes, example_gen_executor.DROPPED_ROWS_PROPERTY)
 
 
 def trained_models(nodes: Dict[str, NodeRun]) -> Dict[str, Any]:
@@ -248,7 +260,7 @@ def summarize(metadata_path: str, pipeline_name: str) -> Dict[str, Any]:
     `component_seconds`; each gate's numbers (`candidate_auc`, `baseline_auc`, their
     LogLoss, `sliced_metrics`, `baseline_gate_blessed`, `production_gate`); `blessed`
     (passed every gate, i.e. what the Pusher acted on); `pushed_model_dir`; the trained
-    models' directories and warm start; `quarantined_rows`.
+    models' directories and warm start; `quarantined_rows` and `dropped_rows`.
   """
   nodes: Dict[str, NodeRun] = {}
   run_id = None
@@ -272,5 +284,6 @@ def summarize(metadata_path: str, pipeline_name: str) -> Dict[str, Any]:
       "pushed_model_dir": pushed_model_dir(nodes),
       **trained_models(nodes),
       "quarantined_rows": quarantined_rows(nodes),
+      "dropped_rows": dropped_rows(nodes),
   }
   return summary

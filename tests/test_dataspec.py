@@ -2,7 +2,9 @@
 mistake in a spec is an error that names the key and what to write instead."""
 
 import copy
+import dataclasses
 import json
+import os
 import subprocess
 import sys
 
@@ -47,10 +49,19 @@ def test_movielens_preset_declares_the_tutorials_six_features():
 
 def test_spec_round_trips_through_json_and_fingerprints_its_content():
   spec = spec_lib.load("movielens")
-  assert spec_lib.from_json(spec.to_json()) == spec
   assert spec_lib.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
-  moved = spec.replace(origin="/elsewhere/movielens.yaml")
-  assert moved.fingerprint == spec.fingerprint
+  # The JSON that travels (custom_config, the compiled pipeline) leaves out where the spec
+  # and its schema were read on this machine; everything the spec declares round-trips.
+  unplaced = spec.replace(origin="", schema=None,
+                          source=dataclasses.replace(spec.source, data_dir=None))
+  assert spec_lib.from_json(spec.to_json()) == unplaced
+  moved = spec.replace(origin="/elsewhere/movielens.yaml", schema="/elsewhere/s.pbtxt",
+                       source=dataclasses.replace(spec.source, data_dir="/elsewhere/data"))
+  assert moved.to_json() == spec.to_json()
+  assert "/" + os.path.basename(spec_lib.PRESETS_DIR) not in spec.to_json()
+  # The fingerprint follows the content, the curated schema's text included.
+  copied = spec.replace(schema=None)
+  assert copied.fingerprint != spec.fingerprint  # no curated schema is another contract
   changed = spec.replace(slices=("user_gender",))
   assert changed.fingerprint != spec.fingerprint
 

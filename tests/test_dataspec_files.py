@@ -69,7 +69,8 @@ def test_missing_and_empty_files(tmp_path):
       f"{d}, or fix source.path")
   _movielens(d, ratings="")
   assert _refusal(MOVIELENS, d) == (
-      f"{d}/u.data: the file is empty (source.path of dataset spec {ORIGIN})")
+      f"{d}/u.data: the file is empty (source.path of dataset spec {ORIGIN}): write its rows "
+      "there (an interrupted export leaves such files), or point the spec at another file")
   assert _refusal(MOVIELENS, d / "u.data") == f"--data-dir {d}/u.data: not a directory"
 
 
@@ -94,7 +95,8 @@ def test_a_column_the_file_lacks_names_the_spec_key(tmp_path):
   write(tmp_path, "events.csv", HEADER)
   assert _refusal(make_spec(), tmp_path) == (
       f"{tmp_path}/events.csv: no rows after the header; the file is empty (source.path of "
-      "dataset spec test.yaml)")
+      "dataset spec test.yaml): write its rows there (an interrupted export leaves such "
+      "files), or point the spec at another file")
 
 
 def test_side_table_keys_and_columns_must_exist_on_both_sides(tmp_path):

@@ -18,7 +18,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 from tfx.proto import range_config_pb2
 from tfx.utils import import_utils
 
-from kubeflow import runner
+from kubeflow import compiled, runner
 from pipeline import exit_codes
 from pipeline import ids, pipeline as pipeline_lib
 from pipeline.config import PipelineConfig
@@ -243,17 +243,77 @@ def test_earlier_decisions_are_read_by_tasks_not_rewritten_resolvers(job, tasks)
   assert _producer(tasks, ids.PUSHER, "examples") == ids.EXAMPLE_GEN
 
 
-def test_a_local_pipeline_root_compiles_for_run_spec(tmp_path, capsys):
+def test_a_local_pipeline_root_compiles_for_run_spec(tmp_path, capsys, ml100k):
   argv = ["compile", "--pipeline-root", str(tmp_path / "root"), "--data-dir",
-          str(tmp_path / "data"), "--image", IMAGE, "--output", str(tmp_path / "p.json")]
+          str(ml100k), "--image", IMAGE, "--output", str(tmp_path / "p.json")]
   assert cli.main(argv) == 0
   assert "run this file with `uet run-spec`" in capsys.readouterr().err
   job = json.loads((tmp_path / "p.json").read_text())
-  tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
   assert job["pipelineSpec"]["defaultPipelineRoot"] == str(tmp_path / "root" / "tfx")
   # The data from the local directory.
   assert job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["data_dir"][
-      "defaultValue"] == str(tmp_path / "data")
+      "defaultValue"] == str(ml100k)
+
+
+def test_a_local_data_dir_is_checked_against_the_dataset_at_compile_time(tmp_path, capsys):
+  # As `uet run --data-dir` checks it: the file the spec names, and what to do.
+  (tmp_path / "data").mkdir()
+  argv = ["compile", "--pipeline-root", str(tmp_path / "root"), "--data-dir",
+          str(tmp_path / "data"), "--image", IMAGE, "--output", str(tmp_path / "p.json")]
+  assert cli.main(argv) == exit_codes.EXIT_USAGE
+  assert f"{tmp_path / 'data' / 'u.data'}: missing" in capsys.readouterr().err
+  assert not (tmp_path / "p.json").exists()
+
+
+@pytest.fixture(scope="module")
+def taxi_job_path(tmp_path_factory):
+  # No --data-dir: the preset's own directory (the sample inside the TFX wheel), checked.
+  directory = tmp_path_factory.mktemp("taxi")
+  path = directory / "pipeline.json"
+  assert cli.main(["compile", "--dataset", "taxi", "--pipeline-root", str(directory / "root"),
+                   "--image", IMAGE, "--output", str(path)]) == 0
+  return path
+
+
+def test_compile_dataset_taxi_carries_the_taxi_spec(taxi_job_path):
+  taxi = spec_lib.load("taxi")
+  job = json.loads(taxi_job_path.read_text())
+  spec = job["pipelineSpec"]
+  tasks = spec["root"]["dag"]["tasks"]
+  assert spec["pipelineInfo"]["name"] == "uet-taxi"
+  # One spec, the same in every component that reads it, without this machine's paths.
+  assert _constant(tasks, ids.SCHEMA_GEN, "dataset") == taxi.to_json()
+  for task in (ids.TRANSFORM, ids.CANDIDATE_TRAINER, ids.BASELINE_TRAINER):
+    assert json.loads(_constant(tasks, task, "custom_config"))["dataset"] == taxi.to_json()
+  example_gen = json.loads(_constant(tasks, ids.EXAMPLE_GEN, "custom_config"))
+  assert example_gen["custom_config"]["value"]["spec"] == taxi.to_json()
+  assert example_gen["custom_config"]["value"]["pattern"] == "data.csv"
+  assert taxi.origin not in taxi_job_path.read_text()
+  assert taxi.schema not in taxi_job_path.read_text()
+  # The taxi preset's curated schema, as text.
+  with open(taxi.schema) as f:
+    assert _constant(tasks, ids.SCHEMA_GEN, "curated_schema") == f.read()
+  # The data directory the preset names, resolved here; its description names no dataset.
+  data_dir = spec["root"]["inputDefinitions"]["parameters"]["data_dir"]
+  assert data_dir["defaultValue"] == spec_lib.resolve_data_dir(taxi, None)
+  assert "MovieLens" not in data_dir["description"] and "u.data" not in data_dir["description"]
+  assert compiled.dataset_of(spec).to_json() == taxi.to_json()
+
+
+@pytest.mark.parametrize("command", ["run-spec", "schedule"])
+def test_run_spec_and_schedule_refuse_a_file_compiled_for_another_dataset(
+    taxi_job_path, tmp_path, capsys, command):
+  flags = {"run-spec": [str(taxi_job_path), "--pipeline-root", str(tmp_path / "root")],
+           "schedule": ["--target", "vertex", "--pipeline", str(taxi_job_path), "--project",
+                        "p", "--region", "r", "--cron", "0 3 * * 1", "--dry-run"]}[command]
+  capsys.readouterr()
+  assert cli.main([command, *flags, "--dataset", "movielens"]) == exit_codes.EXIT_USAGE
+  err = capsys.readouterr().err
+  assert (f"{taxi_job_path} was compiled for dataset 'taxi', not for --dataset movielens: "
+          "recompile it with `uet compile --dataset movielens`") in err
+  assert not (tmp_path / "root").exists()  # nothing ran
+  if command == "schedule":  # the same dataset passes (and nothing is sent: --dry-run)
+    assert cli.main([command, *flags, "--dataset", "taxi"]) == 0
 
 
 def test_the_curated_schema_travels_in_the_compiled_spec(tasks):

@@ -106,3 +106,44 @@ def test_the_environments_tensorboard_starts():
                         timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert proc.stdout.strip().startswith("2.16")
+
+
+def _taxi_report(**fields):
+  # pylint: disable=g-import-not-at-top
+  from dataspec import spec as spec_lib
+  from tools.report import collect
+  # pylint: enable=g-import-not-at-top
+  taxi = spec_lib.load("taxi")
+  values = dict(
+      run_id="uet-taxi-run", pipeline_name=taxi.pipeline_name, output_dir="/out",
+      started=None, succeeded=True, failed_component=None, error=None, components=[],
+      gates=[], pushed=False, pushed_destination=None,
+      metrics={"trip_start_hour=9": {"candidate": {"auc": 0.61, "example_count": 40}},
+               "overall": {"candidate": {"auc": 0.66, "example_count": 300}},
+               "trip_start_hour=10": {"candidate": {"auc": 0.62, "example_count": 50}}},
+      statistics={"train": [collect.FeatureStats("big_tipper", "INT", 290, 0, None, [], 0.4,
+                                                 0.0, 1.0)]},
+      label_histogram={"train": [(0.0, 0.5, 170.0), (0.5, 1.0, 120.0)]},
+      anomalies=[], drift=[], drift_baseline=None, history=[],
+      lineage={"span": None, "training_spans": [], "warm_started_from": None,
+               "warm_start_version": None, "pushed_version": None, "candidate_model": None},
+      training_curves={}, summary={}, dataset=taxi, quarantined_rows=3, dropped_rows=7)
+  values.update(fields)
+  return collect.RunReport(**values)
+
+
+def test_the_data_and_slice_tables_come_from_the_dataset_spec():
+  from tools.report import writer  # pylint: disable=g-import-not-at-top
+  report = _taxi_report()
+  html = writer.render(report)
+  text = browser.page_text(html)
+  # The label as the spec names it, its rule, and what ingestion set aside.
+  assert "label big_tipper : big_tipper is 0/1; rows without one are quarantined" in text
+  assert 'id="quarantined-rows">3<' in html and 'id="dropped-rows">7<' in html
+  assert 'alt="big_tipper histogram (train)"' in html
+  assert "Sliced by the dataset spec's slices: trip_start_hour" in text
+  # Overall first, then the spec's slice feature.
+  assert writer.slice_order(report) == ["overall", "trip_start_hour=10", "trip_start_hour=9"]
+  # No MovieLens word on a taxi run's page.
+  for word in ("rating", "movie", "gender", "zip"):
+    assert word not in text.lower()

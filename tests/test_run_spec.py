@@ -7,6 +7,7 @@ import shutil
 import pytest
 import yaml
 
+from dataspec import spec as spec_lib
 from kubeflow import cel, cli as kubeflow_cli, run_spec
 
 # The condition TFX 1.16 compiles for the pipeline's Pusher (tests/test_kubeflow_compile.py
@@ -243,8 +244,13 @@ def test_a_filter_tfx_does_not_write_is_refused_by_name(tmp_path):
 
 def test_a_local_data_dir_parameter_is_checked_and_named_as_the_parameter(tmp_path):
   # The same check as `uet run --data-dir`, named as the user gave it.
+  # pylint: disable=protected-access
+  movielens, taxi = spec_lib.load("movielens"), spec_lib.load("taxi")
   with pytest.raises(run_spec.RunSpecError, match=r"^data_dir /nonexistent: not a directory$"):
-    run_spec._check_data_dir("/nonexistent")  # pylint: disable=protected-access
+    run_spec._check_data_dir("/nonexistent", movielens)
   with pytest.raises(run_spec.RunSpecError, match=r"u.data: missing"):
-    run_spec._check_data_dir(str(tmp_path))  # pylint: disable=protected-access
-  run_spec._check_data_dir("gs://bucket/ml-100k")  # the ExampleGen task reads the cloud's  # pylint: disable=protected-access
+    run_spec._check_data_dir(str(tmp_path), movielens)
+  # The files of the dataset the pipeline was compiled for.
+  with pytest.raises(run_spec.RunSpecError, match=r"data.csv: missing"):
+    run_spec._check_data_dir(str(tmp_path), taxi)
+  run_spec._check_data_dir("gs://bucket/ml-100k", movielens)  # the ExampleGen task reads it

@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
   p.add_argument("--min-auc-gain", type=float, help="AUC the candidate must gain over the "
                  "baseline to be pushed (default 0.01)")
   p.add_argument("--auc-floor", type=float, help="minimum candidate AUC (default 0.70)")
-  p.add_argument("--max-bad-rows", type=int, help="quarantine up to N malformed ratings rows "
+  p.add_argument("--max-bad-rows", type=int, help="quarantine up to N malformed rows "
                  "(to OUTPUT/quarantine.tsv) instead of failing on the first")
   p.add_argument("--drift-label-js", type=float, help="stop when the Jensen-Shannon "
                  "divergence of the label column from the last validated span exceeds this "
@@ -116,14 +116,21 @@ def plan_run(args: argparse.Namespace) -> Tuple[config_lib.PipelineConfig, bool,
 
 
 def print_quarantine(summary, stream=None) -> None:
-  """Says how many malformed rows were quarantined, and where they are, if any were."""
+  """Says how many malformed rows were quarantined, and where they are, and how many rows
+  the label's `missing: drop` rule dropped, if any were."""
   stream = stream or sys.stdout
   count = summary.get("quarantined_rows") or 0
   if count:
     limit = (summary.get("config") or {}).get("max_bad_rows")
-    print(f"quarantined: {count} malformed ratings row{'s' if count != 1 else ''} "
+    print(f"quarantined: {count} malformed row{'s' if count != 1 else ''} "
           f"(--max-bad-rows {limit}), each with its reason, in "
           f"{config_lib.output_path(summary['output_dir'], config_lib.QUARANTINE_FILE)}",
+          file=stream)
+  dropped = summary.get("dropped_rows") or 0
+  if dropped:
+    label = ((summary.get("config") or {}).get("dataset") or {}).get("label") or {}
+    print(f"dropped: {dropped} row{'s' if dropped != 1 else ''} without a label "
+          f"(label column {label.get('column', '?')!r}, missing: drop in the dataset spec)",
           file=stream)
 
 

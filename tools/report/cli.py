@@ -50,7 +50,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
   from tools.report import collect, writer  # pylint: disable=g-import-not-at-top
   store = store_lib.open_readonly(metadata)
   names = collect.pipeline_names(store)
-  pipeline_name = names[0] if len(names) == 1 else writer.DEFAULT_PIPELINE_NAME
+  pipeline_name = names[0] if len(names) == 1 else writer.default_pipeline_name()
   rows = collect.list_runs(store, pipeline_name)
   header = ("run", "started (UTC)", "span", "decision", "candidate AUC", "baseline AUC",
             "production AUC")

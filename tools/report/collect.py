@@ -26,6 +26,7 @@ from tfx.utils import io_utils
 from components import decisions
 from components.validation_gate import baseline as drift_baseline_lib
 from components.validation_gate import executor as gate_lib
+from dataspec import spec as spec_lib
 from pipeline import ids
 from pipeline import pipeline as pipeline_lib, results
 from uet_upstream import tfx as upstream_tfx
@@ -41,7 +42,6 @@ NODE_ORDER = (
 )
 MODELS = (ids.CANDIDATE_MODEL, ids.BASELINE_MODEL,
           ids.PRODUCTION_MODEL_NAME)
-RATING_FEATURE = "rating"
 _DRIFT_MEASURES = {
     anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE: "Jensen-Shannon",
     anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: "L-infinity",
@@ -148,7 +148,8 @@ class RunReport:
   # slice -> model -> metric -> value (both Evaluators; `production` from the second).
   metrics: Dict[str, Dict[str, Dict[str, float]]]
   statistics: Dict[str, List[FeatureStats]]           # split -> features
-  rating_histogram: Dict[str, List[Tuple[float, float, float]]]  # split -> buckets
+  # split -> buckets of the raw label column (when it is numeric)
+  label_histogram: Dict[str, List[Tuple[float, float, float]]]
   anomalies: List[gate_lib.Anomaly]
   drift: List[DriftMeasure]
   drift_baseline: Optional[Dict[str, Any]]
@@ -156,6 +157,27 @@ class RunReport:
   history: List[RunRow]
   training_curves: Dict[str, Dict[str, List[Tuple[int, float]]]]  # model -> tag -> points
   summary: Dict[str, Any]
+  # The run's dataset spec (None: neither ML Metadata nor the summary has it), and what
+  # ExampleGen set aside: rows quarantined under --max-bad-rows, rows dropped for lack of a
+  # label (`label.missing: drop`).
+  dataset: Optional[spec_lib.DatasetSpec] = None
+  quarantined_rows: int = 0
+  dropped_rows: int = 0
+
+  @property
+  def label(self) -> Optional[str]:
+    """The raw label column, as the dataset spec names it."""
+    return self.dataset.label.column if self.dataset else None
+
+  @property
+  def label_rule(self) -> str:
+    """The label rule in the spec's words (`Label.rule`), "" without a spec."""
+    return self.dataset.label.rule if self.dataset else ""
+
+  @property
+  def slice_features(self) -> Tuple[str, ...]:
+    """The features the Evaluator slices by, as the dataset spec names them."""
+    return tuple(self.dataset.slices) if self.dataset else ()
 
 
 def _time(ms: int) -> Optional[datetime.datetime]:
@@ -411,10 +433,11 @@ def _nothing_in_production(store: mlmd.MetadataStore,
   return _as_tfx(models[0], store).get_string_custom_property(decisions.EMPTY_KEY)
 
 
-def _split_statistics(store: mlmd.MetadataStore, node: Optional[results.NodeRun]
-                      ) -> Tuple[Dict[str, List[FeatureStats]],
+def _split_statistics(store: mlmd.MetadataStore, node: Optional[results.NodeRun],
+                      label: Optional[str]) -> Tuple[Dict[str, List[FeatureStats]],
                                  Dict[str, List[Tuple[float, float, float]]]]:
-  """Per split: each feature's statistics, and the rating histogram."""
+  """Per split: each feature's statistics, and the histogram of the numeric feature
+  `label` (the dataset's raw label column)."""
   if node is None or not node.outputs.get("statistics"):
     return {}, {}
   stats_artifact = _as_tfx(node.outputs["statistics"][0], store)
@@ -435,7 +458,7 @@ def _split_statistics(store: mlmd.MetadataStore, node: Optional[results.NodeRun]
             name, "INT" if f.type == f.INT else "FLOAT", common.num_non_missing,
             common.num_missing, None, [], f.num_stats.mean, f.num_stats.min,
             f.num_stats.max))
-        if name == RATING_FEATURE:
+        if label and name == label:
           histograms[split] = _standard_histogram(f.num_stats)
       elif kind == "string_stats":
         common = f.string_stats.common_stats
@@ -625,7 +648,9 @@ def collect(store: mlmd.MetadataStore, pipeline_name: str, run_id: str,
       if ids.PRODUCTION_MODEL_NAME in models:
         metrics.setdefault(slice_name, {})[ids.PRODUCTION_MODEL_NAME] = \
             models[ids.PRODUCTION_MODEL_NAME]
-  statistics, histograms = _split_statistics(store, nodes.get(ids.STATISTICS_GEN))
+  dataset = _dataset(executions, summary)
+  statistics, histograms = _split_statistics(
+      store, nodes.get(ids.STATISTICS_GEN), dataset.label.column if dataset else None)
   destination = results.pushed_model_dir(nodes)
   pushed = destination is not None
   curves = {}
@@ -642,7 +667,24 @@ def collect(store: mlmd.MetadataStore, pipeline_name: str, run_id: str,
       components=_components(nodes, executions, all_nodes, failed_component,
                              bool(succeeded)),
       gates=gates, pushed=pushed, pushed_destination=destination, metrics=metrics,
-      statistics=statistics, rating_histogram=histograms, anomalies=anomalies, drift=drift,
+      statistics=statistics, label_histogram=histograms, anomalies=anomalies, drift=drift,
       drift_baseline=drift_baseline,
       lineage=_lineage(store, nodes, executions, destination),
-      history=history, training_curves=curves, summary=summary)
+      history=history, training_curves=curves, summary=summary, dataset=dataset,
+      quarantined_rows=results.quarantined_rows(nodes),
+      dropped_rows=results.dropped_rows(nodes))
+
+
+def _dataset(executions: Dict[str, metadata_store_pb2.Execution],
+             summary: Dict[str, Any]) -> Optional[spec_lib.DatasetSpec]:
+  """The run's dataset spec: SchemaGen's `dataset` property in ML Metadata (what the run
+  used), else the config in the run's summary; None when neither has one."""
+  execution = executions.get(ids.SCHEMA_GEN)
+  text = _exec_property(execution, "dataset") if execution else None
+  try:
+    if text:
+      return spec_lib.from_json(text)
+    config_dataset = (summary.get("config") or {}).get("dataset")
+    return spec_lib.from_dict(config_dataset) if config_dataset else None
+  except (ValueError, KeyError, TypeError):
+    return None  # written by another version: the report goes on without the spec's names

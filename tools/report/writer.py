@@ -18,7 +18,26 @@ REPORT_DIR = "report"
 LATEST = "latest"
 INDEX = "index.html"
 SUMMARY = "summary.json"  # the run's last_run.json, kept beside its report
-DEFAULT_PIPELINE_NAME = "uet-movielens"
+
+
+def default_pipeline_name() -> str:
+  """The pipeline a report is about when ML Metadata holds several: the default dataset's."""
+  from dataspec import spec as spec_lib  # pylint: disable=g-import-not-at-top
+  return spec_lib.load(spec_lib.DEFAULT_PRESET).pipeline_name
+
+
+def slice_order(report: collect.RunReport):
+  """The slices of `report.metrics`: overall first, then by the dataset spec's slice
+  features in the spec's order, then any other, each group by value."""
+  features = list(report.slice_features)
+
+  def key(name: str):
+    if name == "overall":
+      return (0, 0, "")
+    feature = name.split("=", 1)[0]
+    rank = features.index(feature) if feature in features else len(features)
+    return (1, rank, name)
+  return sorted(report.metrics, key=key)
 
 
 def _environment() -> jinja2.Environment:
@@ -47,14 +66,14 @@ def _not_pushed_reason(report: collect.RunReport) -> str:
 def render(report: collect.RunReport) -> str:
   """The HTML of a report (charts drawn here, embedded as data URIs)."""
   from tools.report import charts  # pylint: disable=g-import-not-at-top
-  slices = sorted(report.metrics, key=lambda s: (s != "overall", s))
+  slices = slice_order(report)
   models = [m for m in collect.MODELS
             if any(m in report.metrics[s] for s in slices)] or list(collect.MODELS[:2])
   figures = {
       "auc": charts.metric_by_slice(report.metrics, "auc"),
       "logloss": charts.metric_by_slice(report.metrics, "logloss"),
-      "histograms": {split: charts.histogram(bars, f"rating ({split} split)")
-                     for split, bars in report.rating_histogram.items()},
+      "histograms": {split: charts.histogram(bars, f"{report.label} ({split} split)")
+                     for split, bars in report.label_histogram.items()},
       "drift": charts.drift(report.drift),
       "loss": charts.training_curves(report.training_curves, "epoch_loss"),
       "train_auc": charts.training_curves(report.training_curves, "epoch_auc"),
@@ -144,7 +163,7 @@ def write_report(output_dir: str, run_id: Optional[str] = None, *,
   run_id = collect.resolve_run_id(store, run_id)
   if pipeline_name is None:
     names = collect.pipeline_names(store)
-    pipeline_name = names[0] if len(names) == 1 else DEFAULT_PIPELINE_NAME
+    pipeline_name = names[0] if len(names) == 1 else default_pipeline_name()
   report_root = os.path.join(output_dir, REPORT_DIR)
   name = collect.report_dir_name(run_id)
   report_dir = os.path.join(report_root, name)
