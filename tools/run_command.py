@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
   p = sub.add_parser("run", help="run the whole pipeline locally (Beam DirectRunner)",
                      description="Ingest, validate, transform, train the unified candidate "
                      "and the hash baseline, evaluate, and push the candidate if blessed.")
-  p.add_argument("--dataset", help="the dataset: a preset (movielens, taxi) or a dataset "
+  p.add_argument("--dataset", help="the dataset: a preset (movielens, taxi, wide) or a dataset "
                  "spec file (.yaml/.json); default: movielens")
   p.add_argument("--data-dir", help="the directory the dataset spec's paths are relative to; "
                  "default: the spec's data_dir, or for movielens the official "

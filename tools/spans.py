@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
                      description="Writes OUT/span-1/<source>, span-2/..., in time order, by "
                      "the dataset's time column, and copies its side tables to OUT; "
                      "`uet run --data-dir OUT` then ingests the newest span.")
-  p.add_argument("--dataset", help="a preset name (movielens, taxi) or a spec file "
+  p.add_argument("--dataset", help="a preset name (movielens, taxi, wide) or a spec file "
                  "(default: movielens)")
   p.add_argument("--data-dir", help="the data directory (default: the spec's "
                  "source.data_dir)")
