@@ -27,7 +27,7 @@ Transform analyzer, the benchmarks and the tests build and query exactly the sam
 
 import collections
 import hashlib
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import AbstractSet, Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -280,7 +280,9 @@ class UnseenDefault(tf.keras.layers.Layer):
 
 def rare_id_means(embedding: tf.keras.layers.Layer, dataset: tf.data.Dataset,
                   layout: Sequence[Sequence[Any]], feature_names: Sequence[str],
-                  quantile: float = RARE_QUANTILE) -> Dict[str, np.ndarray]:
+                  quantile: float = RARE_QUANTILE,
+                  known: Optional[Mapping[str, AbstractSet[bytes]]] = None
+                  ) -> Dict[str, np.ndarray]:
   """Per feature of `feature_names`: the mean embedding of the window's rarer ids.
 
   One streaming pass over `dataset`: each id's count, and its embedding the first time it
@@ -295,6 +297,8 @@ def rare_id_means(embedding: tf.keras.layers.Layer, dataset: tf.data.Dataset,
     layout: (feature, dimension) of the concatenated embedding, in order.
     feature_names: the features to average.
     quantile: which ids count as rare.
+    known: feature -> the ids to consider (a collisionless model's vocabulary: the others
+      share one out-of-vocabulary row); default all.
 
   Returns:
     feature -> [dimension] float32 mean (features without ids are left out).
@@ -310,6 +314,9 @@ def rare_id_means(embedding: tf.keras.layers.Layer, dataset: tf.data.Dataset,
     for f in feature_names:
       ids = x[f].numpy().reshape(-1)
       values, index, n = np.unique(ids, return_index=True, return_counts=True)
+      if known is not None and f in known:
+        keep = np.array([v in known[f] for v in values.tolist()], dtype=bool)
+        values, index, n = values[keep], index[keep], n[keep]
       counts[f].update(dict(zip(values.tolist(), n.tolist())))
       new_ids[f] = [(v, i) for v, i in zip(values.tolist(), index.tolist())
                     if v not in first[f]]
