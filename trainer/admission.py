@@ -42,6 +42,22 @@ FILTER_THRESHOLD = 1    # an id is admitted once it appears this many times in t
 RARE_QUANTILE = 0.5
 
 
+def false_admission_rate(distinct_ids: int, num_bits: int = FILTER_BITS,
+                         num_hashes: int = FILTER_HASHES) -> float:
+  """The expected share of never-seen ids the filter admits, with `distinct_ids` ids in it.
+
+  At threshold 1 a cell is set when any of the window's ids hashes to it: with
+  `num_hashes` cells per id in `num_bits`, a cell stays clear with probability
+  e^(-num_hashes * distinct_ids / num_bits), and an unseen id is admitted when all its
+  cells are set: (1 - e^(-k n / m))^k. bench/results/filter_rate.md has the rates at the
+  window sizes that occur.
+  """
+  if distinct_ids < 0 or num_bits <= 0 or num_hashes <= 0:
+    raise ValueError(f"need distinct_ids >= 0, num_bits > 0 and num_hashes > 0; got "
+                     f"{distinct_ids}, {num_bits}, {num_hashes}")
+  return (1.0 - np.exp(-num_hashes * distinct_ids / num_bits)) ** num_hashes
+
+
 def admitted_name(feature: str) -> str:
   """The Transform output that says whether `feature`'s id passed the filter (int64 0/1)."""
   return feature + features.ADMITTED_SUFFIX
