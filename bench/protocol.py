@@ -303,6 +303,7 @@ def main() -> None:
   if not any(default_key.startswith(label + ",") for _, opts in options for label, _ in opts):
     p.error(f"--item-chunks must include the budget rule's own ({default_key})")
   start = time.perf_counter()
+  measured_at = provenance()  # the code that runs: later commits do not change it
   units, sizes = [], {}
   out = os.path.join(RESULTS_DIR, args.name)
   for split_seed in range(args.first_split, args.first_split + args.splits):
@@ -314,7 +315,7 @@ def main() -> None:
         units.append(unit.run(name, opts,
                               also_test=[default_key] if name == "unified" else ()))
       # Partial results after every unit: a long run that is stopped keeps what it did.
-      result = {**provenance(), "command": "bench/protocol.py " + " ".join(sys.argv[1:]),
+      result = {**measured_at, "command": "bench/protocol.py " + " ".join(sys.argv[1:]),
                 "args": {**vars(args), "splits_done": len({u["split_seed"] for u in units})},
                 "split_sizes": sizes, "seconds": time.perf_counter() - start,
                 **summarize(units, default_key), "units": units}
