@@ -341,7 +341,8 @@ def write_report(rows: List[Dict[str, Any]], output_dir: str,
         f"{p['per_period'][i]:+.4f}" for p in pairs.values()) + " |")
   lines.append("| pooled | " + " | ".join(f"{p['pooled']:+.4f}" for p in pairs.values())
                + " |")
-  lines += ["", "Parameters per period, total (embeddings + filter + defaults):", "",
+  lines += ["", "Parameters per period: the total, MLP included (in parentheses: embeddings, "
+            "filter and defaults):", "",
             "| period | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
   for i, r in enumerate(rows):
     lines.append(f"| {r['period']} | " + " | ".join(
