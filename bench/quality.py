@@ -74,10 +74,11 @@ class Split:
 class Runs:
   """Results of N runs of one configuration."""
   name: str
-  params: int
+  params: int  # embeddings, admission filter and default vectors (the embedding budget)
   aucs: List[float]
   loglosses: List[float]
   examples_per_second: List[float]
+  parameters: Dict[str, int] = dataclasses.field(default_factory=dict)  # parameter_counts
 
   def mean_std(self, values: Sequence[float]):
     """Mean and population standard deviation (the tutorial's np.std)."""
@@ -159,7 +160,8 @@ def run_config(split: Split, config: TrainingConfig, runs: int, name: Optional[s
   spec = spec or model_lib.embedding_spec(config, split.vocabularies)
   split = with_admission(split, config)
   result = Runs(name or config.model_type,
-                spec.num_parameters + config.admission_parameters, [], [], [])
+                spec.num_parameters + config.admission_parameters, [], [], [],
+                model_lib.parameter_counts(config, spec))
   eval_ds = test_dataset(split)
   for run in range(runs):
     seed = config.seed + run
@@ -304,13 +306,15 @@ def markdown(models: Dict[str, Runs], sweep: Dict[int, Dict[str, Runs]],
       "[128, 64], dimension 16; runs with seeds 42, 43, ...; trained with "
       "`trainer.model.build_model` + `trainer.train.fit`.",
       "",
-      "| model | AUC (mean +- std) | LogLoss (mean +- std) | embedding params | runs |",
-      "|---|---|---|---|---|",
+      "| model | AUC (mean +- std) | LogLoss (mean +- std) | embedding params | "
+      "MLP params | total params | runs |",
+      "|---|---|---|---|---|---|---|",
   ]
   for r in models.values():
     (a, as_), (l, ls) = r.mean_std(r.aucs), r.mean_std(r.loglosses)
     lines.append(f"| {r.name} | {a:.4f} +- {as_:.4f} | {l:.4f} +- {ls:.4f} | "
-                 f"{r.params:,} | {len(r.aucs)} |")
+                 f"{r.params:,} | {r.parameters['mlp']:,} | {r.parameters['total']:,} | "
+                 f"{len(r.aucs)} |")
   c = models["collisionless"]
   u = models["unified"]
   lines += [
@@ -320,7 +324,8 @@ def markdown(models: Dict[str, Runs], sweep: Dict[int, Dict[str, Runs]],
       "counted in its parameters); `unified (tutorial)` the tutorial's layout "
       "(`layout: explicit`). "
       f"Unified uses {u.params / c.params:.0%} of the collisionless model's embedding "
-      "parameters. The std varies the initialization and shuffle seeds only: which values "
+      f"parameters and {u.parameters['total'] / c.parameters['total']:.0%} of its total "
+      "(the MLP reads every chunk, so its input width follows the layout). The std varies the initialization and shuffle seeds only: which values "
       "collide is fixed by the hash salts (`bench/unified_configs.py --salt-spread N` "
       "measures the spread across salts).",
       "",

@@ -25,8 +25,40 @@ def test_every_training_id_passes_and_few_unseen_ids_do():
   flags = lambda ids: admission.is_admitted(  # noqa: E731
       tf.constant(ids), tf.constant(packed), "user_id").numpy()
   assert flags(seen).tolist() == [1] * len(seen)
-  # 470 ids x 2 cells in 8,192: a false admission rate of about (1 - e^(-940/8192))^2 = 1.2%.
-  assert flags(unseen).mean() < 0.05
+  assert flags(unseen).mean() < 0.05  # 470 ids: admission.false_admission_rate(470) = 1.2%
+
+
+def _ml100k_ids():
+  """The distinct ids of MovieLens-100K's id features, in first-seen order."""
+  root = require_ml100k()
+  ratings = [line.split("\t") for line in (root / "u.data").read_text().splitlines()]
+  users = [line.split("|") for line in
+           (root / "u.user").read_text(encoding="latin-1").splitlines()]
+  distinct = lambda values: list(dict.fromkeys(v.encode() for v in values))  # noqa: E731
+  return {"movie_id": distinct(r[1] for r in ratings),
+          "user_id": distinct(u[0] for u in users),
+          "user_zip_code": distinct(u[4] for u in users)}
+
+
+@pytest.mark.parametrize("feature,size", [
+    ("movie_id", 1500), ("movie_id", 1682),  # a replay window's movies; all of them
+    ("user_id", 943), ("user_zip_code", 795)])  # every user; every zip code
+def test_measured_false_admission_rate_matches_the_formula_at_real_window_sizes(feature, size):
+  seen = _ml100k_ids()[feature][:size]
+  assert len(seen) == size
+  packed = admission.build_filter(seen, feature)
+  known = set(seen)
+  unseen = [v for v in (str(100_000 + i).encode() for i in range(40_000)) if v not in known]
+  measured = admission.is_admitted(tf.constant(unseen), tf.constant(packed),
+                                   feature).numpy().mean()
+  expected = admission.false_admission_rate(size)
+  # Binomial noise of 40,000 queries (4 sigma), plus the filter's own draw of hashes.
+  tolerance = 4 * np.sqrt(expected * (1 - expected) / len(unseen)) + 0.01
+  assert abs(measured - expected) < tolerance, (measured, expected)
+  # The filter's own fill, exactly: an unseen id is admitted when both its cells are set.
+  fill = np.unpackbits(packed, bitorder="little").mean()
+  assert abs(measured - fill ** admission.FILTER_HASHES) < 4 * np.sqrt(
+      fill ** 2 * (1 - fill ** 2) / len(unseen))
 
 
 def test_threshold_keeps_rare_ids_out():

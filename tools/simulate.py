@@ -9,11 +9,21 @@ pipeline's unified candidate (warm) and hash baseline, three reference models ar
 here on exactly the same training rows:
 
   * unified, cold: the same model trained from scratch on the window only;
-  * collisionless, vocabulary frozen at period 1: exact rows for the ids seen in span 1,
-    every later id falls into its out-of-vocabulary row (a vocabulary model that is not
-    re-fitted);
-  * collisionless, vocabulary re-fitted on every window: what teams run today, at a
-    parameter count that moves with the vocabulary (reported per period).
+  * collisionless, vocabulary frozen at period 1: exact rows for the ids of period 1's
+    training rows, every later id falls into its out-of-vocabulary row (a vocabulary model
+    that is not re-fitted);
+  * collisionless, vocabulary re-fitted on every window: what teams run today, trained from
+    scratch, at a parameter count that moves with the vocabulary (reported per period);
+  * collisionless, warm-started: the vocabulary grows by the window's new ids; the rows of
+    known ids, the MLP and the default are carried over from the previous period's model,
+    new ids start from its default, and training continues at the candidate's warm-start
+    learning rate.
+
+Every model gives an id it has not trained on the same treatment: the mean embedding of the
+window's rarer ids (the unified models through the admission filter, the collisionless ones
+in their out-of-vocabulary row), so cold is compared with cold (unified cold against
+re-fitted collisionless) and warm with warm (the pipeline's candidate against warm-started
+collisionless).
 
 It reports the share of next-period rows with an id (each `id` feature of the spec) that
 never appeared in training,
@@ -36,8 +46,8 @@ from pipeline.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 def add_parser(sub) -> None:
   """Registers `uet simulate`."""
   p = sub.add_parser("simulate", help="replay a dataset in time order: warm vs cold vs "
-                     "hash vs frozen- and re-fitted-vocabulary models on the next period, "
-                     "per period and pooled",
+                     "hash vs frozen-, re-fitted- and grown-vocabulary models on the next "
+                     "period, per period and pooled",
                      description=__doc__.split("\n\n")[1])
   p.add_argument("--dataset", help="a preset name (movielens, taxi, wide) or a spec file with "
                  "a time column (default: movielens)")
@@ -104,26 +114,51 @@ def auc(labels, scores) -> float:
 
 
 MODELS = ("unified_warm", "unified_cold", "hash", "collisionless_frozen",
-          "collisionless_refit")
+          "collisionless_refit", "collisionless_warm")
+# Like against like: (name, unified model, collisionless model).
+PAIRS = (("cold", "unified_cold", "collisionless_refit"),
+         ("warm", "unified_warm", "collisionless_warm"))
 # Pooled AUC is also reported from this period on: where warm start has history to carry.
 LATE_FROM_PERIOD = 3
 
 
-def train_reference(training, model_type: str, feats, label, vocabularies=None):
+def train_reference(training, model_type: str, feats, label, vocabularies=None,
+                    warm_from=None):
   """Trains one reference model in-process with the pipeline's own builder and loop.
 
   `feats` carries the admission flags Transform would add when the config uses them
-  (`admission.admitted_columns`); the collisionless models ignore them.
+  (`admission.admitted_columns`); the collisionless models ignore them and give the same
+  admission features their out-of-vocabulary row, set like the candidate's defaults
+  (`RankingModel.fit_unseen_defaults`).
+
+  Args:
+    training: the candidate's training config.
+    model_type: "unified", "hash" or "collisionless".
+    feats: feature -> training values (and admission flags).
+    label: training labels.
+    vocabularies: collisionless: feature -> vocabulary.
+    warm_from: collisionless: the previous period's model; its rows are carried over into
+      `vocabularies`, a superset of its own (`warm_start.grow_collisionless`), and training
+      runs at the warm-start learning rate.
+
+  Returns:
+    The trained Keras model, with `parameters` (`model.parameter_counts`) and
+    `embedding_parameters` (embeddings, filter and defaults) attached.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
+  from trainer import model as model_lib, warm_start  # pylint: disable=g-import-not-at-top
   config = training.replace(model_type=model_type)
   if model_type == "collisionless":
-    config = config.replace(admission_features=(), id_dropout=0.0)
+    config = config.replace(id_dropout=0.0)
+  if warm_from is not None:
+    config = config.for_warm_start()
   tf.keras.utils.set_random_seed(config.seed)
   spec = model_lib.embedding_spec(config, vocabularies)
   model = model_lib.build_model(config, spec)
-  model.embedding_parameters = spec.num_parameters + config.admission_parameters
+  if warm_from is not None:
+    warm_start.grow_collisionless(warm_from, model)
+  model.parameters = model_lib.parameter_counts(config, spec)
+  model.embedding_parameters = model.parameters["total"] - model.parameters["mlp"]
   ds = tf.data.Dataset.from_tensor_slices((feats, label)).shuffle(
       len(label), seed=config.seed, reshuffle_each_iteration=False).batch(
           config.batch_size).cache()
@@ -132,11 +167,74 @@ def train_reference(training, model_type: str, feats, label, vocabularies=None):
   return model
 
 
-def train_reference_parameters(training) -> int:
-  """Embedding parameters of a hashed model of this config (its spec and admission)."""
+def config_parameters(training) -> Dict[str, int]:
+  """`model.parameter_counts` of a hashed model of this config."""
   from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
-  return (model_lib.embedding_spec(training).num_parameters
-          + training.admission_parameters)
+  return model_lib.parameter_counts(training, model_lib.embedding_spec(training))
+
+
+def window_rows(loaded: List[Dict[str, Any]], t: int, window: int) -> Tuple[Dict, Any]:
+  """The training rows of period t (1-based): the ExampleGen's train split of the newest
+  `window` spans up to span t, as the pipeline's models train on them."""
+  return _concat(loaded[max(0, t - window):t], train_only=True)
+
+
+def vocabularies_of(feats) -> Dict[str, List[str]]:
+  """Transform's vocabularies of the analyzed (training) rows: feature -> sorted values."""
+  return {f: sorted({v.decode() for v in values}) for f, values in feats.items()}
+
+
+def grown_vocabularies(previous: Dict[str, List[str]], feats) -> Dict[str, List[str]]:
+  """`previous` with the window's new values appended (known values keep their order)."""
+  now = vocabularies_of(feats)
+  return {f: list(previous[f]) + sorted(set(now[f]) - set(previous[f])) for f in now}
+
+
+def train_references(training, loaded: List[Dict[str, Any]], t: int, window: int,
+                     frozen_vocabulary: Dict[str, List[str]],
+                     previous_warm=None) -> Dict[str, Any]:
+  """Period t's reference models, trained on period t's training rows only.
+
+  Args:
+    training: the candidate's training config.
+    loaded: every span (`load_span`); only spans up to t are read.
+    t: the period (1-based).
+    window: spans per training window.
+    frozen_vocabulary: the vocabularies of period 1's training rows.
+    previous_warm: period t-1's warm-started collisionless model (None at period 1: it
+      starts cold).
+
+  Returns:
+    {"feats", "label": the training rows; "models": name -> model; "filter_rows": the
+    rows the admission filter is built from}.
+  """
+  from trainer import admission  # pylint: disable=g-import-not-at-top
+  feats, label = window_rows(loaded, t, window)
+  admitted = training.admission_features
+  refit_vocab = vocabularies_of(feats)
+  grown_vocab = (refit_vocab if previous_warm is None else
+                 grown_vocabularies(dict(previous_warm.spec.vocabularies), feats))
+  models = {
+      "unified_cold": train_reference(training, "unified",
+                                      admission.admitted_columns(feats, feats, admitted),
+                                      label),
+      "collisionless_frozen": train_reference(training, "collisionless", feats, label,
+                                              frozen_vocabulary),
+      "collisionless_refit": train_reference(training, "collisionless", feats, label,
+                                             refit_vocab),
+      "collisionless_warm": train_reference(training, "collisionless", feats, label,
+                                            grown_vocab, warm_from=previous_warm),
+  }
+  return {"feats": feats, "label": label, "models": models, "filter_rows": feats}
+
+
+def paired_differences(rows: List[Dict[str, Any]], pooled: Dict[str, float]
+                       ) -> Dict[str, Dict[str, Any]]:
+  """Unified minus collisionless AUC, like against like (`PAIRS`), per period and pooled."""
+  return {name: {"unified": u, "collisionless": c,
+                 "per_period": [r["auc"][u] - r["auc"][c] for r in rows],
+                 "pooled": pooled[u] - pooled[c]}
+          for name, u, c in PAIRS if u in pooled and c in pooled}
 
 
 def predict(model, feats):
@@ -202,8 +300,10 @@ def simulation_summary(rows: List[Dict[str, Any]], scores: Dict[str, List[Any]],
                      "auc_pooled": pooled[m],
                      f"auc_pooled_from_period_{LATE_FROM_PERIOD}": late.get(m),
                      "embedding_parameters_per_period":
-                         [r["embedding_parameters"].get(m) for r in rows]}
+                         [r["embedding_parameters"].get(m) for r in rows],
+                     "parameters_per_period": [r["parameters"].get(m) for r in rows]}
                  for m in scores},
+      "unified_minus_collisionless": paired_differences(rows, pooled),
       "unseen_share_per_period": [dict(period=r["period"], **r["unseen"]) for r in rows],
       "periods": rows,
   }
@@ -215,8 +315,8 @@ def write_report(rows: List[Dict[str, Any]], output_dir: str,
   names = [m for m in MODELS if m in result["models"]]
   header = ("| period | trains on spans | train rows | next-period rows | unseen id | "
             "unified warm | unified cold | hash | collisionless (frozen vocab) | "
-            "collisionless (re-fitted vocab) | pushed |")
-  lines = [header, "|" + "---|" * 11]
+            "collisionless (re-fitted vocab) | collisionless (warm, grown vocab) | pushed |")
+  lines = [header, "|" + "---|" * 12]
   for r in rows:
     per_feature = ", ".join(f"{f} {v:.1%}" for f, v in r["unseen"].items() if f != ANY_ID)
     lines.append(
@@ -231,11 +331,23 @@ def write_report(rows: List[Dict[str, Any]], output_dir: str,
   lines.append(f"| pooled, periods {LATE_FROM_PERIOD}+ | | | | | " +
                " | ".join(f"{models[m][late]:.4f}" if models[m][late] is not None else ""
                           for m in names) + " | |")
-  lines += ["", "Embedding parameters per period:", "",
+  pairs = result["unified_minus_collisionless"]
+  lines += ["", "Unified minus collisionless AUC, like against like (cold: unified cold vs "
+            "re-fitted vocabulary; warm: the pipeline's warm-started candidate vs the "
+            "warm-started, grown-vocabulary collisionless model):", "",
+            "| period | " + " | ".join(pairs) + " |", "|" + "---|" * (len(pairs) + 1)]
+  for i, r in enumerate(rows):
+    lines.append(f"| {r['period']} | " + " | ".join(
+        f"{p['per_period'][i]:+.4f}" for p in pairs.values()) + " |")
+  lines.append("| pooled | " + " | ".join(f"{p['pooled']:+.4f}" for p in pairs.values())
+               + " |")
+  lines += ["", "Parameters per period: the total, MLP included (in parentheses: embeddings, "
+            "filter and defaults):", "",
             "| period | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
   for i, r in enumerate(rows):
     lines.append(f"| {r['period']} | " + " | ".join(
-        f"{models[m]['embedding_parameters_per_period'][i]:,}" for m in names) + " |")
+        f"{models[m]['parameters_per_period'][i]['total']:,} "
+        f"({models[m]['embedding_parameters_per_period'][i]:,})" for m in names) + " |")
   lines += ["", f"AUC on the next period's rows of *returning* {returning} values only "
             "(values seen in an earlier period):", "",
             "| period | returning rows | " + " | ".join(names) + " |",
@@ -257,7 +369,8 @@ def write_report(rows: List[Dict[str, Any]], output_dir: str,
   for key, label in (("unified_warm", "unified, warm-started"),
                      ("unified_cold", "unified, cold"), ("hash", "hash (per-feature)"),
                      ("collisionless_frozen", "collisionless, vocab frozen at period 1"),
-                     ("collisionless_refit", "collisionless, vocab re-fitted every window")):
+                     ("collisionless_refit", "collisionless, vocab re-fitted every window"),
+                     ("collisionless_warm", "collisionless, warm-started, vocab grown")):
     ax.plot(periods, [r["auc"][key] for r in rows], marker="o", label=label)
   ax2 = ax.twinx()
   ax2.bar(periods, [r["unseen"][ANY_ID] for r in rows], alpha=0.15, color="gray",
@@ -323,8 +436,7 @@ def run(args: argparse.Namespace) -> int:
        "evaluation": {"min_auc_gain": args.min_auc_gain, "auc_floor": args.auc_floor}},
       data_dir=feed, output_dir=pipeline_out, span_pattern=spans_lib.span_pattern(spec),
       window_spans=args.window)
-  frozen_vocab = {f: sorted({v.decode() for v in values})
-                  for f, values in loaded[0]["features"].items()}
+  frozen_vocab = vocabularies_of(window_rows(loaded, 1, args.window)[0])
 
   with lock.output_lock(pipeline_out):
     return _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir)
@@ -341,6 +453,7 @@ def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> 
   rows = []
   scores_by_model: Dict[str, List[Any]] = {m: [] for m in MODELS}
   labels = []
+  previous_warm = None
   start = time.perf_counter()
   for t in range(1, len(all_spans)):
     # Period t's data arrives: the scheduled run ingests it.
@@ -351,26 +464,22 @@ def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> 
     except local_runner.PipelineRunError as e:
       print(f"uet simulate: period {t} FAILED: {e}", file=sys.stderr)
       return EXIT_FAILED
-    window = loaded[max(0, t - args.window):t]
-    feats, label = _concat(window, train_only=True)
     nxt = loaded[t]
     seen = {f: {v for p in loaded[:t] for v in p["features"][f]} for f in spec.id_features}
+    refs = train_references(config.candidate, loaded, t, args.window, frozen_vocab,
+                            previous_warm)
+    feats, label, ref = refs["feats"], refs["label"], refs["models"]
+    previous_warm = ref["collisionless_warm"]
     # The cold model sees the admission flags Transform gives the pipeline's models: a
     # filter of the window's training ids.
     admitted = config.candidate.admission_features
-    cold = train_reference(config.candidate, "unified",
-                           admission.admitted_columns(feats, feats, admitted), label)
-    frozen = train_reference(config.candidate, "collisionless", feats, label, frozen_vocab)
-    # Transform's vocabularies come from the analyzed (training) rows of the window.
-    refit_vocab = {f: sorted({v.decode() for v in values}) for f, values in feats.items()}
-    refit = train_reference(config.candidate, "collisionless", feats, label, refit_vocab)
     scores = {
         "unified_warm": score_saved_model(summary["candidate_model_dir"], nxt["requests"]),
-        "unified_cold": predict(cold, admission.admitted_columns(nxt["features"], feats,
-                                                                 admitted)),
+        "unified_cold": predict(ref["unified_cold"], admission.admitted_columns(
+            nxt["features"], refs["filter_rows"], admitted)),
         "hash": score_saved_model(summary["baseline_model_dir"], nxt["requests"]),
-        "collisionless_frozen": predict(frozen, nxt["features"]),
-        "collisionless_refit": predict(refit, nxt["features"]),
+        **{m: predict(ref[m], nxt["features"]) for m in
+           ("collisionless_frozen", "collisionless_refit", "collisionless_warm")},
     }
     for m, v in scores.items():
       scores_by_model[m].append(v)
@@ -390,12 +499,12 @@ def _replay(args, config, all_spans, loaded, feed, frozen_vocab, output_dir) -> 
         "warm_started": bool(summary.get("warm_started_from")),
         "pushed": bool(summary["pushed_model_dir"]),
         "pipeline_seconds": summary["seconds"],
-        "embedding_parameters": {
-            "unified_warm": cold.embedding_parameters, "unified_cold": cold.embedding_parameters,
-            "hash": train_reference_parameters(config.baseline),
-            "collisionless_frozen": frozen.embedding_parameters,
-            "collisionless_refit": refit.embedding_parameters},
+        "parameters": {"unified_warm": ref["unified_cold"].parameters,
+                       "hash": config_parameters(config.baseline),
+                       **{m: model.parameters for m, model in ref.items()}},
     }
+    row["embedding_parameters"] = {m: p["total"] - p["mlp"]
+                                   for m, p in row["parameters"].items()}
     rows.append(row)
     print(f"period {t}: " + ", ".join(f"{k} {v:.4f}" for k, v in row["auc"].items()) +
           f"; unseen id {row['unseen'][ANY_ID]:.1%}; pushed {row['pushed']}",

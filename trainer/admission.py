@@ -27,7 +27,7 @@ Transform analyzer, the benchmarks and the tests build and query exactly the sam
 
 import collections
 import hashlib
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import AbstractSet, Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -40,6 +40,22 @@ FILTER_THRESHOLD = 1    # an id is admitted once it appears this many times in t
 # the window's id counts (bench/cold_start.py: the median beat the rarest 0/10/25%, all ids,
 # and every example).
 RARE_QUANTILE = 0.5
+
+
+def false_admission_rate(distinct_ids: int, num_bits: int = FILTER_BITS,
+                         num_hashes: int = FILTER_HASHES) -> float:
+  """The expected share of never-seen ids the filter admits, with `distinct_ids` ids in it.
+
+  At threshold 1 a cell is set when any of the window's ids hashes to it: with
+  `num_hashes` cells per id in `num_bits`, a cell stays clear with probability
+  e^(-num_hashes * distinct_ids / num_bits), and an unseen id is admitted when all its
+  cells are set: (1 - e^(-k n / m))^k. bench/results/filter_rate.md has the rates at the
+  window sizes that occur.
+  """
+  if distinct_ids < 0 or num_bits <= 0 or num_hashes <= 0:
+    raise ValueError(f"need distinct_ids >= 0, num_bits > 0 and num_hashes > 0; got "
+                     f"{distinct_ids}, {num_bits}, {num_hashes}")
+  return (1.0 - np.exp(-num_hashes * distinct_ids / num_bits)) ** num_hashes
 
 
 def admitted_name(feature: str) -> str:
@@ -288,7 +304,9 @@ def _gather_rows(values, rows: Sequence[int]):
 
 def rare_id_means(embedding: tf.keras.layers.Layer, dataset: tf.data.Dataset,
                   layout: Sequence[Sequence[Any]], feature_names: Sequence[str],
-                  quantile: float = RARE_QUANTILE) -> Dict[str, np.ndarray]:
+                  quantile: float = RARE_QUANTILE,
+                  known: Optional[Mapping[str, AbstractSet[bytes]]] = None
+                  ) -> Dict[str, np.ndarray]:
   """Per feature of `feature_names`: the mean embedding of the window's rarer ids.
 
   One streaming pass over `dataset`: each id's count, and its embedding the first time it
@@ -303,6 +321,8 @@ def rare_id_means(embedding: tf.keras.layers.Layer, dataset: tf.data.Dataset,
     layout: (feature, dimension) of the concatenated embedding, in order.
     feature_names: the features to average.
     quantile: which ids count as rare.
+    known: feature -> the ids to consider (a collisionless model's vocabulary: the others
+      share one out-of-vocabulary row); default all.
 
   Returns:
     feature -> [dimension] float32 mean (features without ids are left out).
@@ -318,6 +338,9 @@ def rare_id_means(embedding: tf.keras.layers.Layer, dataset: tf.data.Dataset,
     for f in feature_names:
       ids = x[f].numpy().reshape(-1)
       values, index, n = np.unique(ids, return_index=True, return_counts=True)
+      if known is not None and f in known:
+        keep = np.array([v in known[f] for v in values.tolist()], dtype=bool)
+        values, index, n = values[keep], index[keep], n[keep]
       counts[f].update(dict(zip(values.tolist(), n.tolist())))
       new_ids[f] = [(v, i) for v, i in zip(values.tolist(), index.tolist())
                     if v not in first[f]]

@@ -150,6 +150,9 @@ class TrainingConfig:
       seen in the training window) before the embedding; a non-admitted id gets its
       feature's default vector instead of hashed rows (`trainer/admission.py`). The
       filter's bytes and the default vectors are paid from `embedding_budget`. Empty: off.
+      A collisionless model needs no filter (its vocabulary is exact): for it these
+      features' out-of-vocabulary rows become the defaults (`RankingModel.
+      fit_unseen_defaults`).
     id_dropout: with `admission_features`: the training-time rate at which an admitted id is
       replaced by its feature's default (which trains the defaults as weights; after
       training they are set to the mean of the window's rarer ids either way).
@@ -236,17 +239,36 @@ class TrainingConfig:
     return {f: self.embedding_dim for f in self._resolved_features()}
 
   @property
-  def admission_parameters(self) -> int:
-    """What the admission filter costs the embedding budget: its bytes / 4 plus the defaults.
+  def filter_parameters(self) -> int:
+    """The admission filter's bytes / `BYTES_PER_PARAMETER`, rounded up.
 
-    Zero without `admission_features`. The unified and hash tables are sized from
-    `embedding_budget` minus this, so the model's total stays within the budget.
+    Zero without `admission_features`, and for "collisionless": its vocabularies tell a
+    known id from an unseen one exactly, so it needs no filter.
     """
-    if not self.admission_features:
+    if not self.admission_features or self.model_type == "collisionless":
       return 0
     filter_bytes = len(self.admission_features) * FILTER_BITS / 8
-    return (math.ceil(filter_bytes / BYTES_PER_PARAMETER)
-            + sum(self.feature_dims[f] for f in self.admission_features))
+    return math.ceil(filter_bytes / BYTES_PER_PARAMETER)
+
+  @property
+  def default_parameters(self) -> int:
+    """The default vectors of the admission features (one per feature, its dimension).
+
+    Zero without `admission_features`, and for "collisionless": its defaults are its
+    out-of-vocabulary rows, which its tables already hold (and count).
+    """
+    if not self.admission_features or self.model_type == "collisionless":
+      return 0
+    return sum(self.feature_dims[f] for f in self.admission_features)
+
+  @property
+  def admission_parameters(self) -> int:
+    """What the admission filter costs the embedding budget: the filter plus the defaults.
+
+    The unified and hash tables are sized from `embedding_budget` minus this, so the
+    model's embedding parameters, filter and defaults stay within the budget.
+    """
+    return self.filter_parameters + self.default_parameters
 
   def for_warm_start(self) -> "TrainingConfig":
     """The config of a run that starts from the model in production (`warm_start_lr_scale`)."""

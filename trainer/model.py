@@ -8,6 +8,36 @@ import tensorflow as tf
 from trainer import admission, embedding_layer, embeddings
 from trainer.config import TrainingConfig
 
+# A collisionless table's row of the ids outside its vocabulary (`embeddings.
+# collisionless_spec`; the StringLookup's one out-of-vocabulary index).
+OUT_OF_VOCABULARY_ROW = 0
+
+
+def mlp_parameters(input_width: int, layer_sizes: Sequence[int]) -> int:
+  """Weights and biases of the MLP: `input_width` -> `layer_sizes` -> 1 (the logit)."""
+  widths = [int(input_width), *[int(n) for n in layer_sizes], 1]
+  return sum(a * b + b for a, b in zip(widths, widths[1:]))
+
+
+def parameter_counts(config: TrainingConfig, spec: embeddings.EmbeddingSpec) -> Dict[str, int]:
+  """Every parameter a model of `config` and `spec` holds or ships, by part, and the total.
+
+  * `embeddings`: the tables (a collisionless table's out-of-vocabulary row included);
+  * `mlp`: the dense layers on the concatenated embeddings, whose input is as wide as the
+    sum of the features' dimensions (so models of different widths differ here too);
+  * `admission_filter`: the filter's bytes in float32 parameters (it ships in the
+    Transform graph, not in the model's variables);
+  * `default_vectors`: the unseen-id defaults (`admission.UnseenDefault`).
+  """
+  counts = {
+      "embeddings": spec.num_parameters,
+      "mlp": mlp_parameters(sum(spec.output_dims().values()), config.layer_sizes),
+      "admission_filter": config.filter_parameters,
+      "default_vectors": config.default_parameters,
+  }
+  counts["total"] = sum(counts.values())
+  return counts
+
 
 def embedding_spec(config: TrainingConfig,
                    vocabularies: Optional[Mapping[str, Sequence[str]]] = None
@@ -55,7 +85,9 @@ class RankingModel(tf.keras.Model):
       layer_sizes: hidden layer widths.
       embedding_optimizer: TPU-embedding optimizer, needed only under TPUStrategy.
       admission_features: features whose non-admitted ids (input `<feature>_admitted` = 0)
-        get their feature's default vector (`admission.UnseenDefault`).
+        get their feature's default vector (`admission.UnseenDefault`). A collisionless
+        spec reads no flags: its vocabulary decides, and these features' out-of-vocabulary
+        rows are the defaults (`fit_unseen_defaults`).
       id_dropout: training-time rate at which admitted ids get the default too.
       sparse_features: the multivalent features: [batch, None] sparse inputs, whose values'
         embeddings are averaged.
@@ -68,7 +100,7 @@ class RankingModel(tf.keras.Model):
     self.id_dropout = float(id_dropout)
     self.sparse_features = [str(f) for f in sparse_features]
     self.unseen_default = None
-    if self.admission_features:
+    if self.admission_features and self.spec.kind != "collisionless":
       dims = self.embedding.spec.output_dims()
       self.unseen_default = admission.UnseenDefault(
           {f: dims[f] for f in self.admission_features}, id_dropout=self.id_dropout,
@@ -87,7 +119,8 @@ class RankingModel(tf.keras.Model):
   def input_names_and_dtypes(self) -> Dict[str, tf.DType]:
     """Every input the model reads: the string features, then the admission flags (int64)."""
     names = {f: tf.string for f in self.spec.feature_names}
-    names.update({admission.admitted_name(f): tf.int64 for f in self.admission_features})
+    if self.unseen_default is not None:
+      names.update({admission.admitted_name(f): tf.int64 for f in self.admission_features})
     return names
 
   def empty_inputs(self, batch: int = 0) -> Dict[str, tf.Tensor]:
@@ -114,9 +147,16 @@ class RankingModel(tf.keras.Model):
     """After training: each admission feature's default becomes the mean embedding of the
     window's rarer ids in `dataset` (`admission.rare_id_means`).
 
+    A collisionless model's default is its feature's out-of-vocabulary row: when no row of
+    `dataset` fell into it (every training id has its own row), training never touched it,
+    and it becomes the mean of the rarer in-vocabulary ids, as for the hashed models; when
+    training rows did use it, it is a trained default and is kept.
+
     Returns:
       feature -> how far the default moved (L2 norm), for the log.
     """
+    if self.spec.kind == "collisionless":
+      return self._fit_out_of_vocabulary_rows(dataset)
     if self.unseen_default is None:
       return {}
     means = admission.rare_id_means(self.embedding, dataset, self.unseen_default.layout,
@@ -124,6 +164,32 @@ class RankingModel(tf.keras.Model):
     moved = {f: float(np.linalg.norm(v - self.unseen_default.defaults[f].numpy()))
              for f, v in means.items()}
     self.unseen_default.assign(means)
+    return moved
+
+  def _fit_out_of_vocabulary_rows(self, dataset: tf.data.Dataset) -> Dict[str, float]:
+    """`fit_unseen_defaults` of a collisionless model (its out-of-vocabulary rows)."""
+    if not self.admission_features:
+      return {}
+    vocabularies = {f: {v.encode("utf-8") for v in values}
+                    for f, values in self.spec.vocabularies if f in self.admission_features}
+    out_of_vocabulary = {f: 0 for f in vocabularies}
+    for x, _ in dataset:
+      for f, known in vocabularies.items():
+        out_of_vocabulary[f] += sum(v not in known for v in x[f].numpy().reshape(-1))
+    untouched = [f for f, n in out_of_vocabulary.items() if n == 0]
+    if not untouched:
+      return {}
+    dims = self.spec.output_dims()
+    means = admission.rare_id_means(self.embedding, dataset,
+                                    [(f, dims[f]) for f in self.spec.feature_names],
+                                    untouched, known=vocabularies)
+    tables, lookups = self.embedding.embedding_tables, dict(self.spec.lookups)
+    moved = {}
+    for f, mean in means.items():
+      table = tables[lookups[f][0][0]]
+      moved[f] = float(np.linalg.norm(mean - table[OUT_OF_VOCABULARY_ROW].numpy()))
+      table.scatter_update(tf.IndexedSlices(tf.cast(mean[np.newaxis], table.dtype),
+                                            tf.constant([OUT_OF_VOCABULARY_ROW])))
     return moved
 
   # Keras' step functions are plain Python over tensors (no data-dependent control flow), so

@@ -95,6 +95,8 @@ def run_fn(fn_args: FnArgs) -> None:
   result.update({"model_type": config.model_type, "strategy": description,
                  "learning_rate": config.learning_rate,
                  "embedding_parameters": spec.num_parameters,
+                 # Embeddings, MLP, admission filter, default vectors and their total.
+                 "parameters": model_lib.parameter_counts(config, spec),
                  "warm_started_from": warm["from"] if warm else None})
 
   with steps.step("exporting the model with the Transform graph",

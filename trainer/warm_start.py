@@ -12,9 +12,10 @@ import json
 import os
 from typing import Any, Dict, List
 
+import numpy as np
 import tensorflow as tf
 
-from trainer import embeddings
+from trainer import embeddings, model as model_lib
 from uet_upstream import keras as upstream_keras
 
 MODEL_CONFIG_PATH = os.path.join("assets.extra", "uet_model.json")
@@ -105,3 +106,56 @@ def warm_start(model: tf.keras.Model, base_model_dir: str) -> Dict[str, Any]:
                          f"this model's ({e}); train from scratch (warm_start: false)") from e
   status.expect_partial()
   return {"from": base_model_dir, "variables": len(model.variables)}
+
+
+def grow_collisionless(source: tf.keras.Model, target: tf.keras.Model) -> Dict[str, int]:
+  """Warm start of a collisionless model whose vocabularies grew by new ids.
+
+  `target` is a collisionless RankingModel over a superset of `source`'s vocabularies (same
+  features, dimensions and MLP). Every id `source` knows keeps its row; every new id starts
+  from `source`'s out-of-vocabulary row (after `fit_unseen_defaults`, the mean of the rarer
+  ids: what `source` would have given that id); the out-of-vocabulary row, the
+  MLP and any default vectors are copied as they are. Only weights move: the optimizer
+  starts afresh, as in `warm_start`.
+
+  Returns:
+    {"carried": ids whose rows were copied, "new": ids started from the default}.
+
+  Raises:
+    WarmStartError: the models are not collisionless or their features, dimensions or
+      MLP differ, or `target` lacks an id `source` knows (a vocabulary that shrank).
+  """
+  old, new = source.spec, target.spec
+  if old.kind != "collisionless" or new.kind != "collisionless":
+    raise WarmStartError(f"grow_collisionless needs two collisionless models, got "
+                         f"{old.kind} -> {new.kind}")
+  if old.feature_names != new.feature_names or old.output_dims() != new.output_dims() or \
+      list(source.layer_sizes) != list(target.layer_sizes):
+    raise WarmStartError(f"the models differ beyond their vocabularies: features "
+                         f"{old.output_dims()} -> {new.output_dims()}, layers "
+                         f"{source.layer_sizes} -> {target.layer_sizes}")
+  source(source.empty_inputs(1))
+  target(target.empty_inputs(1))
+  old_vocab, new_vocab = dict(old.vocabularies), dict(new.vocabularies)
+  old_tables, new_tables = source.embedding.embedding_tables, target.embedding.embedding_tables
+  carried = fresh = 0
+  for f, lookups in new.lookups:
+    table = lookups[0][0]
+    default_row = model_lib.OUT_OF_VOCABULARY_ROW
+    rows_of = {v: i + 1 for i, v in enumerate(old_vocab[f])}  # after the default row
+    lost = set(rows_of) - set(new_vocab[f])
+    if lost:
+      raise WarmStartError(f"feature {f}: the new vocabulary lacks {len(lost)} ids the "
+                           f"previous model knows (e.g. {sorted(lost)[:3]}); a grown "
+                           "vocabulary keeps every known id")
+    previous = old_tables[table].numpy()
+    index = np.array([default_row] + [rows_of.get(v, default_row) for v in new_vocab[f]])
+    new_tables[table].assign(previous[index])
+    known = sum(v in rows_of for v in new_vocab[f])
+    carried += known
+    fresh += len(new_vocab[f]) - known
+  others = lambda m: [v for layer in m.layers if layer is not m.embedding  # noqa: E731
+                      for v in layer.weights]
+  for a, b in zip(others(source), others(target), strict=True):
+    b.assign(a)
+  return {"carried": carried, "new": fresh}
