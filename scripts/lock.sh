@@ -10,7 +10,7 @@ grep -v '^#' requirements.lock > requirements.lock.new
 .venv/bin/uv pip compile pyproject.toml --extra test --python-version 3.10 \
   --python .venv/bin/python --no-header --quiet -o requirements.lock.new
 {
-  echo "# Fully pinned lock for Python 3.10 (linux x86_64). Regenerate with: scripts/lock.sh"
+  echo "# Fully pinned lock for Python 3.10 (linux x86_64). Regenerate with: make lock"
   cat requirements.lock.new
 } > requirements.lock
 rm requirements.lock.new
