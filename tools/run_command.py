@@ -145,6 +145,14 @@ def print_summary(summary, stream=None) -> None:
     print("production gate: no comparison (no pushed model was trained on data older than "
           "this run's; e.g. the first run, or a re-train on the same data); AUC floor only",
           file=stream)
+  serving = summary.get("serving_gate")
+  if serving and serving["blessed"]:
+    print(f"serving check: passed (rows {serving['rows']}, batches "
+          f"{serving['batch_sizes']}: served scores in [{fmt(serving['min_score'])}, "
+          f"{fmt(serving['max_score'])}], at most {serving['max_abs_difference']:.2g} from "
+          f"the Evaluator's; tolerance {serving['tolerance']:g})", file=stream)
+  elif serving:
+    print(f"serving check: FAILED, not pushed: {serving['failure']}", file=stream)
   if summary.get("warm_started_from"):
     print(f"candidate warm-started from: {summary['warm_started_from']}", file=stream)
   print(f"blessed: {'yes' if summary['blessed'] else 'no'}", file=stream)
