@@ -6,6 +6,7 @@ that cannot clear the bar, or does not serve the Evaluator's scores from a fresh
 not pushed while the earlier pushed model stays.
 """
 
+import io
 import json
 import os
 import shutil
@@ -133,6 +134,13 @@ def test_pushed_model_carries_warmup_requests_it_answers(first_run):
   assert gate["blessed"] and gate["failure"] is None
   assert gate["batch_sizes"] == [1, 16, 256] and gate["rows"] == 256
   assert gate["max_abs_difference"] <= gate["tolerance"]
+  # The report shows it as the third gate, passed, with the numbers checked.
+  from tools.report import collect  # pylint: disable=g-import-not-at-top
+  report = collect.collect(_store(config), config.pipeline_name, summary["run_id"],
+                           config.output_dir, summary)
+  [serving] = [g for g in report.gates if g.name == collect.SERVING_GATE]
+  assert serving.verdict == "passed" and all(c.passed for c in serving.checks)
+  assert serving.checks[-1].value == gate["max_abs_difference"]
   # The push record and the rest of the model are the Trainer's.
   assert os.path.exists(os.path.join(pushed, "assets.extra", "uet_push.json"))
 
@@ -203,6 +211,8 @@ def test_a_model_that_does_not_serve_the_evaluators_scores_is_not_pushed(
   from components.atomic_pusher import executor as pusher  # pylint: disable=g-import-not-at-top
   from components.serving_check import executor as serving_check  # pylint: disable=g-import-not-at-top
   from pipeline import results  # pylint: disable=g-import-not-at-top
+  from tools import run_command  # pylint: disable=g-import-not-at-top
+  from tools.report import collect  # pylint: disable=g-import-not-at-top
   config, summary = first_run
   nodes = results.node_runs(_store(config), config.pipeline_name, summary["run_id"])
   examples = _artifact(standard_artifacts.Examples,
@@ -223,6 +233,17 @@ def test_a_model_that_does_not_serve_the_evaluators_scores_is_not_pushed(
   assert failure in blessing.get_string_custom_property("failure")
   assert serving_check.read_result(blessing.uri)["failure"].startswith(
       "the warm-up request of batch")
+  # The run's result and its report show it as its own gate, with what failed.
+  node = results.NodeRun(0, "complete", {"blessing": [blessing.mlmd_artifact]})
+  gate = results.serving_gate({ids.SERVING_CHECK: node})
+  assert gate["blessed"] is False and failure in gate["failure"]
+  out = io.StringIO()
+  run_command.print_summary(dict(summary, serving_gate=gate, blessed=False,
+                                 pushed_model_dir=None), out)
+  assert f"serving check: FAILED, not pushed: {gate['failure']}" in out.getvalue()
+  report_gate = collect._serving_gate(node)  # pylint: disable=protected-access
+  assert (report_gate.name, report_gate.verdict) == (collect.SERVING_GATE, "failed")
+  assert report_gate.messages == [f"Not pushed: {gate['failure']}"]
   # The Pusher, given both model gates' blessings and this one, pushes nothing, and the
   # version pushed before stays as it was.
   serving = tmp_path / "serving"
