@@ -290,10 +290,15 @@ def compare(served: Sequence[Dict[str, Any]], rows: Sequence[bytes],
 def check(model: types.Artifact, examples: types.Artifact, evaluation: types.Artifact,
           label_column: str, model_name: str, blessing: types.Artifact) -> None:
   """Runs the check (module docstring) and marks `blessing`; a model that fails is marked
-  not blessed, with what failed, and is not pushed. Faults of the check itself (no eval
-  rows, an unreadable evaluation) raise."""
+  not blessed, with what failed, and is not pushed.
+
+  Raises:
+    ServingCheckError: a fault of the inputs, not of the model (no eval rows, no ModelSpec
+      of `model_name` in the evaluation); the run fails and nothing is pushed.
+  """
   model_path = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
   rows = read_rows(examples)
+  eval_config = candidate_spec(evaluation, model_name)
   stamped = path_utils.stamped_model_path(blessing.uri)
   record: Dict[str, Any] = {"model": model_path, "split": SPLIT}
   failure: Optional[str] = None
@@ -301,7 +306,6 @@ def check(model: types.Artifact, examples: types.Artifact, evaluation: types.Art
     logs = warmup_requests(without_label(rows, label_column), serialized_input_key(model_path))
     record["warmup_file"] = write_model_with_warmup(model_path, stamped, logs)
     served = serve_in_fresh_process(stamped)
-    eval_config = candidate_spec(evaluation, model_name)
     reference = evaluator_predictions(model_path, eval_config, rows)
     record.update(compare(served, rows, reference,
                           prediction_key=eval_config.model_specs[0].prediction_key))
