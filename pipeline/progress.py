@@ -140,8 +140,8 @@ def _is_ours(record: logging.LogRecord) -> bool:
 
 class LogsToFile:
   """While the pipeline runs, every library log line goes to `log_file`: absl's (TFX logs
-  through it) and TensorFlow's at INFO and above, other libraries' (Apache Beam's) at the
-  root logger's level, and Python warnings (`logging.captureWarnings`).
+  through it) at INFO and above, TensorFlow's and other libraries' (Apache Beam's) at their
+  loggers' levels (WARNING unless set), and Python warnings (`logging.captureWarnings`).
 
   Quiet (the default), the terminal (standard error) gets only warnings and errors logged
   by this project's code; what else appears there is what the caller writes itself (the
