@@ -81,7 +81,7 @@ def _mark_cancelled(metadata_path: str) -> None:
 
 
 def run(config: PipelineConfig, stream: Optional[TextIO] = None,
-        log_file: Optional[str] = None) -> Dict[str, Any]:
+        log_file: Optional[str] = None, verbose: bool = False) -> Dict[str, Any]:
   """Runs the pipeline and returns (and saves) its summary.
 
   The caller holds the output directory's lock (`pipeline.lock.output_lock`) and has checked
@@ -92,6 +92,8 @@ def run(config: PipelineConfig, stream: Optional[TextIO] = None,
     stream: where progress lines go (default: standard error as it is at the call; a
       default bound at import would keep writing where stderr pointed back then).
     log_file: where TFX's full INFO log goes (default OUTPUT/logs/run-<time>.log).
+    verbose: show the libraries' log lines and warnings on standard error too (by default
+      only this project's warnings reach it; `progress.LogsToFile`).
 
   Returns:
     The summary dict written to OUTPUT/last_run.json.
@@ -113,7 +115,7 @@ def run(config: PipelineConfig, stream: Optional[TextIO] = None,
   start = time.perf_counter()
   error: Optional[BaseException] = None
   cancelled = cancel.Cancellation()
-  with progress.LogsToFile(log_file):
+  with progress.LogsToFile(log_file, verbose=verbose):
     with progress.ProgressMonitor(config.metadata_path, config.pipeline_name,
                                   stream) as monitor:
       try:

@@ -2,7 +2,8 @@
 
 Dataset files -> ExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
 ValidationGate -> Transform -> Trainer x2 (unified candidate, hash baseline) -> Evaluator
-(candidate vs baseline) -> Pusher (only when blessed).
+(candidate vs baseline) and ProductionEvaluator (candidate vs production) -> ServingCheck
+(the candidate served from a fresh process) -> Pusher (only when all three blessed it).
 
 It knows nothing about where it runs: the local runner adds a SQLite metadata store and
 Beam's DirectRunner, the Kubeflow/Vertex runner compiles the same graph. What earlier runs
@@ -32,6 +33,7 @@ from components.atomic_pusher.component import AtomicPusher
 from components.evaluator.component import Evaluator
 from components.production_model.component import ProductionModel
 from components.schema_gen import DatasetSchemaGen
+from components.serving_check.component import ServingCheck
 from components.trainer.component import Trainer
 from components.validation_gate.component import DriftBaseline, ValidationGate
 from pipeline import fingerprint, ids
@@ -262,10 +264,21 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
       evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1,
       production_evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1)
   with Cond(both_gates):
+    # Gate 3: the candidate, loaded in a fresh process, serves the Evaluator's scores for
+    # real eval rows sent as TF Serving warm-up requests; its blessing holds the model with
+    # those requests, which is what the Pusher pushes.
+    serving_check = ServingCheck(
+        model=candidate.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        evaluation=evaluator.outputs["evaluation"],
+        label_column=config.dataset.label.column,
+        model_name=ids.CANDIDATE_MODEL,
+    ).with_id(ids.SERVING_CHECK)
     # A pushed version directory is complete or absent, even if the run dies mid-push.
     pusher = AtomicPusher(
         model=candidate.outputs["model"],
         model_blessing=production_evaluator.outputs["blessing"],
+        infra_blessing=serving_check.outputs["blessing"],
         # Recorded with the push: the next run's ProductionModel skips a model trained on
         # the data it ingests.
         examples=training_examples,
@@ -273,7 +286,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
             filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=config.serving_dir)),
     ).with_id(ids.PUSHER)
-  components += [production_evaluator, pusher]
+  components += [production_evaluator, serving_check, pusher]
 
   return tfx_pipeline.Pipeline(
       pipeline_name=config.pipeline_name,

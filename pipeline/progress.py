@@ -1,5 +1,6 @@
 """What a local run shows while it runs: a line on the terminal when each component starts
-and when it ends (as ML Metadata records them), and the libraries' full log in a file.
+and when it ends (as ML Metadata records them), and the libraries' full log in a file
+(`LogsToFile`: on the terminal too with `uet run --verbose`).
 """
 
 import logging
@@ -123,31 +124,80 @@ class _LogFile(logging.FileHandler):
     super().handleError(record)
 
 
-class LogsToFile:
-  """Library logs (absl, TensorFlow) go to `log_file` only while the pipeline runs; the
-  terminal gets the progress lines."""
+# This project's packages: warnings they log reach the terminal even when the libraries'
+# log lines do not (`LogsToFile`).
+_OUR_PACKAGES = ("components", "dataspec", "kubeflow", "pipeline", "tools", "trainer",
+                 "uet_upstream")
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-  def __init__(self, log_file: str):
+
+def _is_ours(record: logging.LogRecord) -> bool:
+  """Whether `record` was logged by code of this project (its packages' files)."""
+  path = os.path.abspath(record.pathname or "")
+  return any(path.startswith(os.path.join(_ROOT, p) + os.sep) for p in _OUR_PACKAGES)
+
+
+class LogsToFile:
+  """While the pipeline runs, every library log line goes to `log_file`: absl's (TFX logs
+  through it) at INFO and above, TensorFlow's and other libraries' (Apache Beam's) at their
+  loggers' levels (WARNING unless set), and Python warnings (`logging.captureWarnings`).
+
+  Quiet (the default), the terminal (standard error) gets only warnings and errors logged
+  by this project's code; what else appears there is what the caller writes itself (the
+  progress lines, the result). TensorFlow's own stderr handler is detached meanwhile.
+  `verbose=True` also sends everything written to the file to the terminal.
+
+  TensorFlow's C++ logs bypass Python logging: `TF_CPP_MIN_LOG_LEVEL`
+  (`pipeline.environment`) keeps them off by default. Child processes (nodes run beside,
+  `parallel_runner`) write their output to the same file.
+  """
+
+  def __init__(self, log_file: str, verbose: bool = False):
     self._log_file = log_file
+    self._verbose = verbose
 
   def __enter__(self) -> None:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (loaded by now)
+    # TensorFlow adds a stderr handler to its logger when the logger is first asked for
+    # (if the root logger has none then): make it happen now, so that it is detached below.
+    tf.get_logger()
     os.makedirs(os.path.dirname(self._log_file), exist_ok=True)
     self._handler = _LogFile(self._log_file)
-    self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    self._loggers = [logging.getLogger("absl"), logging.getLogger("tensorflow")]
-    self._saved = [(lg, lg.level, lg.propagate) for lg in self._loggers]
+    self._handler.setFormatter(logging.Formatter(_FORMAT))
+    self._terminal = logging.StreamHandler(sys.stderr)
+    self._terminal.setFormatter(logging.Formatter(_FORMAT))
+    if not self._verbose:
+      self._terminal.setLevel(logging.WARNING)
+      self._terminal.addFilter(_is_ours)
+    logging.captureWarnings(True)
+    self._loggers = [logging.getLogger(), logging.getLogger("absl"),
+                     logging.getLogger("tensorflow"), logging.getLogger("py.warnings")]
+    self._saved = [(lg, lg.level, lg.propagate, list(lg.handlers)) for lg in self._loggers]
     self._verbosity = absl.logging.get_verbosity()
     # Through absl's verbosity, not the logger's level: TFX components re-apply the
     # verbosity to the logger while they run (Transform does).
     absl.logging.set_verbosity(absl.logging.INFO)
     for lg in self._loggers:
-      lg.propagate = False
+      if lg is not logging.getLogger():
+        lg.propagate = False
+      # Handlers writing to a terminal stream go (a file handler, a test's, stays).
+      for h in list(lg.handlers):
+        if (type(h) is logging.StreamHandler  # pylint: disable=unidiomatic-typecheck
+            or isinstance(h, absl.logging.ABSLHandler)):
+          lg.removeHandler(h)
       lg.addHandler(self._handler)
+      lg.addHandler(self._terminal)
 
   def __exit__(self, *exc) -> None:
     absl.logging.set_verbosity(self._verbosity)
-    for lg, level, propagate in self._saved:
+    logging.captureWarnings(False)
+    for lg, level, propagate, handlers in self._saved:
       lg.removeHandler(self._handler)
+      lg.removeHandler(self._terminal)
+      for h in handlers:
+        if h not in lg.handlers:
+          lg.addHandler(h)
       lg.setLevel(level)
       lg.propagate = propagate
     self._handler.close()

@@ -15,6 +15,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.utils import path_utils
 
 from components.example_gen import executor as example_gen_executor
+from components.serving_check import executor as serving_check
 from pipeline import ids
 from pipeline import store as store_lib
 from uet_upstream import tfx as upstream_tfx
@@ -192,6 +193,21 @@ def production_gate(nodes: Dict[str, NodeRun]) -> Optional[Dict[str, Any]]:
           "production_auc": overall.get(ids.PRODUCTION_MODEL_NAME, {}).get("auc")}
 
 
+def serving_gate(nodes: Dict[str, NodeRun]) -> Optional[Dict[str, Any]]:
+  """Gate 3 (the candidate served from a fresh process, `components/serving_check`): its
+  verdict, what failed, and the numbers it checked; None when the node did not run (a gate
+  before it did not bless) or recorded no blessing (it failed)."""
+  node = nodes.get(ids.SERVING_CHECK)
+  blessing = node.outputs.get("blessing", []) if node else []
+  if not blessing:
+    return None
+  record = serving_check.read_result(blessing[0].uri) or {}
+  return {"blessed": bool(blessed(node)), "failure": record.get(serving_check.FAILURE_KEY),
+          **{k: record.get(k) for k in ("rows", "batch_sizes", "max_abs_difference",
+                                        "tolerance", "min_score", "max_score",
+                                        "warmup_file")}}
+
+
 def pushed_model_dir(nodes: Dict[str, NodeRun]) -> Optional[str]:
   """Where the Pusher put the candidate in this run, or None (not pushed, or skipped)."""
   node = nodes.get(ids.PUSHER)
@@ -258,7 +274,8 @@ def summarize(metadata_path: str, pipeline_name: str) -> Dict[str, Any]:
   Returns:
     `run_id`; `components` (node id -> complete / cached / failed / ...) and
     `component_seconds`; each gate's numbers (`candidate_auc`, `baseline_auc`, their
-    LogLoss, `sliced_metrics`, `baseline_gate_blessed`, `production_gate`); `blessed`
+    LogLoss, `sliced_metrics`, `baseline_gate_blessed`, `production_gate`,
+    `serving_gate`); `blessed`
     (passed every gate, i.e. what the Pusher acted on); `pushed_model_dir`; the trained
     models' directories and warm start; `quarantined_rows` and `dropped_rows`.
   """
@@ -271,6 +288,7 @@ def summarize(metadata_path: str, pipeline_name: str) -> Dict[str, Any]:
   components = {k: v for k, v in sorted(nodes.items()) if not v.is_resolver}
   gate1 = baseline_gate(nodes)
   gate2 = production_gate(nodes)
+  gate3 = serving_gate(nodes)
   summary: Dict[str, Any] = {
       "run_id": run_id,
       "components": {k: v.state for k, v in components.items()},
@@ -280,7 +298,9 @@ def summarize(metadata_path: str, pipeline_name: str) -> Dict[str, Any]:
       **{k: v for k, v in gate1.items() if k != "blessed"},
       "baseline_gate_blessed": gate1["blessed"],
       "production_gate": gate2,
-      "blessed": gate1["blessed"] and bool(gate2 and gate2["blessed"]),
+      "serving_gate": gate3,
+      "blessed": (gate1["blessed"] and bool(gate2 and gate2["blessed"])
+                  and bool(gate3 and gate3["blessed"])),
       "pushed_model_dir": pushed_model_dir(nodes),
       **trained_models(nodes),
       "quarantined_rows": quarantined_rows(nodes),

@@ -174,3 +174,52 @@ def test_the_pipeline_pushes_with_the_atomic_pusher():
   assert node.executor_spec.executor_class is pusher.Executor
   destination = json.loads(node.exec_properties["push_destination"])
   assert destination["filesystem"]["base_directory"] == config.serving_dir
+
+
+def _infra_blessing(tmp_path, blessed: int, with_model: bool):
+  blessing = standard_artifacts.InfraBlessing()
+  blessing.uri = str(tmp_path / "infra_blessing")
+  blessing.set_int_custom_property("blessed", blessed)
+  if with_model:
+    stamped = tmp_path / "infra_blessing" / "stamped_model"
+    _model(stamped)
+    (stamped / "assets.extra").mkdir()
+    (stamped / "assets.extra" / "tf_serving_warmup_requests").write_bytes(b"requests")
+    blessing.set_int_custom_property("has_model", 1)
+  return blessing
+
+
+def _push_with_infra_blessing(tmp_path, infra_blessing):
+  model = standard_artifacts.Model()
+  model.uri = str(tmp_path / "trainer_model")
+  _model(tmp_path / "trainer_model" / "Format-Serving")
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.uri = str(tmp_path / "blessing")
+  blessing.set_int_custom_property("blessed", 1)
+  pushed = standard_artifacts.PushedModel()
+  pushed.uri = str(tmp_path / "pushed_model")
+  destination = pusher_pb2.PushDestination(
+      filesystem=pusher_pb2.PushDestination.Filesystem(
+          base_directory=str(tmp_path / "serving")))
+  pusher.Executor().Do(
+      {standard_component_specs.MODEL_KEY: [model],
+       standard_component_specs.MODEL_BLESSING_KEY: [blessing],
+       standard_component_specs.INFRA_BLESSING_KEY: [infra_blessing]},
+      {standard_component_specs.PUSHED_MODEL_KEY: [pushed]},
+      {standard_component_specs.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination)})
+  return pushed
+
+
+def test_executor_pushes_the_infra_blessings_model_with_its_warmup_requests(tmp_path):
+  pushed = _push_with_infra_blessing(tmp_path, _infra_blessing(tmp_path, 1, with_model=True))
+  destination = pushed.get_string_custom_property("pushed_destination")
+  tree = _tree(destination)
+  assert tree.pop("assets.extra/tf_serving_warmup_requests") == b"requests"
+  assert json.loads(tree.pop(pusher.PUSH_RECORD))["model_uri"] == str(tmp_path / "trainer_model")
+  assert tree == FILES
+
+
+def test_executor_does_not_push_without_the_infra_blessing(tmp_path):
+  pushed = _push_with_infra_blessing(tmp_path, _infra_blessing(tmp_path, 0, with_model=False))
+  assert pushed.get_int_custom_property("pushed") == 0
+  assert not os.path.exists(tmp_path / "serving")

@@ -108,7 +108,7 @@ def test_every_component_of_the_local_pipeline_is_a_task(tasks):
   assert {ids.EXAMPLE_GEN, ids.STATISTICS_GEN, ids.SCHEMA_GEN,
           ids.EXAMPLE_VALIDATOR, ids.VALIDATION_GATE, ids.TRANSFORM,
           ids.CANDIDATE_TRAINER, ids.BASELINE_TRAINER,
-          ids.EVALUATOR, ids.PUSHER} <= set(tasks)
+          ids.EVALUATOR, ids.SERVING_CHECK, ids.PUSHER} <= set(tasks)
 
 
 def test_validation_gate_comes_before_transform(tasks):
@@ -138,6 +138,20 @@ def test_pusher_runs_only_when_both_gates_blessed_the_candidate(tasks):
           in condition)
   assert _producer(tasks, ids.PUSHER, "model_blessing") == \
       ids.PRODUCTION_EVALUATOR
+
+
+def test_serving_check_runs_under_both_gates_and_its_blessing_gates_the_push(tasks):
+  check = tasks[ids.SERVING_CHECK]
+  condition = check["triggerPolicy"]["condition"]
+  for key in (f"_{ids.EVALUATOR}.blessing", f"_{ids.PRODUCTION_EVALUATOR}.blessing"):
+    assert f"(inputs.artifacts['{key}'].artifacts[0].metadata['blessed'] == 1.0)" in condition
+    assert key in check["inputs"]["artifacts"]
+  assert _producer(tasks, ids.SERVING_CHECK, "model") == ids.CANDIDATE_TRAINER
+  assert _producer(tasks, ids.SERVING_CHECK, "evaluation") == ids.EVALUATOR
+  assert _producer(tasks, ids.PUSHER, "infra_blessing") == ids.SERVING_CHECK
+  params = check["inputs"]["parameters"]
+  assert params["label_column"]["runtimeValue"]["constant"] == "rating"
+  assert params["model_name"]["runtimeValue"]["constant"] == ids.CANDIDATE_MODEL
 
 
 def test_every_condition_reads_inputs_its_task_has(tasks):

@@ -61,6 +61,10 @@ def add_parser(sub) -> None:
                  help="train the candidate from scratch instead of warm-starting from the "
                  "model in production")
   p.add_argument("--no-cache", action="store_true", help="re-run every component")
+  p.add_argument("--verbose", action="store_true",
+                 help="show TensorFlow's, Beam's and TFX's log lines and warnings on the "
+                 "terminal too (they always go to OUTPUT/logs/; TensorFlow's C++ logs follow "
+                 "TF_CPP_MIN_LOG_LEVEL)")
   p.set_defaults(func=run)
 
 
@@ -152,6 +156,14 @@ def print_summary(summary, stream=None) -> None:
     print("production gate: no comparison (no pushed model was trained on data older than "
           "this run's; e.g. the first run, or a re-train on the same data); AUC floor only",
           file=stream)
+  serving = summary.get("serving_gate")
+  if serving and serving["blessed"]:
+    print(f"serving check: passed (rows {serving['rows']}, batches "
+          f"{serving['batch_sizes']}: served scores in [{fmt(serving['min_score'])}, "
+          f"{fmt(serving['max_score'])}], at most {serving['max_abs_difference']:.2g} from "
+          f"the Evaluator's; tolerance {serving['tolerance']:g})", file=stream)
+  elif serving:
+    print(f"serving check: FAILED, not pushed: {serving['failure']}", file=stream)
   if summary.get("warm_started_from"):
     print(f"candidate warm-started from: {summary['warm_started_from']}", file=stream)
   print(f"blessed: {'yes' if summary['blessed'] else 'no'}", file=stream)
@@ -179,13 +191,13 @@ def run(args: argparse.Namespace) -> int:
         except data.DatasetError as e:
           print(f"uet run: error: {e}", file=sys.stderr)
           return EXIT_USAGE
-      return _run_locked(config)
+      return _run_locked(config, verbose=bool(getattr(args, "verbose", False)))
   except lock.RunLockedError as e:
     print(f"uet run: error: {e}", file=sys.stderr)
     return EXIT_LOCKED
 
 
-def _run_locked(config: config_lib.PipelineConfig) -> int:
+def _run_locked(config: config_lib.PipelineConfig, verbose: bool = False) -> int:
   print(f"uet run: data {config.data_dir} -> output {config.output_dir}", file=sys.stderr)
   from pipeline import metadata_backup  # pylint: disable=g-import-not-at-top  (sqlite3 only)
   try:
@@ -208,7 +220,7 @@ def _run_locked(config: config_lib.PipelineConfig) -> int:
     return EXIT_OK
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top  (TensorFlow, TFX)
   try:
-    summary = run_pipeline(config)
+    summary = run_pipeline(config, verbose=verbose)
   except metadata_backup.MetadataStoreError as e:  # the store was damaged during the run
     print(f"uet run: error: {e}", file=sys.stderr)
     return EXIT_METADATA
@@ -233,7 +245,7 @@ def _run_locked(config: config_lib.PipelineConfig) -> int:
 
 
 def run_pipeline(config: config_lib.PipelineConfig,
-                 stream: Optional[TextIO] = None) -> Dict[str, Any]:
+                 stream: Optional[TextIO] = None, verbose: bool = False) -> Dict[str, Any]:
   """One run of the pipeline, as `uet run` and `uet simulate` make it.
 
   Marks what earlier runs left running as abandoned, runs the pipeline
@@ -244,6 +256,7 @@ def run_pipeline(config: config_lib.PipelineConfig,
   Args:
     config: the run's configuration.
     stream: where progress lines and warnings go (default: standard error).
+    verbose: libraries' log lines on standard error too (`local_runner.run`).
 
   Returns:
     The run's summary (OUTPUT/last_run.json).
@@ -263,7 +276,7 @@ def run_pipeline(config: config_lib.PipelineConfig,
                  "(that run was killed, or its disk was full)\n")
   previous_run_id = _latest_run_id(config.metadata_path)
   try:
-    summary = local_runner.run(config, stream)
+    summary = local_runner.run(config, stream, verbose=verbose)
   except local_runner.PipelineRunError as e:
     _after_run(config, e.summary, previous_run_id, stream)
     raise

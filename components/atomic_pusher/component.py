@@ -38,15 +38,19 @@ class AtomicPusher(pusher_component.Pusher):
   def __init__(self, model: types.BaseChannel,
                model_blessing: Optional[types.BaseChannel] = None,
                push_destination: Optional[pusher_pb2.PushDestination] = None,
-               examples: Optional[types.BaseChannel] = None):
+               examples: Optional[types.BaseChannel] = None,
+               infra_blessing: Optional[types.BaseChannel] = None):
     """Args:
       model: the model to push (the candidate Trainer's output).
       model_blessing: the blessing that must be positive for a push.
       push_destination: a filesystem destination (local or gs://).
       examples: the Examples the model was trained on (recorded with the push).
+      infra_blessing: an InfraBlessing that must be positive for a push; when it holds a
+        model (the model with its TF Serving warm-up requests), that copy is pushed.
     """
     spec = AtomicPusherSpec(
-        model=model, model_blessing=model_blessing, push_destination=push_destination,
+        model=model, model_blessing=model_blessing, infra_blessing=infra_blessing,
+        push_destination=push_destination,
         examples=examples, custom_config="null",
         pushed_model=types.Channel(type=standard_artifacts.PushedModel))
     base_component.BaseComponent.__init__(self, spec=spec)

@@ -7,11 +7,14 @@ a hidden staging directory beside the versions and renames it into place: on a l
 filesystem the rename is atomic, so a version directory appears only when it is complete.
 Staging directories left by a push that died are removed by the next push.
 
-Blessing checks, the archive copy to the PushedModel artifact and its `pushed`,
+Blessing checks (the Evaluator's `model_blessing` and, when given, an `infra_blessing`), the
+archive copy to the PushedModel artifact and its `pushed`,
 `pushed_destination` and `pushed_version` properties are TFX's (the last through
 `uet_upstream.tfx`). Each version directory also
 carries `assets.extra/uet_push.json`: which Examples the model was trained on, so that the
 next run's `ProductionModel` can tell the model in production (components/decisions.py).
+When the infra blessing holds a model (TFX's `has_model`: the model with TF Serving warm-up
+requests in `assets.extra/`, `components/serving_check`), that copy is pushed.
 """
 
 import os
@@ -25,7 +28,7 @@ from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import io_utils, proto_utils
+from tfx.utils import io_utils, path_utils, proto_utils
 
 from components import decisions, paths
 from uet_upstream import tfx as upstream_tfx
@@ -122,8 +125,24 @@ def _copy_saved_model(model_path: str, destination: str,
     io_utils.copy_file(source, os.path.join(destination, SAVED_MODEL_FILE))
 
 
+INFRA_BLESSING_MODEL_FLAG = "has_model"
+
+
 class Executor(pusher_executor.Executor):
   """TFX's Pusher executor with an all-or-nothing filesystem push."""
+
+  def GetModelPath(self, input_dict: Dict[str, List[types.Artifact]]) -> str:
+    """The infra blessing's model (with warm-up requests) if it holds one, else the model.
+
+    TFX's Pusher pushes the infra blessing's model only when given no `model`; this one
+    also reads `model` (the push record names it).
+    """
+    infra = input_dict.get(standard_component_specs.INFRA_BLESSING_KEY)
+    if infra:
+      blessing = artifact_utils.get_single_instance(infra)
+      if blessing.get_int_custom_property(INFRA_BLESSING_MODEL_FLAG) == 1:
+        return path_utils.stamped_model_path(blessing.uri)
+    return super().GetModelPath(input_dict)
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
@@ -131,8 +150,8 @@ class Executor(pusher_executor.Executor):
     """Pushes the model to `push_destination.filesystem` if it is blessed.
 
     Args:
-      input_dict: `model` and `model_blessing` (TFX's Pusher inputs), and `examples`: what
-        the model was trained on (recorded with the push).
+      input_dict: `model`, `model_blessing` and optionally `infra_blessing` (TFX's Pusher
+        inputs), and `examples`: what the model was trained on (recorded with the push).
       output_dict: `pushed_model`: archive copy and push properties.
       exec_properties: `push_destination` (JSON PushDestination; filesystem only).
     """

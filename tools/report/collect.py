@@ -38,7 +38,7 @@ NODE_ORDER = (
     ids.SPAN_WINDOW, ids.PRODUCTION_MODEL, ids.TRANSFORM,
     ids.CANDIDATE_TRAINER, ids.BASELINE_TRAINER,
     ids.COLLISIONLESS_TRAINER, ids.EVALUATOR,
-    ids.PRODUCTION_EVALUATOR, ids.PUSHER,
+    ids.PRODUCTION_EVALUATOR, ids.SERVING_CHECK, ids.PUSHER,
 )
 MODELS = (ids.CANDIDATE_MODEL, ids.BASELINE_MODEL,
           ids.PRODUCTION_MODEL_NAME)
@@ -424,6 +424,35 @@ def _model_gate(name: str, node: Optional[results.NodeRun], other: str,
   return gate
 
 
+SERVING_GATE = "Serves from a fresh process"
+
+
+def _serving_gate(node: Optional[results.NodeRun]) -> Gate:
+  """Gate 3, the ServingCheck: served scores finite, in [0, 1] and equal to the Evaluator's
+  within its tolerance; what failed when it failed."""
+  if node is None:
+    return Gate(SERVING_GATE, "not reached",
+                messages=["Runs only when the candidate passed both model gates."])
+  gate = results.serving_gate({ids.SERVING_CHECK: node})
+  if gate is None:
+    return Gate(SERVING_GATE, "failed" if node.state == "failed" else node.state)
+  checks = []
+  if gate["blessed"]:
+    checks = [
+        Check("rows scored (each request's rows)", gate["rows"], None, True,
+              f"warm-up requests of batch {', '.join(map(str, gate['batch_sizes']))}",
+              is_count=True),
+        Check("lowest served score >= 0", gate["min_score"], 0.0, True),
+        Check("highest served score <= 1", gate["max_score"], 1.0, True),
+        Check("|served - Evaluator's prediction| <= tolerance", gate["max_abs_difference"],
+              gate["tolerance"], True,
+              f"largest difference {gate['max_abs_difference']:.2g}, tolerance "
+              f"{gate['tolerance']:g}"),
+    ]
+  return Gate(SERVING_GATE, "passed" if gate["blessed"] else "failed", checks,
+              [] if gate["blessed"] else [f"Not pushed: {gate['failure']}"])
+
+
 def _nothing_in_production(store: mlmd.MetadataStore,
                            node: Optional[results.NodeRun]) -> Optional[str]:
   """Why the ProductionModel node's output stands for no model (None: there is one)."""
@@ -557,7 +586,7 @@ def _components(nodes: Dict[str, results.NodeRun],
   for node_id in sorted(set(all_nodes) | set(nodes), key=lambda n: (rank.get(n, 99), n)):
     run = nodes.get(node_id)
     if run is None:
-      if node_id == ids.PUSHER and succeeded:
+      if node_id in (ids.SERVING_CHECK, ids.PUSHER) and succeeded:
         out.append(ComponentRun(node_id, "skipped",
                                 note="condition not met: both gates must bless"))
       elif not succeeded:
@@ -636,6 +665,7 @@ def collect(store: mlmd.MetadataStore, pipeline_name: str, run_id: str,
                   ids.PRODUCTION_MODEL_NAME,
                   "candidate AUC - production AUC >= -max regression",
                   _nothing_in_production(store, nodes.get(ids.PRODUCTION_MODEL))),
+      _serving_gate(nodes.get(ids.SERVING_CHECK)),
   ]
   metrics: Dict[str, Dict[str, Dict[str, float]]] = {}
   evaluator = nodes.get(ids.EVALUATOR)
