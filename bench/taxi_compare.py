@@ -159,8 +159,10 @@ class TaxiModule:
   """One TFX taxi model definition: its preprocessing_fn, feature lists and Keras builder."""
 
   def __init__(self, name: str, preprocessing_fn: Callable, build: Callable[[], Any],
-               label_key: str, raw_keys: Sequence[str], train_batch: int, origin: str):
+               label_key: str, raw_keys: Sequence[str], train_batch: int, origin: str,
+               network: str):
     self.name = name
+    self.network = network
     self.preprocessing_fn = preprocessing_fn
     self.build = build
     self.label_key = label_key  # transformed label name
@@ -183,7 +185,10 @@ def template_module() -> TaxiModule:
       lambda: model._build_keras_model(hidden_units=constants.HIDDEN_UNITS,  # pylint: disable=protected-access
                                        learning_rate=constants.LEARNING_RATE),
       features.transformed_name(features.LABEL_KEY), sorted(set(keys)),
-      constants.TRAIN_BATCH_SIZE, f"{TEMPLATE}.models")
+      constants.TRAIN_BATCH_SIZE, f"{TEMPLATE}.models",
+      f"deep Dense {constants.HIDDEN_UNITS} (no activation, as published) over the "
+      f"z-scored dense features, wide one-hot of the bucket, categorical and vocabulary "
+      f"features, one sigmoid unit over both; Adam {constants.LEARNING_RATE}")
 
 
 def example_module() -> TaxiModule:
@@ -197,7 +202,10 @@ def example_module() -> TaxiModule:
   return TaxiModule("tfx taxi example", m.preprocessing_fn,
                     lambda: m._build_keras_model(hidden_units=hidden),  # pylint: disable=protected-access
                     m._transformed_name(m._LABEL_KEY), sorted(set(keys)),  # pylint: disable=protected-access
-                    EXAMPLE_TRAIN_BATCH, EXAMPLE)
+                    EXAMPLE_TRAIN_BATCH, EXAMPLE,
+                    f"deep Dense {hidden} (no activation, as published) over the z-scored "
+                    "dense features, wide one-hot of the bucket, vocabulary and first three "
+                    "categorical features, one sigmoid unit over both; Adam 0.001")
 
 
 def _raw_feature_spec(csv, keys: Sequence[str]) -> Dict[str, Any]:
@@ -311,8 +319,8 @@ def template_models(modules: Sequence[TaxiModule], data, eval_y: np.ndarray,
         "seconds": time.perf_counter() - start, "transform_seconds": transform_seconds,
         "origin": module.origin, "raw_columns": module.raw_keys,
         "template_label_equals_preset_label_eval": label_agreement,
-        "setup": (f"{TEMPLATE_TRAIN_STEPS} steps of batch {module.train_batch}, "
-                  f"inputs {sorted(i.name for i in module.build().inputs)}"),
+        "setup": (f"{module.network}; {TEMPLATE_TRAIN_STEPS} steps of batch "
+                  f"{module.train_batch}; inputs {sorted(i.name for i in module.build().inputs)}"),
     })
     tf.keras.backend.clear_session()
   return results
