@@ -49,6 +49,7 @@ import re  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import signal  # noqa: E402
+import statistics  # noqa: E402
 import time  # noqa: E402
 from typing import Any, Callable, Dict, List, Optional  # noqa: E402
 
@@ -382,6 +383,15 @@ def report(data: Dict[str, Any]) -> str:
         f"| {e['rows']:,} | {e['measured_at']} | {e['commit']} | {' then '.join(e['order'])} "
         f"| {_seconds(s)} | {_seconds(u)} | {_ratio(e)} | {_peak(s)} | {_peak(u)} | "
         f"{_outcome(s)} | {_outcome(u)} |")
+  by_size: Dict[int, List[float]] = {}
+  for e in runs:
+    if e.get("wall_ratio_uet_over_stock") is not None:
+      by_size.setdefault(e["rows"], []).append(e["wall_ratio_uet_over_stock"])
+  if by_size:
+    lines += ["", "uet / stock wall over every complete pair: " + "; ".join(
+        f"{rows:,} rows: median {statistics.median(r):.2f}x, "
+        f"range {min(r):.2f}x to {max(r):.2f}x over {len(r)} pairs"
+        for rows, r in sorted(by_size.items()))]
   lines += ["", "Seconds per component:", ""]
   for e in runs:
     for which, label in (("stock", "stock TFX"), ("uet", "uet run")):
