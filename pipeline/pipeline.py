@@ -124,6 +124,26 @@ def validated_statistics_dir(config: PipelineConfig) -> str:
   return f"{config.output_dir.rstrip('/')}/validated_statistics"
 
 
+def transform_custom_config(config: PipelineConfig) -> dict:
+  """The `custom_config` Transform running `PREPROCESSING_FN` takes: the dataset spec,
+  whether to write vocabularies (for a collisionless model), and the code fingerprint."""
+  return {"code_fingerprint": fingerprint.transform_fingerprint(),
+          features.DATASET_KEY: features.dataset_config(config.dataset),
+          features.VOCABULARIES_KEY: config.train_collisionless}
+
+
+def trainer_custom_config(config: PipelineConfig, training: TrainingConfig) -> dict:
+  """The `custom_config` a Trainer running `RUN_FN` takes: the model's training config,
+  the dataset spec, and the code fingerprint (part of the cache key: an edit of trainer/
+  re-runs the Trainers)."""
+  return {
+      "training": training.to_dict(),
+      features.DATASET_KEY: features.dataset_config(config.dataset),
+      "code_fingerprint": fingerprint.trainer_fingerprint(),
+      "tpu": config.tpu,
+  }
+
+
 def _trainer(config: PipelineConfig, training: TrainingConfig, transform,
              component_id: str, base_model=None) -> Trainer:
   return Trainer(
@@ -131,13 +151,7 @@ def _trainer(config: PipelineConfig, training: TrainingConfig, transform,
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
       base_model=base_model,
-      custom_config={
-          "training": training.to_dict(),
-          features.DATASET_KEY: features.dataset_config(config.dataset),
-          # Part of the cache key: an edit of trainer/ re-runs the Trainers.
-          "code_fingerprint": fingerprint.trainer_fingerprint(),
-          "tpu": config.tpu,
-      },
+      custom_config=trainer_custom_config(config, training),
   ).with_id(component_id)
 
 
@@ -221,9 +235,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
       examples=training_examples,
       schema=schema_gen.outputs["schema"],
       preprocessing_fn=PREPROCESSING_FN,
-      custom_config={"code_fingerprint": fingerprint.transform_fingerprint(),
-                     features.DATASET_KEY: features.dataset_config(config.dataset),
-                     features.VOCABULARIES_KEY: config.train_collisionless},
+      custom_config=transform_custom_config(config),
       # TFX's default also runs TFDV over the raw and the transformed data (pre/post-transform
       # statistics, schemas and anomalies): two more statistics passes nothing here reads
       # (StatisticsGen and the ValidationGate validate the data).
