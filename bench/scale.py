@@ -1,29 +1,36 @@
-"""Cost curve: the real `uet run` on synthetic ratings of growing size.
+"""Cost curve: the real `uet run` on synthetic data of growing size, for a dataset spec.
 
-For each size and each seed it writes a data set with `uet synth --seed SEED` (once;
-reused), runs `uet run` from scratch in a fresh output directory and records whether it
+For a dataset (`--dataset`: a preset such as movielens or wide, or a spec file), each size
+and each seed, it writes a data set with `uet synth --dataset D --rows N --seed SEED`
+(once; reused), runs `uet run --dataset D` from scratch in a fresh output directory (with
+`--config FILE` when given) and records whether it
 passed (and, if not, which component failed and why), wall time of the run and of each
 component, rows/s, the peak RSS summed over every process of the run (sampled with psutil
 over the whole process tree, Beam workers included), the embedding parameters of the
 candidate (fixed by the budget), both models' AUCs, and what a collisionless model would
 need at the vocabulary of the train split. Prints numbers; asserts nothing. The seed
-changes the data (ids, their lengths, who rates what): one seed is one input, and a size
-is measured on several (`--seeds`) so that a result does not hang on one input. Targets (issue 10, 2 cores):
-1M ratings in <= 10 min, 10M in <= 60 min with <= 8 GB peak RSS, 1M -> 10M time <= 11x.
+changes the data (ids, their lengths, who interacts with what): one seed is one input, and
+a size is measured on several (`--seeds`) so that a result does not hang on one input.
+Targets (`TARGETS`, on 2 cores): MovieLens layout (issue 10): 1M ratings in <= 10 min, 10M
+in <= 60 min with <= 8 GB peak RSS, 1M -> 10M time <= 11x; the wide preset (issue 23, 26
+categorical + 13 numeric features): 1M rows in <= 10 min, 10M in <= 60 min, <= 8 GB.
 
-  .venv/bin/python bench/scale.py [--sizes 100000,1000000] [--seeds 0 1 2] [--work DIR]
-      [--results DIR] [--beam-modes SIZE] [--only-report]
+  .venv/bin/python bench/scale.py [--dataset movielens] [--config FILE]
+      [--sizes 100000,1000000] [--seeds 0 1 2] [--work DIR] [--results DIR]
+      [--beam-modes SIZE] [--note TEXT] [--only-report]
 
-Results accumulate in bench/results/scale.json (one entry per size, Beam mode and seed; a
-new measurement replaces the old one, a failed run included: it is that seed's outcome),
-and scale.md / scale.png are redrawn from it, so the sizes and seeds can be measured in
-separate invocations (10M takes up to an hour).
+Results accumulate in bench/results/scale.json (one entry per dataset, size, Beam mode and
+seed; a new measurement replaces the old one, a failed run included: it is that seed's
+outcome; each entry carries the commit, the machine and `--note`), and scale.md /
+scale.png (scale-<dataset>.png for other datasets) are redrawn from it, so datasets, sizes
+and seeds can be measured in separate invocations (10M takes up to an hour).
 """
 
 import argparse
 import glob
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -42,6 +49,14 @@ RESULTS = os.path.join(REPO, "bench", "results")
 DEFAULT_MODE = "in_memory"
 # The seed of every entry measured before there was --seeds.
 DEFAULT_SEED = 0
+# The dataset of every entry measured before there was --dataset.
+DEFAULT_DATASET = "movielens"
+# dataset -> (1M rows max seconds, 10M rows max seconds, 10M max peak RSS bytes, max 1M ->
+# 10M time ratio or None, the issue that sets them).
+TARGETS = {
+    "movielens": (600, 3600, 8e9, 11.0, "issue 10"),
+    "wide": (600, 3600, 8e9, None, "issue 23"),
+}
 # Beam arguments of each DirectRunner mode measured (`--beam-modes`).
 BEAM_MODES = {
     DEFAULT_MODE: None,  # the config's defaults: in_memory, 1 worker
@@ -116,31 +131,41 @@ class TreeRssSampler:
       self._stop.wait(self._period)
 
 
-def synth(size: int, work: str, seed: int = DEFAULT_SEED) -> str:
-  """The data directory of `size` ratings (written once with `uet synth --seed SEED`)."""
-  directory = os.path.join(work, f"data-{size}" + (f"-seed{seed}" if seed != DEFAULT_SEED
-                                                   else ""))
-  if os.path.isfile(os.path.join(directory, "u.user")) and os.path.isfile(
-      os.path.join(directory, ".complete")):
+def _tag(dataset: str) -> str:
+  """The dataset's part of file names: none for MovieLens (the names measured before
+  --dataset), else `<name>-`."""
+  return "" if dataset == DEFAULT_DATASET else f"{os.path.basename(dataset)}-"
+
+
+def synth(size: int, work: str, seed: int = DEFAULT_SEED,
+          dataset: str = DEFAULT_DATASET) -> str:
+  """The data directory of `size` rows of `dataset` (written once with `uet synth --dataset
+  DATASET --rows SIZE --seed SEED`)."""
+  suffix = f"-seed{seed}" if seed != DEFAULT_SEED or dataset != DEFAULT_DATASET else ""
+  directory = os.path.join(work, f"data-{_tag(dataset)}{size}{suffix}")
+  if os.path.isfile(os.path.join(directory, ".complete")):
     return directory
   shutil.rmtree(directory, ignore_errors=True)
   start = time.perf_counter()
-  subprocess.run([UET, "synth", "--ratings", str(size), "--out", directory, "--seed",
-                  str(seed)], check=True)
+  subprocess.run([UET, "synth", "--dataset", dataset, "--rows", str(size), "--out",
+                  directory, "--seed", str(seed)], check=True)
   open(os.path.join(directory, ".complete"), "w").close()
-  print(f"synth {size} (seed {seed}): {time.perf_counter() - start:.1f} s", flush=True)
+  print(f"synth {dataset} {size} (seed {seed}): {time.perf_counter() - start:.1f} s",
+        flush=True)
   return directory
 
 
-def _vocabulary_sizes(output_dir: str) -> Dict[str, int]:
+def _vocabulary_sizes(output_dir: str, dataset: str) -> Dict[str, int]:
   """Distinct values per model feature in the train split (what Transform analyzes).
 
-  Read from StatisticsGen's exact unique counts of the raw string features. The age bucket
-  is derived, so it counts as its number of buckets (an upper bound). Transform writes the
-  vocabularies themselves only for the collisionless model (`uet run --collisionless`).
+  From the dataset spec: a feature with a closed domain after Transform (a numeric
+  feature's buckets, a categorical feature's `domain_size`) counts its domain (an upper
+  bound); the others count StatisticsGen's exact unique values of their raw string column.
+  Transform writes the vocabularies themselves only for the collisionless model (`uet run
+  --collisionless`).
   """
   from tensorflow_data_validation import load_stats_binary  # pylint: disable=g-import-not-at-top
-  from trainer import features  # pylint: disable=g-import-not-at-top
+  from dataspec import spec as spec_lib  # pylint: disable=g-import-not-at-top
   paths = glob.glob(os.path.join(output_dir, "tfx", "StatisticsGen", "statistics", "*",
                                  "Split-train", "FeatureStats.pb"))
   if not paths:
@@ -148,9 +173,25 @@ def _vocabulary_sizes(output_dir: str) -> Dict[str, int]:
   unique = {f.path.step[0]: f.string_stats.unique
             for f in load_stats_binary(paths[0]).datasets[0].features
             if f.HasField("string_stats")}
-  sizes = {name: unique[name] for name in features.MODEL_FEATURES if name in unique}
-  sizes[features.USER_AGE_BUCKET] = len(features.AGE_BUCKET_LOWER_BOUNDS)
+  sizes = {}
+  for feature in spec_lib.with_schema_domains(spec_lib.load(dataset)).features:
+    if feature.closed_domain_size is not None:
+      sizes[feature.name] = feature.closed_domain_size
+    elif feature.column in unique:
+      sizes[feature.name] = unique[feature.column]
   return sizes
+
+
+def _commit() -> str:
+  try:
+    return subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+
+
+def _machine() -> str:
+  return f"{os.cpu_count()} cores, {platform.machine()}"
 
 
 def _training_result(output_dir: str, trainer: str) -> Dict[str, Any]:
@@ -172,18 +213,24 @@ def _error_line(summary: Dict[str, Any], returncode: int, log_path: str) -> Opti
   return f"exit code {returncode} without a summary; see {log_path}"
 
 
-def run_size(size: int, work: str, mode: str, seed: int = DEFAULT_SEED) -> Dict[str, Any]:
-  """Runs `uet run` from scratch on `size` synthetic ratings of `seed`; returns the
-  measurements, and the outcome (passed or failed) with what failed."""
-  data_dir = synth(size, work, seed)
-  output_dir = os.path.join(work, f"out-{size}-{mode}-seed{seed}")
+def run_size(size: int, work: str, mode: str, seed: int = DEFAULT_SEED,
+             dataset: str = DEFAULT_DATASET, config: Optional[str] = None,
+             note: str = "") -> Dict[str, Any]:
+  """Runs `uet run` from scratch on `size` synthetic rows of `dataset` and `seed` (with the
+  config file `config`, if any); returns the measurements, and the outcome (passed or
+  failed) with what failed."""
+  data_dir = synth(size, work, seed, dataset)
+  output_dir = os.path.join(work, f"out-{_tag(dataset)}{size}-{mode}-seed{seed}")
   shutil.rmtree(output_dir, ignore_errors=True)
-  cmd = [UET, "run", "--data-dir", data_dir, "--output-dir", output_dir]
+  cmd = [UET, "run", "--dataset", dataset, "--data-dir", data_dir, "--output-dir",
+         output_dir]
+  if config:
+    cmd += ["--config", config]
   for arg in BEAM_MODES[mode] or []:
     cmd.append(f"--beam-arg={arg}")
-  print(f"== {size} ratings, {mode}, seed {seed}: {' '.join(cmd)}", flush=True)
+  print(f"== {dataset}, {size} rows, {mode}, seed {seed}: {' '.join(cmd)}", flush=True)
   start = time.perf_counter()
-  log_path = os.path.join(work, f"uet-run-{size}-{mode}-seed{seed}.log")
+  log_path = os.path.join(work, f"uet-run-{_tag(dataset)}{size}-{mode}-seed{seed}.log")
   with open(log_path, "w") as log:
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     with TreeRssSampler(proc.pid, log_path=log_path) as sampler:
@@ -193,14 +240,20 @@ def run_size(size: int, work: str, mode: str, seed: int = DEFAULT_SEED) -> Dict[
   if os.path.isfile(os.path.join(output_dir, "last_run.json")):
     with open(os.path.join(output_dir, "last_run.json")) as f:
       summary = json.load(f)
-  vocab = _vocabulary_sizes(output_dir)
+  vocab = _vocabulary_sizes(output_dir, dataset)
   candidate = _training_result(output_dir, "CandidateTrainer")
-  embedding_dim = (summary.get("config") or {}).get("candidate", {}).get("embedding_dim")
+  candidate_config = (summary.get("config") or {}).get("candidate", {})
+  embedding_dim = candidate_config.get("embedding_dim")
   if embedding_dim is None:
     from trainer.config import TrainingConfig  # pylint: disable=g-import-not-at-top
     embedding_dim = TrainingConfig().embedding_dim
+  config_values = None
+  if config:
+    with open(config) as f:
+      config_values = json.load(f)
   result = {
-      "ratings": size,
+      "dataset": dataset,
+      "rows": size,
       "mode": mode,
       "seed": seed,
       "outcome": "passed" if returncode == 0 else "failed",
@@ -211,6 +264,9 @@ def run_size(size: int, work: str, mode: str, seed: int = DEFAULT_SEED) -> Dict[
       "pipeline_seconds": summary.get("seconds"),
       "component_seconds": summary.get("component_seconds", {}),
       "rows_per_second": round(size / seconds, 1),
+      "config_file": config,
+      "config": config_values,
+      "embedding_budget": candidate_config.get("embedding_budget"),
       "peak_rss_bytes": sampler.peak_bytes,
       "processes_at_peak": sampler.peak_processes,
       "peak_rss_bytes_by_component": sampler.peak_by_component,
@@ -224,14 +280,17 @@ def run_size(size: int, work: str, mode: str, seed: int = DEFAULT_SEED) -> Dict[
       "baseline_auc": summary.get("baseline_auc"),
       "blessed": summary.get("blessed"),
       "log": log_path,
-      "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+      "measured_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+      "commit": _commit(),
+      "machine": _machine(),
+      "note": note,
   }
   print(json.dumps({k: v for k, v in result.items() if k != "vocabulary_sizes"}), flush=True)
   return result
 
 
 def _key(r: Dict[str, Any]):
-  return (r["ratings"], r["mode"], r["seed"])
+  return (r["dataset"] != DEFAULT_DATASET, r["dataset"], r["rows"], r["mode"], r["seed"])
 
 
 def _load(results: str) -> List[Dict[str, Any]]:
@@ -244,13 +303,18 @@ def _load(results: str) -> List[Dict[str, Any]]:
     # Entries measured before --seeds: seed 0, and only runs that passed were kept.
     r.setdefault("seed", DEFAULT_SEED)
     r.setdefault("outcome", "passed" if r["exit_code"] == 0 else "failed")
+    # Entries measured before --dataset: MovieLens ratings, counted in "ratings".
+    r.setdefault("dataset", DEFAULT_DATASET)
+    if "rows" not in r:
+      r["rows"] = r.pop("ratings")
   return runs
 
 
 def _save(runs: List[Dict[str, Any]], results: str) -> None:
   with open(os.path.join(results, "scale.json"), "w") as f:
-    json.dump({"machine": f"{os.cpu_count()} cores (what else ran beside each run is noted "
-                          "in docs/measured.md, Scale)",
+    json.dump({"machine": f"{os.cpu_count()} cores (each run's commit, machine and note are "
+                          "in its entry; what else ran beside the earlier MovieLens runs is "
+                          "noted in docs/measured.md, Scale)",
                "runs": runs}, f, indent=2)
 
 
@@ -444,8 +508,16 @@ def plot(runs: List[Dict[str, Any]], path: str) -> None:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--dataset", default=DEFAULT_DATASET,
+                      help="a preset (movielens, wide, ...) or a dataset spec file: what "
+                      f"`uet synth` writes and `uet run` trains on (default {DEFAULT_DATASET})")
+  parser.add_argument("--config", help="a `uet run --config` JSON file passed to every run "
+                      "(e.g. a larger embedding budget); recorded with each result")
+  parser.add_argument("--note", default="",
+                      help="recorded with each result and shown in scale.md (e.g. what else "
+                      "ran on the machine)")
   parser.add_argument("--sizes", default="100000,1000000",
-                      help="comma-separated numbers of ratings (default 100000,1000000)")
+                      help="comma-separated numbers of rows (default 100000,1000000)")
   parser.add_argument("--seeds", type=int, nargs="+", default=[DEFAULT_SEED],
                       help="`uet synth` seeds: each size runs on the data of each (default "
                       f"{DEFAULT_SEED})")
@@ -463,6 +535,8 @@ def main() -> None:
   args = parser.parse_args()
   os.makedirs(args.work, exist_ok=True)
   os.makedirs(args.results, exist_ok=True)
+  if args.config:
+    args.config = os.path.abspath(args.config)
   runs = _load(args.results)
   plan = [] if args.only_report else [(int(s), DEFAULT_MODE, seed)
                                       for s in args.sizes.split(",") if s
@@ -471,13 +545,14 @@ def main() -> None:
     plan += [(args.beam_modes, m, seed) for m in args.modes.split(",") for seed in args.seeds]
   failed = []
   for size, mode, seed in plan:
-    result = run_size(size, args.work, mode, seed)
+    result = run_size(size, args.work, mode, seed, args.dataset, args.config, args.note)
     if result["exit_code"]:
       # Recorded all the same: a failure is that seed's outcome.
-      failed.append(f"{size} ratings ({mode}, seed {seed}) exited {result['exit_code']}: "
-                    f"{result['error']} (log: {result['log']})")
-    # Kept by size and seed (and saved so): scale.md's tables and the plot follow the order.
-    runs = sorted([r for r in runs if _key(r) != (size, mode, seed)] + [result], key=_key)
+      failed.append(f"{args.dataset} {size} rows ({mode}, seed {seed}) exited "
+                    f"{result['exit_code']}: {result['error']} (log: {result['log']})")
+    # Kept by dataset, size and seed (and saved so): scale.md's tables and the plots follow
+    # the order.
+    runs = sorted([r for r in runs if _key(r) != _key(result)] + [result], key=_key)
     _save(runs, args.results)  # after every run: a later failure keeps what was measured
   _save(runs, args.results)
   text = report(runs)
