@@ -51,6 +51,8 @@ DEFAULT_MODE = "in_memory"
 DEFAULT_SEED = 0
 # The dataset of every entry measured before there was --dataset.
 DEFAULT_DATASET = "movielens"
+# The ExampleGen's node id in entries measured when it read MovieLens only.
+OLD_EXAMPLE_GEN = "MovieLensExampleGen"
 # dataset -> (1M rows max seconds, 10M rows max seconds, 10M max peak RSS bytes, max 1M ->
 # 10M time ratio or None, the issue that sets them).
 TARGETS = {
@@ -71,10 +73,13 @@ COMPONENTS = (ids.EXAMPLE_GEN, ids.STATISTICS_GEN, ids.TRANSFORM, ids.BASELINE_T
 
 
 class TreeRssSampler:
-  """Peak of the summed RSS of a process and all its descendants, sampled every `period`.
+  """Peak of the summed RSS of a process and all its descendants, sampled every `period`,
+  and the CPU seconds (user + system) they used.
 
   With `log_path` (where the run's progress lines go), each sample is also charged to the
-  component that started last, so the peak is known per component.
+  component that started last, so the peak and the CPU seconds are known per component.
+  CPU seconds count the live processes and the exited children the root has waited for;
+  on a shared machine they say what the run cost when wall seconds say how long it waited.
   """
 
   def __init__(self, pid: int, period: float = 0.5, log_path: Optional[str] = None):
@@ -86,6 +91,8 @@ class TreeRssSampler:
     self.peak_bytes = 0
     self.peak_processes = 0
     self.peak_by_component: Dict[str, int] = {}
+    self.cpu_seconds = 0.0
+    self.cpu_seconds_by_component: Dict[str, float] = {}
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -118,13 +125,24 @@ class TreeRssSampler:
       except psutil.NoSuchProcess:
         return
       total = 0
+      cpu = 0.0
       for p in procs:
         try:
           total += p.memory_info().rss
+          times = p.cpu_times()
+          cpu += times.user + times.system
+          if p is self._root:
+            cpu += times.children_user + times.children_system
         except psutil.NoSuchProcess:
           pass
       if total > self.peak_bytes:
         self.peak_bytes, self.peak_processes = total, len(procs)
+      if cpu > self.cpu_seconds:  # a child that exited unwaited takes its seconds along
+        # Charged to the component that ran since the last sample.
+        self.cpu_seconds_by_component[self._component] = round(
+            self.cpu_seconds_by_component.get(self._component, 0.0) + cpu - self.cpu_seconds,
+            1)
+        self.cpu_seconds = cpu
       self._follow_log()
       if total > self.peak_by_component.get(self._component, 0):
         self.peak_by_component[self._component] = total
@@ -270,6 +288,8 @@ def run_size(size: int, work: str, mode: str, seed: int = DEFAULT_SEED,
       "peak_rss_bytes": sampler.peak_bytes,
       "processes_at_peak": sampler.peak_processes,
       "peak_rss_bytes_by_component": sampler.peak_by_component,
+      "cpu_seconds": round(sampler.cpu_seconds, 1),
+      "cpu_seconds_by_component": sampler.cpu_seconds_by_component,
       "embedding_parameters": candidate.get("embedding_parameters"),
       "vocabulary_sizes": vocab,
       # One exact row per value plus an out-of-vocabulary row, per feature, as
@@ -307,6 +327,10 @@ def _load(results: str) -> List[Dict[str, Any]]:
     r.setdefault("dataset", DEFAULT_DATASET)
     if "rows" not in r:
       r["rows"] = r.pop("ratings")
+    # The ExampleGen's node id before it ingested any dataset.
+    for field in ("component_seconds", "peak_rss_bytes_by_component"):
+      if OLD_EXAMPLE_GEN in r.get(field, {}):
+        r[field][ids.EXAMPLE_GEN] = r[field].pop(OLD_EXAMPLE_GEN)
   return runs
 
 
@@ -341,11 +365,11 @@ def _median(values: List[float]) -> float:
 
 
 def _by_size(runs: List[Dict[str, Any]]) -> Dict[int, List[Dict[str, Any]]]:
-  """The default mode's runs of each size, every seed, in seed order."""
+  """The default mode's runs of each size (of one dataset), every seed, in seed order."""
   sizes: Dict[int, List[Dict[str, Any]]] = {}
   for r in sorted(runs, key=_key):
     if r["mode"] == DEFAULT_MODE:
-      sizes.setdefault(r["ratings"], []).append(r)
+      sizes.setdefault(r["rows"], []).append(r)
   return sizes
 
 
@@ -359,19 +383,44 @@ def _representative(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
   return chosen
 
 
-def report(runs: List[Dict[str, Any]]) -> str:
-  """scale.md: the tables, the targets and what the numbers say against them."""
+def _datasets(runs: List[Dict[str, Any]]) -> List[str]:
+  """The datasets measured, MovieLens first."""
+  return sorted({r["dataset"] for r in runs}, key=lambda d: (d != DEFAULT_DATASET, d))
+
+
+def _largest_components(r: Dict[str, Any], count: int = 3) -> str:
+  """The components that took longest in a run: their wall seconds, share of the run and
+  (when sampled) CPU seconds."""
+  seconds = sorted(r["component_seconds"].items(), key=lambda kv: -kv[1])[:count]
+  total = r.get("pipeline_seconds") or r["wall_seconds"]
+  cpu = r.get("cpu_seconds_by_component") or {}
+  return ", ".join(f"{c} {s:.0f} s ({100 * s / total:.0f}%"
+                   + (f", {cpu[c]:.0f} CPU s" if c in cpu else "") + ")" for c, s in seconds)
+
+
+def _report_dataset(dataset: str, runs: List[Dict[str, Any]]) -> List[str]:
+  """scale.md's section of one dataset: the tables, the targets and what the numbers say."""
   base = [r for r in sorted(runs, key=_key) if r["mode"] == DEFAULT_MODE]
   by_size = _by_size(runs)
-  lines = ["# Cost curve: `uet run` on synthetic ratings (`bench/scale.py`)", "",
-           f"{os.cpu_count()} cores. Seconds depend on the machine and on what else ran "
-           "beside each run (noted per row in docs/measured.md, Scale); ratios carry "
-           "over better than seconds. Each seed is one input (`uet synth --seed`).", "",
-           "Every size, over its seeds:", "",
-           "| ratings | seeds | passed | wall (s), median [min, max] of passed | peak RSS, "
-           "all processes (GB), max of passed | candidate AUC [min, max] | baseline AUC "
-           "[min, max] |",
-           "|---:|---|---:|---|---:|---|---|"]
+  unit = "ratings" if dataset == DEFAULT_DATASET else "rows"
+  lines = [f"## {dataset}", ""]
+  configs = sorted({json.dumps(r.get("config")) for r in runs if r.get("config")})
+  if configs:
+    lines += [f"Runs with `--config`: {', '.join(f'`{c}`' for c in configs)} (each run's "
+              "file and values are in scale.json).", ""]
+  notes = [r for r in base if r.get("commit") or r.get("note")]
+  if notes:
+    lines += ["Where each run was measured:", ""]
+    for r in notes:
+      lines.append(f"- {r['rows']:,} {unit}, seed {r['seed']}: {r['measured_at']}, commit "
+                   f"{r.get('commit', '?')}, {r.get('machine', '?')}"
+                   + (f"; {r['note']}" if r.get("note") else "") + ".")
+    lines.append("")
+  lines += ["Every size, over its seeds:", "",
+            f"| {unit} | seeds | passed | wall (s), median [min, max] of passed | peak RSS, "
+            "all processes (GB), max of passed | candidate AUC [min, max] | baseline AUC "
+            "[min, max] |",
+            "|---:|---|---:|---|---:|---|---|"]
   for size, size_runs in by_size.items():
     passed = _passed(size_runs)
     seeds = ", ".join(str(r["seed"]) for r in size_runs)
@@ -389,14 +438,14 @@ def report(runs: List[Dict[str, Any]]) -> str:
     lines.append(f"| {size:,} | {seeds} | {len(passed)} of {len(size_runs)} | {wall} | "
                  f"{peak} | {candidate} | {baseline} |")
   lines += ["", "Every seed:", "",
-            "| ratings | seed | outcome | wall (s) | rows/s | peak RSS, all processes (GB) | "
+            f"| {unit} | seed | outcome | wall (s) | rows/s | peak RSS, all processes (GB) | "
             "candidate AUC | baseline AUC | embedding params (candidate) | collisionless "
             "params at this vocabulary | what failed |",
             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
   for r in base:
     failure = (f"{r.get('failed_component') or '?'}: {r.get('error') or ''}"
                if r["outcome"] != "passed" else "")
-    lines.append(f"| {r['ratings']:,} | {r['seed']} | {r['outcome']} | "
+    lines.append(f"| {r['rows']:,} | {r['seed']} | {r['outcome']} | "
                  f"{r['wall_seconds']:.0f} | {r['rows_per_second']:,.0f} | "
                  f"{_gb(r['peak_rss_bytes'])} | {_auc(r.get('candidate_auc'))} | "
                  f"{_auc(r.get('baseline_auc'))} | {_count(r['embedding_parameters'])} | "
@@ -405,49 +454,64 @@ def report(runs: List[Dict[str, Any]]) -> str:
   other = [r for r in runs if r["mode"] != DEFAULT_MODE]
   if other:
     lines += ["", "DirectRunner modes (same data, `--beam-arg` as in BEAM_MODES):", "",
-              "| ratings | seed | mode | outcome | wall (s) | peak RSS (GB) | processes at "
+              f"| {unit} | seed | mode | outcome | wall (s) | peak RSS (GB) | processes at "
               "peak |",
               "|---:|---:|---|---|---:|---:|---:|"]
-    compared = {(o["ratings"], o["seed"]) for o in other}
-    for r in sorted(other + [b for b in base if (b["ratings"], b["seed"]) in compared],
-                    key=lambda r: (r["ratings"], r["seed"], r["mode"])):
-      lines.append(f"| {r['ratings']:,} | {r['seed']} | {r['mode']} | {r['outcome']} | "
+    compared = {(o["rows"], o["seed"]) for o in other}
+    for r in sorted(other + [b for b in base if (b["rows"], b["seed"]) in compared],
+                    key=lambda r: (r["rows"], r["seed"], r["mode"])):
+      lines.append(f"| {r['rows']:,} | {r['seed']} | {r['mode']} | {r['outcome']} | "
                    f"{r['wall_seconds']:.0f} | {_gb(r['peak_rss_bytes'])} | "
                    f"{r['processes_at_peak']} |")
   lines += ["", "Seconds per component (a failed run stops at its failed component):", "",
-            "| ratings | seed | mode | " + " | ".join(COMPONENTS) + " |",
+            f"| {unit} | seed | mode | " + " | ".join(COMPONENTS) + " |",
             "|---:|---:|---|" + "---:|" * len(COMPONENTS)]
   for r in sorted(runs, key=_key):
     cells = [f"{r['component_seconds'].get(c, float('nan')):.0f}" for c in COMPONENTS]
-    lines.append(f"| {r['ratings']:,} | {r['seed']} | {r['mode']} | " + " | ".join(cells)
+    lines.append(f"| {r['rows']:,} | {r['seed']} | {r['mode']} | " + " | ".join(cells)
                  + " |")
+  cpu_rows = [r for r in runs if r.get("cpu_seconds_by_component")]
+  if cpu_rows:
+    lines += ["", "CPU seconds (user + system, all processes) per component: what a run cost, "
+              "whatever else shared the machine:", "",
+              f"| {unit} | seed | mode | total | " + " | ".join(COMPONENTS) + " |",
+              "|---:|---:|---|---:|" + "---:|" * len(COMPONENTS)]
+    for r in sorted(cpu_rows, key=_key):
+      cells = [f"{r['cpu_seconds_by_component'].get(c, float('nan')):.0f}"
+               for c in COMPONENTS]
+      lines.append(f"| {r['rows']:,} | {r['seed']} | {r['mode']} | {r['cpu_seconds']:.0f} | "
+                   + " | ".join(cells) + " |")
   rss_rows = [r for r in runs if r.get("peak_rss_bytes_by_component")]
   if rss_rows:
     lines += ["", "Peak RSS while each component ran, all processes (GB; a sample is charged "
               "to the component that started last):", "",
-              "| ratings | seed | mode | " + " | ".join(COMPONENTS) + " |",
+              f"| {unit} | seed | mode | " + " | ".join(COMPONENTS) + " |",
               "|---:|---:|---|" + "---:|" * len(COMPONENTS)]
     for r in sorted(rss_rows, key=_key):
       cells = [_gb(r["peak_rss_bytes_by_component"].get(c)) for c in COMPONENTS]
-      lines.append(f"| {r['ratings']:,} | {r['seed']} | {r['mode']} | " + " | ".join(cells)
+      lines.append(f"| {r['rows']:,} | {r['seed']} | {r['mode']} | " + " | ".join(cells)
                    + " |")
   vocab_rows = [r for r in base if r.get("vocabulary_sizes")]
   if vocab_rows:
-    names = sorted(vocab_rows[0]["vocabulary_sizes"])
-    lines += ["", "Vocabulary per feature (train split, from StatisticsGen; the age bucket counts its buckets):", "",
-              "| ratings | seed | " + " | ".join(names) + " |",
+    names = list(vocab_rows[0]["vocabulary_sizes"])
+    lines += ["", "Vocabulary per feature (train split: distinct values from StatisticsGen; "
+              "a closed domain, numeric buckets included, counts its size):", "",
+              f"| {unit} | seed | " + " | ".join(names) + " |",
               "|---:|---:|" + "---:|" * len(names)]
     for r in vocab_rows:
-      lines.append(f"| {r['ratings']:,} | {r['seed']} | " + " | ".join(
+      lines.append(f"| {r['rows']:,} | {r['seed']} | " + " | ".join(
           f"{r['vocabulary_sizes'].get(n, 0):,}" for n in names) + " |")
-  lines += ["", "Against the targets (2 cores; a target is met when every seed passed within "
-            "it):", ""]
+  if dataset not in TARGETS:
+    return lines
+  max_1m, max_10m, max_rss, max_ratio, issue = TARGETS[dataset]
+  lines += ["", f"Against the targets ({issue}, 2 cores; a target is met when every seed "
+            "passed within it; where one is missed, the components that took longest):", ""]
 
-  def slowest(size: int) -> Optional[float]:
+  def slowest(size: int) -> Optional[Dict[str, Any]]:
     runs_of_size = by_size.get(size, [])
     if not runs_of_size or len(_passed(runs_of_size)) < len(runs_of_size):
       return None
-    return max(r["wall_seconds"] for r in runs_of_size)
+    return max(runs_of_size, key=lambda r: r["wall_seconds"])
 
   def outcome(size: int) -> str:
     runs_of_size = by_size[size]
@@ -455,31 +519,59 @@ def report(runs: List[Dict[str, Any]]) -> str:
             f"({', '.join(str(r['seed']) for r in runs_of_size)})")
 
   if 1_000_000 in by_size:
-    t = slowest(1_000_000)
-    lines.append(f"- 1M ratings end to end: {outcome(1_000_000)}; "
-                 + (f"slowest {t / 60:.1f} min (target <= 10 min): "
-                    f"{'met' if t <= 600 else 'NOT met'}." if t is not None
-                    else "NOT met: a seed failed."))
+    r = slowest(1_000_000)
+    if r is None:
+      lines.append(f"- 1M {unit} end to end: {outcome(1_000_000)}; NOT met: a seed failed.")
+    else:
+      t = r["wall_seconds"]
+      met = t <= max_1m
+      lines.append(f"- 1M {unit} end to end: {outcome(1_000_000)}; slowest {t / 60:.1f} min "
+                   f"(target <= {max_1m / 60:.0f} min): {'met' if met else 'NOT met'}"
+                   + ("." if met else f"; longest components: {_largest_components(r)}."))
   if 10_000_000 in by_size:
-    t = slowest(10_000_000)
-    peak = max((r["peak_rss_bytes"] for r in _passed(by_size[10_000_000])), default=None)
-    lines.append(f"- 10M ratings: {outcome(10_000_000)}; "
-                 + (f"slowest {t / 60:.1f} min (target <= 60), peak RSS {_gb(peak)} GB "
-                    "(target <= 8)." if t is not None else "NOT met: a seed failed."))
-    t1 = slowest(1_000_000)
-    if t is not None and t1 is not None:
-      medians = [_median([r["wall_seconds"] for r in by_size[s]])
+    r = slowest(10_000_000)
+    peak = max((x["peak_rss_bytes"] for x in _passed(by_size[10_000_000])), default=None)
+    if r is None:
+      lines.append(f"- 10M {unit}: {outcome(10_000_000)}; NOT met: a seed failed.")
+    else:
+      t = r["wall_seconds"]
+      met = t <= max_10m and peak <= max_rss
+      lines.append(f"- 10M {unit}: {outcome(10_000_000)}; slowest {t / 60:.1f} min (target "
+                   f"<= {max_10m / 60:.0f}), peak RSS {_gb(peak)} GB (target <= "
+                   f"{max_rss / 1e9:.0f}): {'met' if met else 'NOT met'}"
+                   + ("." if met else f"; longest components: {_largest_components(r)}."))
+    if max_ratio is not None and r is not None and slowest(1_000_000) is not None:
+      medians = [_median([x["wall_seconds"] for x in by_size[s]])
                  for s in (1_000_000, 10_000_000)]
       lines.append(f"- 1M -> 10M time, median over seeds: {medians[1] / medians[0]:.1f}x "
-                   "(target <= 11x).")
+                   f"(target <= {max_ratio:.0f}x).")
   else:
-    lines.append("- 10M: not measured yet; run `.venv/bin/python bench/scale.py --sizes "
-                 "10000000` (up to an hour on 2 cores).")
-  return "\n".join(lines) + "\n"
+    flags = "" if dataset == DEFAULT_DATASET else f"--dataset {dataset} "
+    lines.append(f"- 10M: not measured yet; run `.venv/bin/python bench/scale.py {flags}"
+                 "--sizes 10000000` (up to an hour on 2 cores).")
+  return lines
+
+
+def report(runs: List[Dict[str, Any]]) -> str:
+  """scale.md: per dataset, the tables, the targets and what the numbers say against them."""
+  lines = ["# Cost curve: `uet run` on synthetic data (`bench/scale.py`)", "",
+           f"{os.cpu_count()} cores. Seconds depend on the machine and on what else ran "
+           "beside each run (noted per run below, or for the earlier MovieLens runs in "
+           "docs/measured.md, Scale); ratios carry over better than seconds. Each seed is "
+           "one input (`uet synth --dataset D --rows N --seed S`).", ""]
+  for dataset in _datasets(runs):
+    lines += _report_dataset(dataset, [r for r in runs if r["dataset"] == dataset]) + [""]
+  return "\n".join(lines)
+
+
+def plot_path(results: str, dataset: str) -> str:
+  """scale.png for MovieLens (the plot measured before --dataset), else scale-<name>.png."""
+  return os.path.join(results, "scale.png" if dataset == DEFAULT_DATASET
+                      else f"scale-{_tag(dataset)[:-1]}.png")
 
 
 def plot(runs: List[Dict[str, Any]], path: str) -> None:
-  """scale.png: seconds per component and peak RSS against the number of ratings."""
+  """The plot of one dataset's runs: seconds per component and peak RSS against rows."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -487,23 +579,24 @@ def plot(runs: List[Dict[str, Any]], path: str) -> None:
   base = [r for r in _representative(runs) if r["component_seconds"]]
   if not base:
     return
-  sizes = [r["ratings"] for r in base]
+  sizes = [r["rows"] for r in base]
   fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
   for component in COMPONENTS:
     left.plot(sizes, [r["component_seconds"].get(component, 0) for r in base], marker="o",
               label=component)
   left.plot(sizes, [r["wall_seconds"] for r in base], marker="s", color="black",
             linewidth=2, label="whole run (wall)")
-  left.set(xscale="log", yscale="log", xlabel="ratings", ylabel="seconds",
-           title="Wall time per component (median seed)")
+  left.set(xscale="log", yscale="log", xlabel="rows", ylabel="seconds",
+           title=f"{base[0]['dataset']}: wall time per component (median seed)")
   left.legend(fontsize=7, loc="lower right")
   right.plot(sizes, [r["peak_rss_bytes"] / 1e9 for r in base], marker="o")
   right.axhline(8, color="red", linestyle="--", label="target at 10M: 8 GB")
-  right.set(xscale="log", xlabel="ratings", ylabel="GB",
+  right.set(xscale="log", xlabel="rows", ylabel="GB",
             title="Peak RSS, all processes of the run")
   right.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
+  plt.close(fig)
 
 
 def main() -> None:
@@ -558,7 +651,8 @@ def main() -> None:
   text = report(runs)
   with open(os.path.join(args.results, "scale.md"), "w") as f:
     f.write(text)
-  plot(runs, os.path.join(args.results, "scale.png"))
+  for dataset in _datasets(runs):
+    plot([r for r in runs if r["dataset"] == dataset], plot_path(args.results, dataset))
   print(text)
   if failed:
     sys.exit("failed (recorded as such):\n" + "\n".join(failed))
