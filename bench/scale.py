@@ -15,6 +15,13 @@ Targets (`TARGETS`, on 2 cores): MovieLens layout (issue 10): 1M ratings in <= 1
 in <= 60 min with <= 8 GB peak RSS, 1M -> 10M time <= 11x; the wide preset (issue 23, 26
 categorical + 13 numeric features): 1M rows in <= 10 min, 10M in <= 60 min, <= 8 GB.
 
+The wide preset is measured with `--config bench/configs/scale_wide.json`: an embedding
+budget of 2,600,000 parameters, one unified row (dimension 8) per open-vocabulary id that
+`uet synth` declares at 1M rows (323,000 over its ten id features). The default 24,000
+resolves too (the smallest budget `trainer.config.resolve` accepts for wide is 2,912: the
+admission filter and defaults of the ten id features, 2,896, plus one row), but gives 39
+features 2,600 rows.
+
   .venv/bin/python bench/scale.py [--dataset movielens] [--config FILE]
       [--sizes 100000,1000000] [--seeds 0 1 2] [--work DIR] [--results DIR]
       [--beam-modes SIZE] [--note TEXT] [--only-report]
