@@ -38,6 +38,7 @@ import glob
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -74,6 +75,8 @@ BEAM_MODES = {
     "multi_threading_2": ["--runner=DirectRunner", "--direct_running_mode=multi_threading",
                           "--direct_num_workers=2"],
 }
+# A component's end in the run's progress lines (`pipeline.progress`).
+DONE_LINE = re.compile(r"^\[\s*[0-9.]+s\] (\S+) done in ([0-9.]+)s")
 # Order of the components in the tables (the pipeline's order).
 COMPONENTS = (ids.EXAMPLE_GEN, ids.STATISTICS_GEN, ids.TRANSFORM, ids.BASELINE_TRAINER,
               ids.CANDIDATE_TRAINER, ids.EVALUATOR, ids.PRODUCTION_EVALUATOR)
@@ -219,6 +222,20 @@ def _machine() -> str:
   return f"{os.cpu_count()} cores, {platform.machine()}"
 
 
+def _component_seconds_from_log(log_path: str) -> Dict[str, float]:
+  """Seconds of each component that ended, from the run's progress lines: the times of a
+  run that stopped without writing its summary (killed, or out of memory)."""
+  if not os.path.isfile(log_path):
+    return {}
+  seconds = {}
+  with open(log_path, encoding="utf-8", errors="replace") as f:
+    for line in f:
+      match = DONE_LINE.match(line.strip())
+      if match:
+        seconds[match.group(1)] = float(match.group(2))
+  return seconds
+
+
 def _training_result(output_dir: str, trainer: str) -> Dict[str, Any]:
   paths = glob.glob(os.path.join(output_dir, "tfx", trainer, "model_run", "*",
                                  "training_result.json"))
@@ -287,7 +304,8 @@ def run_size(size: int, work: str, mode: str, seed: int = DEFAULT_SEED,
       "exit_code": returncode,
       "wall_seconds": round(seconds, 1),
       "pipeline_seconds": summary.get("seconds"),
-      "component_seconds": summary.get("component_seconds", {}),
+      "component_seconds": (summary.get("component_seconds")
+                            or _component_seconds_from_log(log_path)),
       "rows_per_second": round(size / seconds, 1),
       "config_file": config,
       "config": config_values,
@@ -334,6 +352,8 @@ def _load(results: str) -> List[Dict[str, Any]]:
     r.setdefault("dataset", DEFAULT_DATASET)
     if "rows" not in r:
       r["rows"] = r.pop("ratings")
+    if not r.get("component_seconds") and r.get("log"):
+      r["component_seconds"] = _component_seconds_from_log(r["log"])
     # The ExampleGen's node id before it ingested any dataset.
     for field in ("component_seconds", "peak_rss_bytes_by_component"):
       if OLD_EXAMPLE_GEN in r.get(field, {}):
