@@ -30,6 +30,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"  # before TensorFlow is imported
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -40,17 +41,16 @@ from typing import Dict, List, Optional, Sequence  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import movielens_groups as groups  # noqa: E402  (bench/movielens_groups.py)
 from components.example_gen import spans as spans_lib  # noqa: E402
-from dataspec import spec as spec_lib  # noqa: E402
 from tools import columns, simulate  # noqa: E402
-from trainer import admission, features, model as model_lib  # noqa: E402
-from trainer.config import TrainingConfig  # noqa: E402
+from trainer import admission, model as model_lib  # noqa: E402
+from trainer.config import TUTORIAL_EMBEDDING_BUDGET, TrainingConfig  # noqa: E402
 
-M, U, G, Z, O, A = (features.MOVIE_ID, features.USER_ID, features.USER_GENDER,
-                    features.USER_ZIP_CODE, features.USER_OCCUPATION, features.USER_AGE_BUCKET)
-BIG4 = dict(num_tables=1, dim_per_table=8, default_chunks=1,
-            chunks=((M, 4), (U, 4), (Z, 2)))
-MUZ = (M, U, Z)
+# The item's and the user's ids 4 chunks, the user's open attributes 2, the rest 1.
+BIG4 = dict(num_tables=1, dim_per_table=8, default_chunks=1, chunks=groups.chunks(4, 2))
+IDS = groups.IDS  # the item's and the user's ids and the user's open attributes
+USER_IDS = tuple(f for f in IDS if f != groups.ITEM)
 
 RULE = dict(layout="budget_rule")
 
@@ -58,25 +58,25 @@ RULE = dict(layout="budget_rule")
 VARIANTS = {
     "tutorial": (dict(), False),
     "big4": (BIG4, False),
-    "big4 filter": (dict(BIG4, admission_features=MUZ), False),
-    "big4 filter drop0.05": (dict(BIG4, admission_features=MUZ, id_dropout=0.05), False),
-    "big4 filter drop0.2": (dict(BIG4, admission_features=MUZ, id_dropout=0.2), False),
-    "big4 filter-users drop0.2": (dict(BIG4, admission_features=(U, Z), id_dropout=0.2),
+    "big4 filter": (dict(BIG4, admission_features=IDS), False),
+    "big4 filter drop0.05": (dict(BIG4, admission_features=IDS, id_dropout=0.05), False),
+    "big4 filter drop0.2": (dict(BIG4, admission_features=IDS, id_dropout=0.2), False),
+    "big4 filter-users drop0.2": (dict(BIG4, admission_features=USER_IDS, id_dropout=0.2),
                                   False),
-    "big4 gate drop0.2": (dict(BIG4, admission_features=MUZ, id_dropout=0.2), True),
-    "big4 filter thr3": (dict(BIG4, admission_features=MUZ), False, 3),
+    "big4 gate drop0.2": (dict(BIG4, admission_features=IDS, id_dropout=0.2), True),
+    "big4 filter thr3": (dict(BIG4, admission_features=IDS), False, 3),
     "rule": (RULE, False),
     "rule, defaults left at zero": (RULE, False),
     "rule, warm at the full learning rate": (dict(RULE, warm_start_lr_scale=1.0), False),
     "previous rule": (dict(num_tables=1, dim_per_table=8, default_chunks=1,
-                           chunks=((M, 4), (U, 4), (Z, 4), (G, 1), (O, 2), (A, 1)),
-                           admission_features=MUZ), False),
+                           chunks=groups.previous_rule_chunks(TUTORIAL_EMBEDDING_BUDGET),
+                           admission_features=IDS), False),
 }
 # Variants whose defaults stay as training left them (zero without id dropout), as before
 # the Trainer set them to the mean of the window's rarer ids.
 UNFITTED_DEFAULTS = ("rule, defaults left at zero",)
-# "previous rule": the budget rule's chunks before it told the item and the user's zip code
-# apart from the other open vocabularies (movie, user and zip 4 chunks each).
+# "previous rule": the budget rule's chunks before it told the item and the user's open
+# attributes apart from the other open vocabularies (every id feature 4 chunks).
 REFERENCES = ("hash", "collisionless_frozen", "collisionless_refit")
 
 
@@ -94,7 +94,7 @@ class GatedModel(model_lib.RankingModel):
                  for f in self.admission_features}
 
   def call(self, inputs, training=None):
-    embedded = dict(zip(self.spec.feature_names, self.embedding(inputs)))
+    embedded = dict(zip(self.spec.feature_names, self.embedding(inputs, training=training)))
     for f in self.admission_features:
       count = tf.cast(tf.reshape(inputs[f"{f}_count"], [-1]), tf.float32)
       if training:
@@ -145,8 +145,15 @@ def predict(model, feats) -> np.ndarray:
                        verbose=0).reshape(-1)
 
 
-def pooled(labels: List[np.ndarray], scores: List[np.ndarray]) -> float:
+def pooled(labels: List[np.ndarray], scores: List[np.ndarray]) -> Optional[float]:
+  """One AUC over all the periods' predictions (None without periods: fewer spans)."""
+  if not labels:
+    return None
   return simulate.auc(np.concatenate(labels), np.concatenate(scores))
+
+
+def _cell(auc: Optional[float]) -> str:
+  return "n/a" if auc is None else f"{auc:.4f}"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -164,7 +171,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parser.parse_args(argv)
   started = time.perf_counter()
   tmp = tempfile.mkdtemp(prefix="cold_start_")
-  spec = spec_lib.load("movielens")
+  spec = groups.SPEC
   all_spans = spans_lib.write_time_spans(spec, columns.check_data_dir(spec, args.data_dir),
                                          os.path.join(tmp, "spans"), num_spans=args.spans)
   loaded = [simulate.load_span(spec, s.path) for s in all_spans]
@@ -186,14 +193,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for key, model_type, vocab in (("hash", "hash", None),
                                    ("collisionless_frozen", "collisionless", frozen_vocab),
                                    ("collisionless_refit", "collisionless", refit_vocab)):
-      config = base.replace(model_type=model_type)
+      config = groups.resolve(base.replace(model_type=model_type))
       tf.keras.utils.set_random_seed(config.seed)
       model = build(config, False, vocab)
       fit(model, feats, label, config)
       scores[key].append(predict(model, nxt["features"]))
       tf.keras.backend.clear_session()
     for name, (changes, gate, *threshold) in variants.items():
-      config = base.replace(**changes)
+      config = groups.resolve(base.replace(**changes))
       threshold = threshold[0] if threshold else admission.FILTER_THRESHOLD
       train_x = with_admission(feats, feats, config, threshold)
       next_x = with_admission(nxt["features"], feats, config, threshold)
@@ -228,7 +235,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     result[k] = {"per_period": per, "pooled": pooled(labels, v),
                  "pooled_3plus": pooled(labels[2:], v[2:])}
     lines.append(f"| {k} | " + " | ".join(f"{a:.4f}" for a in per) +
-                 f" | {result[k]['pooled']:.4f} | {result[k]['pooled_3plus']:.4f} |")
+                 f" | {_cell(result[k]['pooled'])} | {_cell(result[k]['pooled_3plus'])} |")
     print(lines[-1])
   seconds = time.perf_counter() - started
   lines += ["", f"Wall time {seconds:.0f} s (machine shared with other jobs).", ""]
@@ -238,7 +245,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   with open(os.path.join(args.output_dir, f"{args.name}.json"), "w") as f:
     json.dump({"spans": args.spans, "window": args.window, "seconds": seconds,
                "seed": args.seed,
-               "variants": {n: {"config": base.replace(**v[0]).to_dict(), "gate": v[1],
+               "variants": {n: {"config": groups.resolve(base.replace(**v[0])).to_dict(), "gate": v[1],
                                 "threshold": v[2] if len(v) > 2 else 1}
                             for n, v in variants.items()},
                "auc": result}, f, indent=2)

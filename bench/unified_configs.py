@@ -35,19 +35,16 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import movielens_groups as groups  # noqa: E402  (bench/movielens_groups.py)
 import quality  # noqa: E402  (bench/quality.py: split, runs, formatting)
-from dataspec import spec as spec_lib  # noqa: E402
 from tools import columns  # noqa: E402
-from trainer import embedding_layer, embeddings, features  # noqa: E402
+from trainer import embedding_layer, embeddings  # noqa: E402
 from trainer.config import TUTORIAL_EMBEDDING_BUDGET, TrainingConfig  # noqa: E402
 
-M, U, G, Z, O, A = (features.MOVIE_ID, features.USER_ID, features.USER_GENDER,
-                    features.USER_ZIP_CODE, features.USER_OCCUPATION, features.USER_AGE_BUCKET)
-
-
-def _chunks(**by_feature: int) -> Tuple[Tuple[str, int], ...]:
-  return tuple(by_feature.items())
-
+# The groups of the MovieLens preset's features (bench/movielens_groups.py): the item's and
+# the user's ids ("item/user"), the user's open attributes ("attributes"), the closed
+# domains ("closed": categorical and numeric features).
+chunks = groups.chunks
 
 # name -> (description, TrainingConfig changes). All at the same budget.
 CONFIGS: Dict[str, Tuple[str, Dict]] = {
@@ -61,16 +58,15 @@ CONFIGS: Dict[str, Tuple[str, Dict]] = {
                  dict(num_tables=4, dim_per_table=4, default_chunks=4)),
     "T8xD2 c8": ("8 tables x dim 2, 8 chunks each",
                  dict(num_tables=8, dim_per_table=2, default_chunks=8)),
-    "T2xD8 big3": ("2 tables x dim 8; movie/user 3 chunks, zip 2, gender/occupation/age 1",
-                   dict(chunks=_chunks(**{M: 3, U: 3, Z: 2, G: 1, O: 1, A: 1}))),
-    "T2xD8 big4": ("2 tables x dim 8; movie/user 4 chunks, zip 2, gender/occupation/age 1",
-                   dict(chunks=_chunks(**{M: 4, U: 4, Z: 2, G: 1, O: 1, A: 1}))),
-    "T4xD4 big6": ("4 tables x dim 4; movie/user 6 chunks, zip 4, gender/occupation/age 2",
-                   dict(num_tables=4, dim_per_table=4,
-                        chunks=_chunks(**{M: 6, U: 6, Z: 4, G: 2, O: 2, A: 2}))),
-    "T4xD4 small1": ("4 tables x dim 4; 4 chunks each but gender/occupation/age 1",
+    "T2xD8 big3": ("2 tables x dim 8; item/user 3 chunks, attributes 2, closed 1",
+                   dict(chunks=chunks(3, 2, 1))),
+    "T2xD8 big4": ("2 tables x dim 8; item/user 4 chunks, attributes 2, closed 1",
+                   dict(chunks=chunks(4, 2, 1))),
+    "T4xD4 big6": ("4 tables x dim 4; item/user 6 chunks, attributes 4, closed 2",
+                   dict(num_tables=4, dim_per_table=4, chunks=chunks(6, 4, 2))),
+    "T4xD4 small1": ("4 tables x dim 4; 4 chunks each but closed 1",
                      dict(num_tables=4, dim_per_table=4, default_chunks=4,
-                          chunks=_chunks(**{G: 1, O: 1, A: 1}))),
+                          chunks=groups.closed_chunks(1))),
     # One table: every lookup hashes into all the rows (tables only matter for sharding).
     "T2xD4 c4": ("2 tables x dim 4, 4 chunks each",
                  dict(num_tables=2, dim_per_table=4, default_chunks=4)),
@@ -78,27 +74,25 @@ CONFIGS: Dict[str, Tuple[str, Dict]] = {
                  dict(num_tables=1, dim_per_table=4, default_chunks=4)),
     "T1xD2 c8": ("1 table x dim 2, 8 chunks each",
                  dict(num_tables=1, dim_per_table=2, default_chunks=8)),
-    "T1xD8 big4": ("1 table x dim 8; movie/user 4 chunks, zip 2, gender/occupation/age 1",
-                   dict(num_tables=1, chunks=_chunks(**{M: 4, U: 4, Z: 2, G: 1, O: 1, A: 1}))),
-    "T1xD4 big6": ("1 table x dim 4; movie/user 6 chunks, zip 4, gender/occupation/age 2",
-                   dict(num_tables=1, dim_per_table=4,
-                        chunks=_chunks(**{M: 6, U: 6, Z: 4, G: 2, O: 2, A: 2}))),
+    "T1xD8 big4": ("1 table x dim 8; item/user 4 chunks, attributes 2, closed 1",
+                   dict(num_tables=1, chunks=chunks(4, 2, 1))),
+    "T1xD4 big6": ("1 table x dim 4; item/user 6 chunks, attributes 4, closed 2",
+                   dict(num_tables=1, dim_per_table=4, chunks=chunks(6, 4, 2))),
     # The pipeline's default: the budget rule (trainer.config.budget_rule_layout), with and
     # without its admission filter, and the filter on the earlier winner.
-    "rule": ("budget rule: 1 table x dim 8; movie 6 chunks, user 4, zip 2, occupation 2, "
-             "gender/age 1; admission filter", dict(layout="budget_rule")),
+    "rule": ("budget rule: 1 table x dim 8, chunks by kind, role and domain size; admission "
+             "filter", dict(layout="budget_rule")),
     "rule no-admission": ("budget rule's tables and chunks, without the admission filter",
-                          dict(num_tables=1, chunks=_chunks(**{M: 6, U: 4, Z: 2, G: 1, O: 2,
-                                                               A: 1}), default_chunks=1)),
-    "previous rule": ("the budget rule before it told ids by what they name: movie/user/zip "
-                      "4 chunks, occupation 2, gender/age 1; admission filter",
-                      dict(num_tables=1, chunks=_chunks(**{M: 4, U: 4, Z: 4, G: 1, O: 2,
-                                                           A: 1}), default_chunks=1,
-                           admission_features=(M, U, Z))),
+                          dict(num_tables=1, default_chunks=1,
+                               chunks=groups.rule_chunks(TUTORIAL_EMBEDDING_BUDGET))),
+    "previous rule": ("the budget rule before it told ids by role: every id feature 4 "
+                      "chunks, closed domains as now; admission filter",
+                      dict(num_tables=1, default_chunks=1,
+                           chunks=groups.previous_rule_chunks(TUTORIAL_EMBEDDING_BUDGET),
+                           admission_features=groups.IDS)),
     "T1xD8 big4 admission": ("T1xD8 big4 with the admission filter",
-                             dict(num_tables=1, chunks=_chunks(**{M: 4, U: 4, Z: 2, G: 1,
-                                                                  O: 1, A: 1}),
-                                  admission_features=(M, U, Z))),
+                             dict(num_tables=1, chunks=chunks(4, 2, 1),
+                                  admission_features=groups.IDS)),
 }
 
 
@@ -110,11 +104,12 @@ SALT_SPREAD_CONFIGS = ("T2xD8 c2", "T1xD8 c2", "T1xD8 big4", "rule", "previous r
 def salt_namespace(namespace: str) -> Iterator[None]:
   """Hashes with salts derived from "namespace:feature" instead of the feature name."""
   original = embeddings.feature_salt
-  spec = embeddings.unified_spec({M: 1}, 1 << 20, 8, 1)
-  probe = {M: tf.constant([b"1", b"2", b"3"])}
-  before = embedding_layer.hashed_ids(spec, probe)[f"{M}/0"].numpy().tolist()
+  item = groups.ITEM
+  spec = embeddings.unified_spec({item: 1}, 1 << 20, 8, 1)
+  probe = {item: tf.constant([b"1", b"2", b"3"])}
+  before = embedding_layer.hashed_ids(spec, probe)[f"{item}/0"].numpy().tolist()
   embeddings.feature_salt = lambda feature, chunk=0: original(f"{namespace}:{feature}", chunk)
-  after = embedding_layer.hashed_ids(spec, probe)[f"{M}/0"].numpy().tolist()
+  after = embedding_layer.hashed_ids(spec, probe)[f"{item}/0"].numpy().tolist()
   if before == after:  # the lookups read the salts from somewhere else: nothing would vary
     embeddings.feature_salt = original
     raise RuntimeError("salt_namespace did not change the hashed ids; the lookups no longer "
@@ -160,16 +155,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parser.parse_args(argv)
 
   started = time.perf_counter()
-  split = quality.load_split(columns.check_data_dir(spec_lib.load("movielens"),
-                                                            args.data_dir))
-  reference = quality.run_config(split, TrainingConfig(model_type="collisionless"),
-                                 args.runs)
+  split = quality.load_split(columns.check_data_dir(groups.SPEC, args.data_dir))
+  reference = quality.run_config(
+      split, groups.resolve(TrainingConfig(model_type="collisionless")), args.runs)
   ref_auc, _ = reference.mean_std(reference.aucs)
   results = {}
   for name, (description, changes) in CONFIGS.items():
     if args.only and name not in args.only:
       continue
-    config = TrainingConfig(model_type="unified", embedding_budget=args.budget, **changes)
+    config = groups.resolve(TrainingConfig(model_type="unified",
+                                           embedding_budget=args.budget, **changes))
     results[name] = (description, config,
                      quality.run_config(split, config, args.runs, name=name))
 
@@ -209,8 +204,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       aucs: List[float] = []
       for i in range(args.salt_spread):
         with salt_namespace(f"salt{i}"):
-          config = TrainingConfig(**{"model_type": "unified",
-                                     "embedding_budget": args.budget, **changes})
+          config = groups.resolve(TrainingConfig(**{"model_type": "unified",
+                                                    "embedding_budget": args.budget,
+                                                    **changes}))
           aucs.append(quality.run_config(split, config, 1, log=_quiet).aucs[0])
       extra.setdefault("salt_spread", {})[name] = aucs
       line = (f"salt spread {name}: AUC {np.mean(aucs):.4f} +- {np.std(aucs):.4f} over "
@@ -223,8 +219,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "| config | AUC (mean +- std) |", "|---|---|"]
     for name, changes in (("T2xD8 c2", {}), ("hash", {"model_type": "hash"})):
       with tableconfig_default_initializer():
-        config = TrainingConfig(**{"model_type": "unified",
-                                   "embedding_budget": args.budget, **changes})
+        config = groups.resolve(TrainingConfig(**{"model_type": "unified",
+                                                  "embedding_budget": args.budget,
+                                                  **changes}))
         runs = quality.run_config(split, config, args.runs, name=name, log=_quiet)
       extra.setdefault("tableconfig_init", {})[name] = runs.to_dict()
       auc, auc_std = runs.mean_std(runs.aucs)
