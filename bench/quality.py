@@ -182,12 +182,13 @@ def write_transformed_tfrecords(split: Split, directory: str, shards: int = 2) -
   """Writes the train split as Transform does: gzipped TFRecords of transformed tf.Examples
   (with the admission flags when the split carries them)."""
   flags = [k for k in split.train if k.endswith(features.ADMITTED_SUFFIX)]
+  names = [k for k in split.train if k not in flags]
   paths = [os.path.join(directory, f"transformed_examples-{i:05d}-of-{shards:05d}.gz")
            for i in range(shards)]
   writers = [tf.io.TFRecordWriter(p, options="GZIP") for p in paths]
   for i in range(len(split.train_labels)):
     feature = {f: tf.train.Feature(bytes_list=tf.train.BytesList(value=[split.train[f][i]]))
-               for f in features.MODEL_FEATURES}
+               for f in names}
     for k in flags:
       feature[k] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(split.train[k][i])]))
     feature[features.LABEL] = tf.train.Feature(
@@ -208,7 +209,8 @@ def trainer_throughput(split: Split, config: TrainingConfig) -> Dict[str, float]
   end (epochs * examples / wall time of parsing, caching, tracing and training).
   """
   split = with_admission(split, config)
-  feature_spec = {f: tf.io.FixedLenFeature([], tf.string) for f in features.MODEL_FEATURES}
+  feature_spec = {f: tf.io.FixedLenFeature([], tf.string) for f in split.train
+                  if not f.endswith(features.ADMITTED_SUFFIX)}
   feature_spec.update({admission.admitted_name(f): tf.io.FixedLenFeature([], tf.int64)
                        for f in config.admission_features})
   feature_spec[features.LABEL] = tf.io.FixedLenFeature([], tf.int64)
