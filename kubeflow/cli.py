@@ -12,6 +12,7 @@ Only argparse is imported here; TFX, KFP and the Vertex SDK load inside the comm
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Dict, Optional, Sequence
 
@@ -179,7 +180,11 @@ def build_compile_inputs(args: argparse.Namespace):
     raise ValueError(f"dataset {dataset.name} names no data directory (source.data_dir): "
                      "pass --data-dir, the default of the data_dir runtime parameter, e.g. "
                      "gs://BUCKET/data")
-  if paths.is_local(data_dir) and paths.is_local(args.pipeline_root or values["output_dir"]):
+  if values.get("span_pattern"):
+    # A span layout named up front (a feed compiled for before its first span arrives):
+    # its files are checked when a run reads them (`uet run-spec` checks data_dir).
+    data_dir = os.path.abspath(data_dir) if paths.is_local(data_dir) else data_dir
+  elif paths.is_local(data_dir) and paths.is_local(args.pipeline_root or values["output_dir"]):
     # A pipeline for `uet run-spec` on this machine: its data directory is checked as
     # `uet run` checks it, and a span layout found there becomes the compiled input
     # pattern. (A cloud root with a local data directory is refused by the compiler.)

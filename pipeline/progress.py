@@ -138,13 +138,19 @@ def _is_ours(record: logging.LogRecord) -> bool:
   return any(path.startswith(os.path.join(_ROOT, p) + os.sep) for p in _OUR_PACKAGES)
 
 
+def _for_the_terminal(record: logging.LogRecord) -> bool:
+  """Ours, and without a traceback: a failure's trace is for the log; the screen shows
+  the failure's message (`PipelineRunError`)."""
+  return _is_ours(record) and not record.exc_info
+
+
 class LogsToFile:
   """While the pipeline runs, every library log line goes to `log_file`: absl's (TFX logs
   through it) at INFO and above, TensorFlow's and other libraries' (Apache Beam's) at their
   loggers' levels (WARNING unless set), and Python warnings (`logging.captureWarnings`).
 
   Quiet (the default), the terminal (standard error) gets only warnings and errors logged
-  by this project's code; what else appears there is what the caller writes itself (the
+  by this project's code, without tracebacks; what else appears there is what the caller writes itself (the
   progress lines, the result). TensorFlow's own stderr handler is detached meanwhile.
   `verbose=True` also sends everything written to the file to the terminal.
 
@@ -169,7 +175,7 @@ class LogsToFile:
     self._terminal.setFormatter(logging.Formatter(_FORMAT))
     if not self._verbose:
       self._terminal.setLevel(logging.WARNING)
-      self._terminal.addFilter(_is_ours)
+      self._terminal.addFilter(_for_the_terminal)
     logging.captureWarnings(True)
     self._loggers = [logging.getLogger(), logging.getLogger("absl"),
                      logging.getLogger("tensorflow"), logging.getLogger("py.warnings")]
